@@ -1,0 +1,83 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+/// One set of settings for every Swift target.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+/// A Swift plugin: a dynamic library `libatrium_<name>.so` loaded by the host with `dlopen`.
+func plugin(_ name: String, target: String, path: String, extraDependencies: [Target.Dependency] = []) -> (Product, Target) {
+    (
+        .library(name: "atrium_\(name)", type: .dynamic, targets: [target]),
+        .target(
+            name: target,
+            dependencies: ["PluginAPI", "PluginKit", "AtriumJSON"] + extraDependencies,
+            path: path,
+            exclude: ["README.md"],
+            swiftSettings: swiftSettings
+        )
+    )
+}
+
+let plugins = [
+    plugin("chat", target: "ChatPlugin", path: "Plugins/Chat"),
+]
+
+let package = Package(
+    name: "Atrium",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "atrium", targets: ["atrium"]),
+        .library(name: "Host", targets: ["Host"]),
+    ] + plugins.map(\.0),
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // The ABI: one C header, no code of its own.
+        .target(name: "PluginAPI", path: "Sources/PluginAPI"),
+
+        // System libraries, found through pkg-config.
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CSRTP", pkgConfig: "libsrtp2", providers: [.apt(["libsrtp2-dev"])]),
+        .systemLibrary(name: "CJansson", pkgConfig: "jansson", providers: [.apt(["libjansson-dev"])]),
+
+        .target(name: "AtriumJSON", swiftSettings: swiftSettings),
+        .target(name: "PluginKit", dependencies: ["PluginAPI", "AtriumJSON"], swiftSettings: swiftSettings),
+        .target(
+            name: "Host",
+            dependencies: [
+                "PluginAPI", "AtriumJSON",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "atrium",
+            dependencies: [
+                "Host",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        .testTarget(name: "AtriumJSONTests", dependencies: ["AtriumJSON"], swiftSettings: swiftSettings),
+        .testTarget(name: "HostTests", dependencies: ["Host", "AtriumJSON", "PluginAPI"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "SystemLibrariesTests",
+            dependencies: ["COpenSSL", "CSRTP", "CJansson"],
+            swiftSettings: swiftSettings
+        ),
+    ] + plugins.map(\.1)
+)

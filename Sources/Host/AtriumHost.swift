@@ -1,0 +1,193 @@
+public import Logging
+public import ServiceLifecycle
+import AtriumJSON
+import Dispatch
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOWebSocket
+import Synchronization
+
+/// The Atrium host as a library: plugins loaded from the configuration, the Janus API on HTTP and
+/// WebSocket, the admin API and metrics. `main` builds one and runs it; tests build one from an
+/// in-memory configuration on port 0.
+public final class AtriumHost: Service, Sendable {
+    public let config: HostConfig
+    let core: HostCore
+    let logger: Logger
+    private let group: MultiThreadedEventLoopGroup
+    private let channels = Mutex<[any Channel]>([])
+    private let sweeper = Mutex<PluginTimer?>(nil)
+    private let stopped = Mutex(false)
+
+    /// Loads every enabled plugin (create + init). A plugin that fails stops this unless its entry
+    /// is `optional`, in which case it is logged and skipped.
+    public init(config: HostConfig, logger: Logger) throws(PluginLoadError) {
+        self.config = config
+        self.logger = logger
+        let loaded = try Self.loadPlugins(config: config, logger: logger)
+        core = HostCore(config: config, plugins: loaded, logger: logger)
+        group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, System.coreCount))
+    }
+
+    /// Where relative plugin library names are looked up: `ATRIUM_PLUGINS_DIR`, then `plugins_dir`
+    /// (relative to the configuration file), then the folder of the running executable (the build
+    /// folder puts the plugins beside `atrium`).
+    public static func pluginsDirectory(for config: HostConfig) -> String {
+        if let env = ProcessInfo.processInfo.environment["ATRIUM_PLUGINS_DIR"], !env.isEmpty { return env }
+        if let dir = config.pluginsDirectory {
+            if dir.hasPrefix("/") { return dir }
+            let base = (config.source as NSString).deletingLastPathComponent
+            return ((base.isEmpty ? "." : base) as NSString).appendingPathComponent(dir)
+        }
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return (exe as NSString).deletingLastPathComponent
+    }
+
+    static func loadPlugins(config: HostConfig, logger: Logger) throws(PluginLoadError) -> [LoadedPlugin] {
+        let directory = pluginsDirectory(for: config)
+        var loaded: [LoadedPlugin] = []
+        var names: [String: String] = [:]
+        for entry in config.plugins where entry.enabled {
+            let path = entry.library.hasPrefix("/") ? entry.library : (directory as NSString).appendingPathComponent(entry.library)
+            do throws(PluginLoadError) {
+                let library = try PluginLibrary(path: path)
+                let plugin = try LoadedPlugin(library: library, aliases: entry.aliases, logger: logger)
+                for name in [plugin.id] + plugin.aliases {
+                    if let other = names[name] {
+                        throw PluginLoadError(code: .duplicateID, plugin: plugin.id, reason: "\(entry.keyPath): id or alias \"\(name)\" is already used by \(other)")
+                    }
+                }
+                try plugin.initialize(config: entry.config)
+                for name in [plugin.id] + plugin.aliases { names[name] = "\(entry.keyPath) (\(entry.library))" }
+                loaded.append(plugin)
+                logger.info("plugin loaded", metadata: [
+                    "plugin": "\(plugin.id)", "version": "\(plugin.versionString)", "aliases": "\(plugin.aliases.joined(separator: ","))",
+                ])
+            } catch {
+                var error = error
+                if error.plugin == path || error.plugin.isEmpty { error.plugin = "\(entry.keyPath) (\(entry.library))" } else { error.plugin += " [\(entry.keyPath)]" }
+                if entry.optional {
+                    logger.warning("optional plugin skipped", metadata: ["reason": "\(error)"])
+                    continue
+                }
+                for p in loaded.reversed() { p.destroy() }
+                throw error
+            }
+        }
+        return loaded
+    }
+
+    /// The ports actually bound (useful with port 0).
+    public private(set) var httpPort: Int? {
+        get { ports.withLock { $0.http } }
+        set { ports.withLock { $0.http = newValue } }
+    }
+    public private(set) var webSocketPort: Int? {
+        get { ports.withLock { $0.ws } }
+        set { ports.withLock { $0.ws = newValue } }
+    }
+    private let ports = Mutex<(http: Int?, ws: Int?)>((nil, nil))
+
+    /// Starts plugin services and binds the listeners.
+    public func start() async throws {
+        for plugin in core.plugins { try plugin.startServices() }
+        let core = self.core
+        if config.http.enabled {
+            let channel = try await ServerBootstrap(group: group)
+                .serverChannelOption(ChannelOptions.backlog, value: 256)
+                .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                        try channel.pipeline.syncOperations.addHandler(HTTPHandler(core: core))
+                    }
+                }
+                .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+                .bind(host: config.http.bind, port: config.http.port).get()
+            channels.withLock { $0.append(channel) }
+            httpPort = channel.localAddress?.port
+            logger.info("Janus API over HTTP", metadata: ["address": "\(config.http.bind):\(httpPort ?? 0)", "path": "\(config.http.basePath)"])
+        }
+        if config.webSocket.enabled {
+            let maxFrame = config.webSocket.maxMessageBytes
+            let channel = try await ServerBootstrap(group: group)
+                .serverChannelOption(ChannelOptions.backlog, value: 256)
+                .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+                .childChannelInitializer { channel in
+                    let upgrader = NIOWebSocketServerUpgrader(
+                        maxFrameSize: maxFrame,
+                        automaticErrorHandling: true,
+                        shouldUpgrade: { channel, head in
+                            guard offersJanusProtocol(head) else { return channel.eventLoop.makeSucceededFuture(nil) }
+                            var headers = HTTPHeaders()
+                            headers.add(name: "Sec-WebSocket-Protocol", value: "janus-protocol")
+                            return channel.eventLoop.makeSucceededFuture(headers)
+                        },
+                        upgradePipelineHandler: { channel, _ in
+                            channel.pipeline.removeHandler(name: UpgradeRequiredHandler.name).flatMap {
+                                channel.eventLoop.makeCompletedFuture {
+                                    try channel.pipeline.syncOperations.addHandler(
+                                        NIOWebSocketFrameAggregator(minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 1024, maxAccumulatedFrameSize: maxFrame))
+                                    try channel.pipeline.syncOperations.addHandler(WebSocketHandler(core: core))
+                                }
+                            }
+                        }
+                    )
+                    return channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                            withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }),
+                            withErrorHandling: true)
+                        try channel.pipeline.syncOperations.addHandler(UpgradeRequiredHandler(), name: UpgradeRequiredHandler.name)
+                    }
+                }
+                .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+                .bind(host: config.webSocket.bind, port: config.webSocket.port).get()
+            channels.withLock { $0.append(channel) }
+            webSocketPort = channel.localAddress?.port
+            logger.info("Janus API over WebSocket", metadata: ["address": "\(config.webSocket.bind):\(webSocketPort ?? 0)"])
+        }
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "atrium.sessions.sweeper"))
+        timer.schedule(deadline: .now() + .seconds(1), repeating: .milliseconds(500))
+        timer.setEventHandler { core.sweep() }
+        timer.resume()
+        let entry = PluginTimer(source: timer)
+        sweeper.withLock { $0 = entry }
+    }
+
+    /// Closes the listeners, destroys every session, stops services and plugins.
+    public func shutdown() async {
+        let first = stopped.withLock { s -> Bool in
+            defer { s = true }
+            return !s
+        }
+        guard first else { return }
+        sweeper.withLock { $0?.source.cancel(); $0 = nil }
+        let open = channels.withLock { c in
+            defer { c.removeAll() }
+            return c
+        }
+        for channel in open { try? await channel.close() }
+        core.shutdown()
+        try? await group.shutdownGracefully()
+        logger.info("stopped")
+    }
+
+    /// Runs until a graceful shutdown is triggered (SIGTERM/SIGINT through the service group).
+    public func run() async throws {
+        try await start()
+        await withGracefulShutdownHandler {
+            while !Task.isCancelled && !self.stopped.withLock({ $0 }) {
+                try? await Task.sleep(for: .milliseconds(200))
+                if Task.isShuttingDownGracefully { break }
+            }
+        } onGracefulShutdown: {
+            self.logger.info("shutting down")
+        }
+        await shutdown()
+    }
+
+    /// For tests: the number of open sessions and handles.
+    public var counts: (sessions: Int, handles: Int) { core.counts }
+}

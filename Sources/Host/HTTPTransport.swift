@@ -1,0 +1,347 @@
+import AtriumJSON
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// A token bucket limiting the requests of one connection.
+struct RequestBudget {
+    let rate: Double
+    let burst: Double
+    var tokens: Double
+    var last: UInt64
+
+    init(rate: Double, burst: Double) {
+        self.rate = rate
+        self.burst = burst
+        tokens = burst
+        last = monotonicNanos()
+    }
+
+    mutating func take() -> Bool {
+        let now = monotonicNanos()
+        tokens = min(burst, tokens + Double(now - last) / 1e9 * rate)
+        last = now
+        guard tokens >= 1 else { return false }
+        tokens -= 1
+        return true
+    }
+}
+
+extension HostCore {
+    /// The answer to a request refused by the connection's budget, keeping its transaction when it
+    /// has one so the client's callback fires.
+    func rateLimited(bytes: [UInt8]) -> JSON {
+        let transaction = (try? JSON.parse(bytes: bytes))?["transaction"]?.stringValue
+        let reply = JanusError(.unknown, "Too many requests on this connection, slow down").envelope(transaction: transaction)
+        metrics.count(verb: nil, reply: reply)
+        return reply
+    }
+}
+
+/// One HTTP connection on the API port: the Janus API (POST and long-poll GET under the base path,
+/// with Janus's CORS), the admin API, /metrics and /health.
+final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let core: HostCore
+    private let config: HostConfig.HTTP
+    private var head: HTTPRequestHead?
+    private var body: [UInt8] = []
+    private var bodyTooLarge = false
+    private var budget: RequestBudget
+    private var pendingPoll: (queue: LongPollQueue, waiter: UInt64, timer: Scheduled<Void>)?
+
+    init(core: HostCore) {
+        self.core = core
+        self.config = core.config.http
+        budget = RequestBudget(rate: core.config.limits.requestsPerSecond, burst: core.config.limits.burst)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let h):
+            head = h
+            body.removeAll(keepingCapacity: true)
+            bodyTooLarge = false
+        case .body(var buffer):
+            guard !bodyTooLarge else { return }
+            if body.count + buffer.readableBytes > config.maxBodyBytes {
+                bodyTooLarge = true
+                body.removeAll()
+            } else {
+                body.append(contentsOf: buffer.readBytes(length: buffer.readableBytes) ?? [])
+            }
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            route(context: context, head: head)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if let poll = pendingPoll {
+            // A vanished long-poll client: its events stay queued for the next poll.
+            _ = poll.queue.cancel(waiter: poll.waiter)
+            poll.timer.cancel()
+            pendingPoll = nil
+        }
+        context.fireChannelInactive()
+    }
+
+    // MARK: - Routing
+
+    private func route(context: ChannelHandlerContext, head: HTTPRequestHead) {
+        let (path, query) = splitURI(head.uri)
+        if head.method == .OPTIONS {
+            core.metrics.httpRequest(kind: "preflight")
+            respond(context: context, head: head, status: .ok, body: nil, extraHeaders: preflightHeaders(head))
+            return
+        }
+        if path == config.basePath || path.hasPrefix(config.basePath + "/") {
+            core.metrics.httpRequest(kind: "janus")
+            janus(context: context, head: head, components: components(of: path, under: config.basePath), query: query)
+        } else if path == config.adminPath || path.hasPrefix(config.adminPath + "/") {
+            core.metrics.httpRequest(kind: "admin")
+            admin(context: context, head: head, components: components(of: path, under: config.adminPath))
+        } else if path == "/metrics" && head.method == .GET {
+            core.metrics.httpRequest(kind: "metrics")
+            respondText(context: context, head: head, status: .ok, text: core.metricsText(), contentType: "text/plain; version=0.0.4; charset=utf-8")
+        } else if path == "/health" && head.method == .GET {
+            core.metrics.httpRequest(kind: "health")
+            respondJSON(context: context, head: head, json: core.health())
+        } else {
+            core.metrics.httpRequest(kind: "not_found")
+            respond(context: context, head: head, status: .notFound, body: nil)
+        }
+    }
+
+    private func janus(context: ChannelHandlerContext, head: HTTPRequestHead, components: [String], query: [String: String]) {
+        if bodyTooLarge {
+            respondJSON(context: context, head: head, json: JanusError(.transportSpecific, "Request body too large (limit \(config.maxBodyBytes) bytes)").envelope(transaction: nil))
+            return
+        }
+        switch head.method {
+        case .POST:
+            guard components.count <= 2 else {
+                respond(context: context, head: head, status: .notFound, body: nil)
+                return
+            }
+            let ids = components.map { UInt64($0) }
+            if ids.contains(where: { $0 == nil || $0 == 0 }) {
+                respond(context: context, head: head, status: .notFound, body: nil)
+                return
+            }
+            guard budget.take() else {
+                respondJSON(context: context, head: head, json: core.rateLimited(bytes: body))
+                return
+            }
+            var requestContext = RequestContext(connection: nil, pathSessionID: ids.first ?? nil, pathHandleID: ids.count > 1 ? ids[1] : nil)
+            requestContext.pathHasSession = !ids.isEmpty
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            let loop = context.eventLoop
+            core.process(bytes: body, context: requestContext) { reply in
+                loop.execute {
+                    let (handler, context) = bound.value
+                    handler.respondJSON(context: context, head: head, json: reply)
+                }
+            }
+        case .GET:
+            if components == ["info"] || components == ["ping"] || components.isEmpty {
+                let verb = components.first ?? "info"
+                let request: JSON = ["janus": .string(verb), "transaction": .string(query["transaction"] ?? randomTransaction())]
+                let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                let loop = context.eventLoop
+                core.process(json: request, context: RequestContext(connection: nil)) { reply in
+                    loop.execute {
+                        let (handler, context) = bound.value
+                        handler.respondJSON(context: context, head: head, json: reply)
+                    }
+                }
+                return
+            }
+            guard components.count <= 2, let sessionID = UInt64(components[0]), sessionID > 0 else {
+                respond(context: context, head: head, status: .notFound, body: nil)
+                return
+            }
+            if components.count == 2 {
+                // Janus redirects a GET on a handle to its session's long poll.
+                var headers = HTTPHeaders()
+                headers.add(name: "Location", value: "\(config.basePath)/\(sessionID)")
+                respond(context: context, head: head, status: .found, body: nil, extraHeaders: headers)
+                return
+            }
+            longPoll(context: context, head: head, sessionID: sessionID, maxEvents: max(1, Int(query["maxev"] ?? "") ?? 1))
+        default:
+            respondJSON(context: context, head: head, json: JanusError(.transportSpecific, "Unsupported method").envelope(transaction: nil))
+        }
+    }
+
+    private func longPoll(context: ChannelHandlerContext, head: HTTPRequestHead, sessionID: UInt64, maxEvents: Int) {
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let loop = context.eventLoop
+        let asArray = maxEvents > 1
+        let started = core.longPoll(sessionID: sessionID, maxEvents: maxEvents) { events in
+            loop.execute {
+                let (handler, context) = bound.value
+                handler.pendingPoll?.timer.cancel()
+                handler.pendingPoll = nil
+                handler.answerPoll(context: context, head: head, events: events, asArray: asArray)
+            }
+        }
+        guard let (queue, waiter) = started else {
+            respond(context: context, head: head, status: .notFound, body: nil)
+            return
+        }
+        guard let waiter else { return }  // answered at once from the queue
+        let timer = loop.scheduleTask(in: .nanoseconds(Int64(config.longPollSeconds * 1e9))) {
+            let (handler, context) = bound.value
+            guard queue.cancel(waiter: waiter) else { return }
+            handler.pendingPoll = nil
+            handler.answerPoll(context: context, head: head, events: [], asArray: asArray)
+        }
+        pendingPoll = (queue, waiter, timer)
+    }
+
+    private func answerPoll(context: ChannelHandlerContext, head: HTTPRequestHead, events: [JSON], asArray: Bool) {
+        let events: [JSON] = events.isEmpty ? [["janus": "keepalive"]] : events
+        respondJSON(context: context, head: head, json: asArray ? .array(events) : events[0])
+    }
+
+    private func admin(context: ChannelHandlerContext, head: HTTPRequestHead, components: [String]) {
+        guard head.method == .POST else {
+            respondJSON(context: context, head: head, json: JanusError(.transportSpecific, "Unsupported method").envelope(transaction: nil))
+            return
+        }
+        guard !bodyTooLarge else {
+            respondJSON(context: context, head: head, json: JanusError(.transportSpecific, "Request body too large").envelope(transaction: nil))
+            return
+        }
+        let ids = components.map { UInt64($0) }
+        guard components.count <= 2, !ids.contains(where: { $0 == nil }) else {
+            respond(context: context, head: head, status: .notFound, body: nil)
+            return
+        }
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let loop = context.eventLoop
+        core.processAdmin(bytes: body, pathSessionID: ids.first ?? nil, pathHandleID: ids.count > 1 ? ids[1] : nil) { reply in
+            loop.execute {
+                let (handler, context) = bound.value
+                handler.respondJSON(context: context, head: head, json: reply)
+            }
+        }
+    }
+
+    // MARK: - Responses
+
+    private func corsHeaders(_ head: HTTPRequestHead) -> HTTPHeaders {
+        var h = HTTPHeaders()
+        if let origin = config.corsOrigin {
+            h.add(name: "Access-Control-Allow-Origin", value: origin)
+            h.add(name: "Access-Control-Allow-Credentials", value: "true")
+            h.add(name: "Vary", value: "Origin")
+        } else {
+            h.add(name: "Access-Control-Allow-Origin", value: "*")
+        }
+        h.add(name: "Access-Control-Max-Age", value: "86400")
+        return h
+    }
+
+    private func preflightHeaders(_ head: HTTPRequestHead) -> HTTPHeaders {
+        var h = HTTPHeaders()
+        if let method = head.headers.first(name: "Access-Control-Request-Method") {
+            h.add(name: "Access-Control-Allow-Methods", value: method)
+        }
+        if let headers = head.headers.first(name: "Access-Control-Request-Headers") {
+            h.add(name: "Access-Control-Allow-Headers", value: headers)
+        }
+        return h
+    }
+
+    func respondJSON(context: ChannelHandlerContext, head: HTTPRequestHead, json: JSON) {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json")
+        respond(context: context, head: head, status: .ok, body: json.prettyPrinted(indent: 3).utf8.map { $0 }, extraHeaders: headers)
+    }
+
+    private func respondText(context: ChannelHandlerContext, head: HTTPRequestHead, status: HTTPResponseStatus, text: String, contentType: String) {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: contentType)
+        respond(context: context, head: head, status: status, body: Array(text.utf8), extraHeaders: headers)
+    }
+
+    private func respond(context: ChannelHandlerContext, head: HTTPRequestHead, status: HTTPResponseStatus, body: [UInt8]?, extraHeaders: HTTPHeaders = [:]) {
+        guard context.channel.isActive else { return }
+        var headers = corsHeaders(head)
+        headers.add(contentsOf: extraHeaders)
+        headers.add(name: "Server", value: "Atrium/\(AtriumVersion.string)")
+        headers.add(name: "Content-Length", value: String(body?.count ?? 0))
+        let keepAlive = head.isKeepAlive
+        headers.add(name: "Connection", value: keepAlive ? "keep-alive" : "close")
+        let response = HTTPResponseHead(version: head.version, status: status, headers: headers)
+        context.write(wrapOutboundOut(.head(response)), promise: nil)
+        if let body, !body.isEmpty {
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
+        }
+        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if !keepAlive {
+            let channel = context.channel
+            done.whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        core.logger.debug("http connection error", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+}
+
+func splitURI(_ uri: String) -> (String, [String: String]) {
+    let parts = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+    let path = String(parts.first ?? "")
+    var query: [String: String] = [:]
+    if parts.count > 1 {
+        for pair in parts[1].split(separator: "&") {
+            let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            query[String(kv[0])] = kv.count > 1 ? String(kv[1]).removingPercentEncodingSafely : ""
+        }
+    }
+    return (path, query)
+}
+
+func components(of path: String, under base: String) -> [String] {
+    path.dropFirst(base.count).split(separator: "/").map(String.init)
+}
+
+func randomTransaction() -> String {
+    let letters = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+    return String((0..<12).map { _ in letters.randomElement()! })
+}
+
+extension String {
+    /// Percent-decoding that leaves malformed escapes as they are.
+    var removingPercentEncodingSafely: String {
+        var out = [UInt8]()
+        var bytes = Array(utf8)[...]
+        while let b = bytes.popFirst() {
+            if b == UInt8(ascii: "%"), bytes.count >= 2, let v = UInt8(String(decoding: bytes.prefix(2), as: UTF8.self), radix: 16) {
+                out.append(v)
+                bytes = bytes.dropFirst(2)
+            } else if b == UInt8(ascii: "+") {
+                out.append(UInt8(ascii: " "))
+            } else {
+                out.append(b)
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+extension HostCore {
+    func health() -> JSON {
+        let (sessions, handles) = counts
+        var pluginHealth = JSONObject()
+        for p in plugins { pluginHealth[p.id] = ["ok": true] }
+        return ["ok": true, "sessions": JSON(sessions), "handles": JSON(handles), "plugins": .object(pluginHealth)]
+    }
+}

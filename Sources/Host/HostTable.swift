@@ -1,0 +1,124 @@
+import AtriumJSON
+import Dispatch
+import Logging
+import PluginAPI
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The plugin that owns a host table (host_data), valid while the process runs.
+private func owner(_ host: UnsafePointer<atrium_host_t>) -> LoadedPlugin {
+    Unmanaged<LoadedPlugin>.fromOpaque(host.pointee.host_data!).takeUnretainedValue()
+}
+
+private func parseJSON(_ text: UnsafePointer<CChar>?, _ length: Int) -> JSON? {
+    guard let text, length > 0 else { return nil }
+    let bytes = UnsafeRawBufferPointer(start: text, count: length).bindMemory(to: UInt8.self)
+    return try? JSON.parse(bytes: bytes)
+}
+
+/// The host extension tables: static, shared by every plugin (each call names its host table).
+nonisolated(unsafe) private let eventsExtension: UnsafeMutablePointer<atrium_host_events_t> = {
+    let t = UnsafeMutablePointer<atrium_host_events_t>.allocate(capacity: 1)
+    t.initialize(to: atrium_host_events_t())
+    t.pointee.struct_size = UInt32(MemoryLayout<atrium_host_events_t>.size)
+    t.pointee.publish = { host, topic, json, length in
+        let plugin = owner(host)
+        guard let event = parseJSON(json, length), event.objectValue != nil else { return ATRIUM_ERR_INVALID_ARGUMENT }
+        guard let core = plugin.core else { return ATRIUM_ERR_STATE }
+        core.publish(source: plugin, topic: String(cString: topic), event: event)
+        return ATRIUM_OK
+    }
+    return t
+}()
+
+nonisolated(unsafe) private let timerExtension: UnsafeMutablePointer<atrium_host_timer_t> = {
+    let t = UnsafeMutablePointer<atrium_host_timer_t>.allocate(capacity: 1)
+    t.initialize(to: atrium_host_timer_t())
+    t.pointee.struct_size = UInt32(MemoryLayout<atrium_host_timer_t>.size)
+    t.pointee.schedule = { host, interval, fire, userData in
+        guard let fire, interval > 0 else { return 0 }
+        let plugin = owner(host)
+        let id = randomJanusID()
+        let timer = DispatchSource.makeTimerSource(queue: plugin.queue)
+        let userBits = UInt(bitPattern: userData)
+        let pluginPointer = plugin.pluginPointer!
+        timer.schedule(deadline: .now() + .milliseconds(Int(interval)), repeating: .milliseconds(Int(interval)))
+        timer.setEventHandler {
+            fire(pluginPointer, UnsafeMutableRawPointer(bitPattern: userBits))
+        }
+        let entry = PluginTimer(source: timer)
+        plugin.timers.withLock { $0[id] = entry }
+        timer.resume()
+        return id
+    }
+    t.pointee.cancel = { host, id in
+        let plugin = owner(host)
+        let timer = plugin.timers.withLock { $0.removeValue(forKey: id) }
+        timer?.source.cancel()
+    }
+    return t
+}()
+
+/// Builds the host table for one plugin; `host_data` is filled in by the caller.
+func makeHostTable() -> atrium_host_t {
+    var t = atrium_host_t()
+    t.struct_size = UInt32(MemoryLayout<atrium_host_t>.size)
+    t.abi_version = atrium_version_t(major: UInt16(ATRIUM_ABI_VERSION_MAJOR), minor: UInt16(ATRIUM_ABI_VERSION_MINOR))
+    t.get_extension = { _, id in
+        switch String(cString: id) {
+        case ATRIUM_EXT_EVENTS: return UnsafeRawPointer(eventsExtension)
+        case ATRIUM_EXT_TIMER: return UnsafeRawPointer(timerExtension)
+        default: return nil
+        }
+    }
+    t.log = { host, level, message in
+        let plugin = owner(host)
+        let text = String(cString: message)
+        switch level {
+        case ATRIUM_LOG_ERROR: plugin.logger.error("\(text)")
+        case ATRIUM_LOG_WARNING: plugin.logger.warning("\(text)")
+        case ATRIUM_LOG_INFO: plugin.logger.info("\(text)")
+        case ATRIUM_LOG_MISBEHAVING: plugin.logger.error("misbehaving: \(text)")
+        default: plugin.logger.debug("\(text)")
+        }
+    }
+    t.push_event = { host, handle, transaction, json, length, jsep, jsepLength in
+        let plugin = owner(host)
+        guard let core = plugin.core else { return ATRIUM_ERR_STATE }
+        guard let event = parseJSON(json, length), event.objectValue != nil else { return ATRIUM_ERR_INVALID_ARGUMENT }
+        var jsepValue: JSON?
+        if let jsep {
+            guard let j = parseJSON(jsep, jsepLength), let o = j.objectValue,
+                let type = o["type"]?.stringValue, type == "offer" || type == "answer", o["sdp"]?.stringValue != nil
+            else { return ATRIUM_ERR_INVALID_ARGUMENT }
+            jsepValue = j
+        }
+        return core.pushEvent(from: plugin, handleAddress: UInt(bitPattern: handle), transaction: transaction.map { String(cString: $0) }, event: event, jsep: jsepValue)
+    }
+    t.end_handle = { host, handle in
+        let plugin = owner(host)
+        guard let core = plugin.core else { return ATRIUM_ERR_STATE }
+        return core.endHandle(from: plugin, handleAddress: UInt(bitPattern: handle))
+    }
+    t.close_pc = { host, handle in
+        let plugin = owner(host)
+        guard let core = plugin.core else { return ATRIUM_ERR_STATE }
+        // No PeerConnection exists until the media stack lands; the handle must still be ours.
+        return core.handleExists(from: plugin, handleAddress: UInt(bitPattern: handle)) ? ATRIUM_ERR_STATE : ATRIUM_ERR_NOT_FOUND
+    }
+    t.relay_rtp = { _, _, _ in ATRIUM_ERR_STATE }
+    t.relay_rtcp = { _, _, _ in ATRIUM_ERR_STATE }
+    t.relay_data = { _, _, _ in ATRIUM_ERR_STATE }
+    t.request_keyframe = { _, _, _ in ATRIUM_ERR_STATE }
+    t.send_remb = { _, _, _ in ATRIUM_ERR_STATE }
+    t.set_labels = { host, handle, json, length in
+        let plugin = owner(host)
+        guard let core = plugin.core else { return ATRIUM_ERR_STATE }
+        guard let labels = parseJSON(json, length), let o = labels.objectValue,
+            o.allSatisfy({ $0.value.stringValue != nil })
+        else { return ATRIUM_ERR_INVALID_ARGUMENT }
+        return core.setLabels(from: plugin, handleAddress: UInt(bitPattern: handle), labels: labels)
+    }
+    return t
+}

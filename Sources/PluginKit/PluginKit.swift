@@ -1,0 +1,201 @@
+/// Swift conveniences for writing an Atrium plugin over the C ABI in `atrium_plugin.h`.
+///
+/// A Swift plugin is a class that adopts ``AtriumPlugin`` plus one `Entry.swift` whose only `@c`
+/// function returns ``PluginEntry/make(_:factory:)``. PluginKit is linked into each plugin library
+/// separately, so its globals belong to that one plugin.
+public import PluginAPI
+public import AtriumJSON
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// What a plugin tells the host about itself.
+public struct PluginDescriptor: Sendable {
+    public var id: String
+    public var name: String
+    public var description: String
+    public var author: String
+    public var versionString: String
+    public var version: UInt32
+
+    public init(id: String, name: String, description: String, author: String, versionString: String, version: UInt32) {
+        self.id = id
+        self.name = name
+        self.description = description
+        self.author = author
+        self.versionString = versionString
+        self.version = version
+    }
+}
+
+/// How a plugin answers a Janus API `message`.
+public enum MessageOutcome: Sendable {
+    /// A synchronous reply: the client gets `success` with this object as `plugindata.data`.
+    case reply(JSON)
+    /// Accepted; events follow through ``PluginHost/pushEvent(to:transaction:event:jsep:)``.
+    case ack(hint: String? = nil)
+    /// A failure of the plugin itself (Janus error 462); application errors are replies.
+    case failure(String)
+}
+
+/// A failure to start or to accept a handle, with the text the host reports.
+public struct PluginFailure: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// A client's handle, as the plugin sees it. Valid from `handleCreated` until `handleDestroyed` returns.
+public struct PluginHandle: Hashable, @unchecked Sendable {
+    public let raw: UnsafeMutablePointer<atrium_handle_t>
+    public init(raw: UnsafeMutablePointer<atrium_handle_t>) { self.raw = raw }
+    public var id: UInt64 { raw.pointee.id }
+    public var sessionID: UInt64 { raw.pointee.session_id }
+    public var opaqueID: String { String(cString: raw.pointee.opaque_id) }
+}
+
+/// What a Swift plugin implements. Every method has the thread of its C counterpart:
+/// the lifecycle and message methods run on the plugin's [control] context, one at a time.
+public protocol AtriumPlugin: AnyObject {
+    /// [control] Start with the plugin's `config` object.
+    func start(config: JSONObject) throws(PluginFailure)
+    /// [control] Stop and release everything.
+    func stop()
+    /// [control] A client attached; throw to refuse.
+    func handleCreated(_ handle: PluginHandle) throws(PluginFailure)
+    /// [control] The handle is gone; forget it.
+    func handleDestroyed(_ handle: PluginHandle)
+    /// [control] A Janus API message.
+    func handleMessage(_ handle: PluginHandle, transaction: String, body: JSONObject, jsep: JSONObject?) -> MessageOutcome
+    /// [control] Plugin-specific state of a handle for the admin API.
+    func describe(_ handle: PluginHandle) -> JSONObject
+    /// [any] Prometheus text lines, or "".
+    func metricsText() -> String
+    /// [control] An event from another plugin on the event bus; return false from
+    /// `subscribesToEvents` to never get one.
+    func receiveEvent(source: String, topic: String, event: JSONObject)
+    var subscribesToEvents: Bool { get }
+    /// [control] An admin API `message_plugin` request; nil means the plugin has no admin API.
+    func adminMessage(_ body: JSONObject) -> JSON?
+    /// [control] A PeerConnection came up / went away.
+    func setupMedia(_ handle: PluginHandle)
+    func hangupMedia(_ handle: PluginHandle, reason: Int32)
+}
+
+extension AtriumPlugin {
+    public func stop() {}
+    public func handleCreated(_ handle: PluginHandle) throws(PluginFailure) {}
+    public func handleDestroyed(_ handle: PluginHandle) {}
+    public func describe(_ handle: PluginHandle) -> JSONObject { [:] }
+    public func metricsText() -> String { "" }
+    public func receiveEvent(source: String, topic: String, event: JSONObject) {}
+    public var subscribesToEvents: Bool { false }
+    public func adminMessage(_ body: JSONObject) -> JSON? { nil }
+    public func setupMedia(_ handle: PluginHandle) {}
+    public func hangupMedia(_ handle: PluginHandle, reason: Int32) {}
+}
+
+/// The host, as a plugin calls it. Safe from any thread.
+public struct PluginHost: @unchecked Sendable {
+    public let raw: UnsafePointer<atrium_host_t>
+    private let events: UnsafePointer<atrium_host_events_t>?
+    private let timer: UnsafePointer<atrium_host_timer_t>?
+
+    init(raw: UnsafePointer<atrium_host_t>) {
+        self.raw = raw
+        let lookup = raw.pointee.get_extension
+        self.events = lookup?(raw, ATRIUM_EXT_EVENTS)?.assumingMemoryBound(to: atrium_host_events_t.self)
+        self.timer = lookup?(raw, ATRIUM_EXT_TIMER)?.assumingMemoryBound(to: atrium_host_timer_t.self)
+    }
+
+    public enum LogLevel: Int32 { case error = 0, warning = 1, info = 2, debug = 3 }
+
+    public func log(_ level: LogLevel, _ message: String) {
+        raw.pointee.log?(raw, level.rawValue, message)
+    }
+
+    /// Sends `event` (becomes `plugindata.data`) to the handle's client.
+    @discardableResult
+    public func pushEvent(to handle: PluginHandle, transaction: String? = nil, event: JSON, jsep: JSON? = nil) -> Int32 {
+        guard let push = raw.pointee.push_event else { return ATRIUM_ERR_UNSUPPORTED }
+        let body = event.serialized
+        let jsepText = jsep?.serialized
+        return body.withCString { b in
+            withOptionalCString(transaction) { t in
+                withOptionalCString(jsepText) { j in
+                    push(raw, handle.raw, t, b, strlen(b), j, j.map { strlen($0) } ?? 0)
+                }
+            }
+        }
+    }
+
+    /// Asks the host to detach the handle (the client gets `detached`).
+    @discardableResult
+    public func endHandle(_ handle: PluginHandle) -> Int32 {
+        raw.pointee.end_handle?(raw, handle.raw) ?? ATRIUM_ERR_UNSUPPORTED
+    }
+
+    /// Labels the handle for taps and the admin API.
+    @discardableResult
+    public func setLabels(_ handle: PluginHandle, _ labels: [String: String]) -> Int32 {
+        guard let set = raw.pointee.set_labels else { return ATRIUM_ERR_UNSUPPORTED }
+        let object = JSON.object(JSONObject(labels.sorted { $0.key < $1.key }.map { (key: $0.key, value: JSON.string($0.value)) }))
+        let text = object.serialized
+        return text.withCString { set(raw, handle.raw, $0, strlen($0)) }
+    }
+
+    /// Publishes a JSON event on the host's event bus.
+    @discardableResult
+    public func publish(topic: String, event: JSON) -> Int32 {
+        guard let publish = events?.pointee.publish else { return ATRIUM_ERR_UNSUPPORTED }
+        let text = event.serialized
+        return topic.withCString { t in text.withCString { publish(raw, t, $0, strlen($0)) } }
+    }
+
+    /// Calls `body` on the plugin's control context every `milliseconds` until cancelled.
+    /// Returns the timer id, 0 if the host has no timers.
+    public func schedule(everyMilliseconds milliseconds: UInt32, _ body: @escaping () -> Void) -> UInt64 {
+        guard let schedule = timer?.pointee.schedule else { return 0 }
+        let box = Unmanaged.passRetained(TimerBox(body)).toOpaque()
+        let id = schedule(raw, milliseconds, { _, userData in
+            guard let userData else { return }
+            Unmanaged<TimerBox>.fromOpaque(userData).takeUnretainedValue().body()
+        }, box)
+        // The closure box lives as long as the plugin: timers are few and last until stop.
+        if id == 0 { Unmanaged<TimerBox>.fromOpaque(box).release() }
+        return id
+    }
+
+    public func cancelTimer(_ id: UInt64) {
+        timer?.pointee.cancel?(raw, id)
+    }
+}
+
+final class TimerBox {
+    let body: () -> Void
+    init(_ body: @escaping () -> Void) { self.body = body }
+}
+
+func withOptionalCString<R>(_ s: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {
+    guard let s else { return body(nil) }
+    return s.withCString { body($0) }
+}
+
+/// Copies `message` into a C buffer of `capacity` bytes, NUL-terminated and truncated to fit.
+public func copyCString(_ message: String, to buffer: UnsafeMutablePointer<CChar>?, capacity: Int) {
+    guard let buffer, capacity > 0 else { return }
+    var bytes = Array(message.utf8.prefix(capacity - 1))
+    bytes.append(0)
+    bytes.withUnsafeBufferPointer { src in
+        src.withMemoryRebound(to: CChar.self) { buffer.update(from: $0.baseAddress!, count: $0.count) }
+    }
+}
+
+func parseObject(_ pointer: UnsafePointer<CChar>?, _ length: Int) -> JSONObject? {
+    guard let pointer, length > 0 else { return nil }
+    let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(pointer).assumingMemoryBound(to: UInt8.self), count: length)
+    guard let value = try? JSON.parse(bytes: bytes) else { return nil }
+    return value.objectValue
+}

@@ -95,7 +95,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         let (path, query) = splitURI(head.uri)
         if head.method == .OPTIONS {
             core.metrics.httpRequest(kind: "preflight")
-            respond(context: context, head: head, status: .ok, body: nil, extraHeaders: preflightHeaders(head))
+            respond(context: context, head: head, status: .ok, body: nil, extraHeaders: preflightHeaders(head), keepAlive: false)
             return
         }
         if path == config.basePath || path.hasPrefix(config.basePath + "/") {
@@ -123,21 +123,24 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         switch head.method {
         case .POST:
-            guard components.count <= 2 else {
-                respond(context: context, head: head, status: .notFound, body: nil)
-                return
-            }
-            let ids = components.map { UInt64($0) }
-            if ids.contains(where: { $0 == nil || $0 == 0 }) {
-                respond(context: context, head: head, status: .notFound, body: nil)
+            // Janus closes the connection without an answer for a POST with no body or with path
+            // components after the handle; clients never send those.
+            guard components.count <= 2, !body.isEmpty else {
+                context.close(promise: nil)
                 return
             }
             guard budget.take() else {
                 respondJSON(context: context, head: head, json: core.rateLimited(bytes: body))
                 return
             }
-            var requestContext = RequestContext(connection: nil, pathSessionID: ids.first ?? nil, pathHandleID: ids.count > 1 ? ids[1] : nil)
-            requestContext.pathHasSession = !ids.isEmpty
+            // Path ids that are not numbers count as absent, as in Janus.
+            let ids = components.map { UInt64($0) ?? 0 }
+            var requestContext = RequestContext(connection: nil)
+            if let s = ids.first, s != 0 {
+                requestContext.pathSessionID = s
+                requestContext.pathHasSession = true
+                if ids.count > 1, ids[1] != 0 { requestContext.pathHandleID = ids[1] }
+            }
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             let loop = context.eventLoop
             core.process(bytes: body, context: requestContext) { reply in
@@ -147,9 +150,8 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 }
             }
         case .GET:
-            if components == ["info"] || components == ["ping"] || components.isEmpty {
-                let verb = components.first ?? "info"
-                let request: JSON = ["janus": .string(verb), "transaction": .string(query["transaction"] ?? randomTransaction())]
+            if components == ["info"] {
+                let request: JSON = ["janus": "info", "transaction": .string(randomTransaction())]
                 let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
                 let loop = context.eventLoop
                 core.process(json: request, context: RequestContext(connection: nil)) { reply in
@@ -160,20 +162,24 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 }
                 return
             }
-            guard components.count <= 2, let sessionID = UInt64(components[0]), sessionID > 0 else {
-                respond(context: context, head: head, status: .notFound, body: nil)
+            if components.count == 2 {
+                // Janus redirects a GET on a handle to its session's long poll, known or not.
+                var headers = HTTPHeaders()
+                headers.add(name: "Location", value: "\(config.basePath)/\(components[0])")
+                respond(context: context, head: head, status: .found, body: nil, extraHeaders: headers)
                 return
             }
-            if components.count == 2 {
-                // Janus redirects a GET on a handle to its session's long poll.
-                var headers = HTTPHeaders()
-                headers.add(name: "Location", value: "\(config.basePath)/\(sessionID)")
-                respond(context: context, head: head, status: .found, body: nil, extraHeaders: headers)
+            guard components.count == 1, let sessionID = UInt64(components[0]), sessionID > 0 else {
+                respond(context: context, head: head, status: .notFound, body: nil)
                 return
             }
             longPoll(context: context, head: head, sessionID: sessionID, maxEvents: max(1, Int(query["maxev"] ?? "") ?? 1))
         default:
-            respondJSON(context: context, head: head, json: JanusError(.transportSpecific, "Unsupported method").envelope(transaction: nil))
+            guard body.isEmpty else {
+                context.close(promise: nil)
+                return
+            }
+            respondJSON(context: context, head: head, json: JanusError(.transportSpecific, "Unsupported method \(head.method.rawValue)").envelope(transaction: nil))
         }
     }
 
@@ -270,13 +276,13 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         respond(context: context, head: head, status: status, body: Array(text.utf8), extraHeaders: headers)
     }
 
-    private func respond(context: ChannelHandlerContext, head: HTTPRequestHead, status: HTTPResponseStatus, body: [UInt8]?, extraHeaders: HTTPHeaders = [:]) {
+    private func respond(context: ChannelHandlerContext, head: HTTPRequestHead, status: HTTPResponseStatus, body: [UInt8]?, extraHeaders: HTTPHeaders = [:], keepAlive: Bool? = nil) {
         guard context.channel.isActive else { return }
         var headers = corsHeaders(head)
         headers.add(contentsOf: extraHeaders)
         headers.add(name: "Server", value: "Atrium/\(AtriumVersion.string)")
         headers.add(name: "Content-Length", value: String(body?.count ?? 0))
-        let keepAlive = head.isKeepAlive
+        let keepAlive = keepAlive ?? head.isKeepAlive
         headers.add(name: "Connection", value: keepAlive ? "keep-alive" : "close")
         let response = HTTPResponseHead(version: head.version, status: status, headers: headers)
         context.write(wrapOutboundOut(.head(response)), promise: nil)

@@ -1,0 +1,77 @@
+# Atrium: the two set-up commands are `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+CONFIG     ?= config/config.json
+BUILD_DIR  := .build/debug
+C_PLUGINS  := .build/c-plugins
+VENV       := .venv
+PYTHON     ?= python3
+
+# Debian packages: what building and running needs, and what the tests need on top.
+DEBS_RUN   := pkg-config libssl-dev libsrtp2-dev libjansson-dev
+DEBS_TEST  := $(DEBS_RUN) iproute2 python3-venv chromium chromium-driver janus janus-demos libjs-janus-gateway
+
+# Networked tests run in a private network namespace: nothing leaves the machine, ports never collide.
+NETNS := $(if $(filter 0,$(shell id -u)),unshare -n,unshare -rn)
+
+.PHONY: help run test build release deps deps-test venv c-plugins unit e2e check-config clean
+
+help:
+	@echo "make run    - install what is missing, build release, start atrium with $(CONFIG)"
+	@echo "make test   - install what tests need, build, run unit and e2e tests"
+	@echo "make build  - debug build of host, plugins and the C example plugin"
+
+define install_missing
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:" $$missing; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+endef
+
+deps:
+	$(call install_missing,$(DEBS_RUN))
+
+deps-test:
+	$(call install_missing,$(DEBS_TEST))
+
+release: deps
+	swift build -c release
+
+run: release
+	.build/release/atrium --config $(CONFIG)
+
+check-config: release
+	.build/release/atrium check-config $(CONFIG)
+
+build: deps
+	swift build --build-tests
+	$(MAKE) c-plugins
+
+# The example C plugin, built with cc against the ABI header alone.
+c-plugins:
+	@mkdir -p $(C_PLUGINS)
+	cc -std=c11 -O2 -Wall -Wextra -Werror -fvisibility=hidden -shared -fPIC -I Sources/PluginAPI/include \
+	   Plugins/Examples/hello-c/hello.c -ljansson -lpthread -o $(C_PLUGINS)/libatrium_hello.so
+
+$(VENV)/.installed: Tests/e2e/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r Tests/e2e/requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+unit: build
+	swift test --skip-build
+
+e2e: build venv
+	$(NETNS) -- bash -c 'ip link set lo up && $(VENV)/bin/python -m pytest -q Tests/e2e'
+
+test: deps-test build venv
+	swift test --skip-build
+	$(NETNS) -- bash -c 'ip link set lo up && $(VENV)/bin/python -m pytest -q Tests/e2e'
+
+clean:
+	rm -rf .build $(VENV) Tests/e2e/artifacts

@@ -1,0 +1,155 @@
+"""Shared fixtures for the e2e suite: a real `atrium` process on free loopback ports.
+
+The suite runs inside its own network namespace (`make test` wraps it in `unshare -n`), so the
+ports are private to it. Plugins and the binary come from the build folder (ATRIUM_BUILD_DIR,
+default .build/debug); a missing build is a failure with a clear message, never a skip.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD_DIR = Path(os.environ.get("ATRIUM_BUILD_DIR", ROOT / ".build" / "debug"))
+ATRIUM_BIN = BUILD_DIR / "atrium"
+ARTIFACTS = ROOT / "Tests" / "e2e" / "artifacts"
+
+
+def require_build(path: Path) -> Path:
+    if not path.exists():
+        pytest.fail(f"{path} does not exist: build first (`swift build` or `make build`), "
+                    f"or point ATRIUM_BUILD_DIR at the build folder", pytrace=False)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def chat_plugin_entry(**config) -> dict:
+    return {"library": "libatrium_chat.so", "aliases": [], "enabled": True, "optional": False, "config": config}
+
+
+def base_config(plugins: list | None = None, **sections) -> dict:
+    config = {
+        "server_name": "atrium-e2e",
+        "log_level": "debug",
+        "plugins_dir": str(BUILD_DIR),
+        "http": {"bind": "127.0.0.1", "port": free_port()},
+        "websocket": {"bind": "127.0.0.1", "port": free_port()},
+        "admin": {"secret": "e2e-admin-secret"},
+        "plugins": plugins if plugins is not None else [chat_plugin_entry(rooms=[{"id": "lobby", "history": 5}])],
+    }
+    for key, value in sections.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            config[key] = {**config[key], **value}
+        else:
+            config[key] = value
+    return config
+
+
+class AtriumServer:
+    """One running atrium process."""
+
+    plugin_for_handles = "atrium.plugin.chat"
+
+    def __init__(self, config: dict, workdir: Path):
+        self.config = config
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.config_path = workdir / "config.json"
+        self.config_path.write_text(json.dumps(config, indent=2))
+        self.log_path = workdir / "atrium.log"
+        self.http_port = config["http"]["port"]
+        self.ws_port = config["websocket"]["port"]
+        self.base = f"http://127.0.0.1:{self.http_port}"
+        self.http_url = f"{self.base}/janus"
+        self.admin_url = f"{self.base}/admin"
+        self.ws_url = f"ws://127.0.0.1:{self.ws_port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 20.0) -> "AtriumServer":
+        require_build(ATRIUM_BIN)
+        log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([str(ATRIUM_BIN), "--config", str(self.config_path)],
+                                     stdout=log, stderr=subprocess.STDOUT, cwd=str(self.workdir))
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"atrium exited with {self.proc.returncode} at start:\n{self.log()}")
+            try:
+                if requests.get(f"{self.http_url}/info", timeout=1).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise AssertionError(f"atrium did not answer within {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def admin(self, request: dict) -> dict:
+        body = {"transaction": "adm", "admin_secret": self.config["admin"]["secret"], **request}
+        return requests.post(self.admin_url, json=body, timeout=10).json()
+
+    def metrics(self) -> str:
+        return requests.get(f"{self.base}/metrics", timeout=10).text
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+@pytest.fixture(scope="module")
+def atrium(tmp_path_factory) -> AtriumServer:
+    server = AtriumServer(base_config(), tmp_path_factory.mktemp("atrium"))
+    server.start()
+    yield server
+    code = server.stop()
+    assert code == 0, f"atrium did not stop cleanly (exit {code}):\n{server.log()[-4000:]}"
+
+
+@pytest.fixture
+def start_atrium(tmp_path):
+    """Starts servers with custom configurations; all are stopped at the end of the test."""
+    servers: list[AtriumServer] = []
+
+    def start(config: dict | None = None, name: str = "atrium") -> AtriumServer:
+        server = AtriumServer(config or base_config(), tmp_path / f"{name}{len(servers)}")
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.stop()

@@ -15,7 +15,8 @@ func plugin(_ name: String, target: String, path: String, extraDependencies: [Ta
             dependencies: ["PluginAPI", "PluginKit", "AtriumJSON"] + extraDependencies,
             path: path,
             exclude: ["README.md"],
-            swiftSettings: swiftSettings
+            swiftSettings: swiftSettings,
+            linkerSettings: [.unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/PluginAPI/atrium_plugin.exports"])]
         )
     )
 }
@@ -39,7 +40,7 @@ let package = Package(
     ],
     targets: [
         // The ABI: one C header, no code of its own.
-        .target(name: "PluginAPI", path: "Sources/PluginAPI"),
+        .target(name: "PluginAPI", path: "Sources/PluginAPI", exclude: ["atrium_plugin.exports"]),
 
         // System libraries, found through pkg-config.
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),

@@ -178,9 +178,11 @@ public final class HostCore: Sendable {
         }
     }
 
-    /// Removes a session and tears its handles down on their plugins' control contexts.
-    /// `notify` sends the detached events (Janus does not on destroy).
-    func destroySession(_ session: Session, reason: String) {
+    /// Removes a session and tears its handles down on their plugins' control contexts (without
+    /// `detached` events, as Janus). Waiting long polls keep waiting for their own timer, as in Janus
+    /// (answering them at once makes janus.js poll a session it is still destroying); only shutdown
+    /// answers them at once.
+    func destroySession(_ session: Session, reason: String, answerPolls: Bool = false) {
         let handles: [Handle]? = registry.withLock { r in
             guard !session.destroyed else { return nil }
             session.destroyed = true
@@ -200,7 +202,9 @@ public final class HostCore: Sendable {
                 handle.plugin.handleDestroyed(handle)
             }
         }
-        for waiter in session.longPoll.drain() { waiter.deliver([]) }
+        if answerPolls {
+            for waiter in session.longPoll.drain() { waiter.deliver([]) }
+        }
         metrics.sessionsClosed(reason: reason)
     }
 
@@ -336,7 +340,7 @@ public final class HostCore: Sendable {
             r.acceptingSessions = false
             return Array(r.sessions.values)
         }
-        for s in sessions { destroySession(s, reason: "shutdown") }
+        for s in sessions { destroySession(s, reason: "shutdown", answerPolls: true) }
         for p in plugins.reversed() {
             p.queue.sync {}  // let queued handle_destroyed calls finish
             p.stopServices()

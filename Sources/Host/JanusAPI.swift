@@ -214,22 +214,21 @@ struct Call: Sendable {
                 fail(JanusError(.invalidJSONObject, "Invalid jsep object"))
                 return
             }
-            guard let typeValue = o["type"] else {
-                fail(JanusError(.missingMandatoryElement, "JSEP error: missing mandatory element (type)"))
-                return
+            // Janus checks type, then sdp: missing, then wrong type.
+            var strings: [String: String] = [:]
+            for key in ["type", "sdp"] {
+                guard let value = o[key] else {
+                    fail(JanusError(.missingMandatoryElement, "JSEP error: missing mandatory element (\(key))"))
+                    return
+                }
+                guard case .string(let text) = value else {
+                    fail(JanusError(.invalidElementType, "JSEP error: invalid element type (\(key) should be a string)"))
+                    return
+                }
+                strings[key] = text
             }
-            guard case .string(let type) = typeValue else {
-                fail(JanusError(.invalidElementType, "JSEP error: invalid element type (type should be a string)"))
-                return
-            }
-            guard let sdpValue = o["sdp"] else {
-                fail(JanusError(.missingMandatoryElement, "JSEP error: missing mandatory element (sdp)"))
-                return
-            }
-            guard case .string(let sdp) = sdpValue else {
-                fail(JanusError(.invalidElementType, "JSEP error: invalid element type (sdp should be a string)"))
-                return
-            }
+            let type = strings["type"]!
+            let sdp = strings["sdp"]!
             switch type.lowercased() {
             case "offer": break
             case "answer":

@@ -43,37 +43,26 @@ final class CoreMetrics: Sendable {
     func render(sessions: Int, handles: Int) -> String {
         let s = state.withLock { $0 }
         var out = ""
-        func family(_ name: String, _ type: String, _ help: String) {
+        /// One metric family: its HELP and TYPE lines, then one sample per label value (or one without labels).
+        func family(_ name: String, _ type: String, _ help: String, _ samples: [(label: String?, value: String)]) {
             out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+            for sample in samples {
+                out += sample.label.map { "\(name){\($0)} \(sample.value)\n" } ?? "\(name) \(sample.value)\n"
+            }
         }
-        family("atrium_sessions", "gauge", "Janus API sessions open now.")
-        out += "atrium_sessions \(sessions)\n"
-        family("atrium_handles", "gauge", "Plugin handles attached now.")
-        out += "atrium_handles \(handles)\n"
-        family("atrium_sessions_created_total", "counter", "Sessions created.")
-        out += "atrium_sessions_created_total \(s.sessionsCreated)\n"
-        family("atrium_sessions_timed_out_total", "counter", "Sessions destroyed by the idle timeout.")
-        out += "atrium_sessions_timed_out_total \(s.sessionsTimedOut)\n"
-        family("atrium_sessions_closed_total", "counter", "Sessions destroyed, by reason.")
-        for (reason, n) in s.sessionsClosed.sorted(by: { $0.key < $1.key }) {
-            out += "atrium_sessions_closed_total{reason=\"\(reason)\"} \(n)\n"
+        func labelled<K: Comparable>(_ key: String, _ values: [K: UInt64]) -> [(label: String?, value: String)] {
+            values.sorted { $0.key < $1.key }.map { (label: "\(key)=\"\($0.key)\"", value: String($0.value)) }
         }
-        family("atrium_handles_created_total", "counter", "Handles attached.")
-        out += "atrium_handles_created_total \(s.handlesCreated)\n"
-        family("atrium_events_pushed_total", "counter", "Plugin events sent to clients.")
-        out += "atrium_events_pushed_total \(s.eventsPushed)\n"
-        family("atrium_requests_total", "counter", "Janus API requests, by verb.")
-        for (verb, n) in s.requests.sorted(by: { $0.key < $1.key }) {
-            out += "atrium_requests_total{verb=\"\(verb)\"} \(n)\n"
-        }
-        family("atrium_errors_total", "counter", "Janus API error replies, by code.")
-        for (code, n) in s.errors.sorted(by: { $0.key < $1.key }) {
-            out += "atrium_errors_total{code=\"\(code)\"} \(n)\n"
-        }
-        family("atrium_http_requests_total", "counter", "HTTP requests, by kind.")
-        for (kind, n) in s.httpRequests.sorted(by: { $0.key < $1.key }) {
-            out += "atrium_http_requests_total{kind=\"\(kind)\"} \(n)\n"
-        }
+        family("atrium_sessions", "gauge", "Janus API sessions open now.", [(nil, String(sessions))])
+        family("atrium_handles", "gauge", "Plugin handles attached now.", [(nil, String(handles))])
+        family("atrium_sessions_created_total", "counter", "Sessions created.", [(nil, String(s.sessionsCreated))])
+        family("atrium_sessions_timed_out_total", "counter", "Sessions destroyed by the idle timeout.", [(nil, String(s.sessionsTimedOut))])
+        family("atrium_sessions_closed_total", "counter", "Sessions destroyed, by reason.", labelled("reason", s.sessionsClosed))
+        family("atrium_handles_created_total", "counter", "Handles attached.", [(nil, String(s.handlesCreated))])
+        family("atrium_events_pushed_total", "counter", "Plugin events sent to clients.", [(nil, String(s.eventsPushed))])
+        family("atrium_requests_total", "counter", "Janus API requests, by verb.", labelled("verb", s.requests))
+        family("atrium_errors_total", "counter", "Janus API error replies, by code.", labelled("code", s.errors))
+        family("atrium_http_requests_total", "counter", "HTTP requests, by kind.", labelled("kind", s.httpRequests))
         return out
     }
 }

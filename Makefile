@@ -54,7 +54,7 @@ build: deps
 c-plugins:
 	@mkdir -p $(C_PLUGINS)
 	cc -std=c11 -O2 -Wall -Wextra -Werror -fvisibility=hidden -shared -fPIC -I Sources/PluginAPI/include \
-	   Plugins/Examples/hello-c/hello.c -ljansson -lpthread -o $(C_PLUGINS)/libatrium_hello.so
+	   Plugins/Examples/hello-c/hello.c -ljansson -o $(C_PLUGINS)/libatrium_hello.so
 
 $(VENV)/.installed: Tests/e2e/requirements.txt
 	$(PYTHON) -m venv $(VENV)

@@ -31,6 +31,8 @@ let package = Package(
     products: [
         .executable(name: "atrium", targets: ["atrium"]),
         .library(name: "Host", targets: ["Host"]),
+        // For plugins built in other packages: the ABI header and the Swift conveniences.
+        .library(name: "PluginKit", targets: ["PluginKit", "PluginAPI", "AtriumJSON"]),
     ] + plugins.map(\.0),
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),

@@ -75,6 +75,9 @@ extension HostCore {
             guard found.0 != nil else { return fail(.noSession(sessionID)) }
             guard let handle = found.1 else { return fail(.noHandle(handleID, session: sessionID)) }
             handle.plugin.queue.async { [self] in
+                guard registry.withLock({ _ in handle.state != .detaching }) else {
+                    return fail(.noHandle(handleID, session: sessionID))
+                }
                 let specific = handle.plugin.queryHandle(handle) ?? .object([:])
                 let (labels, state) = registry.withLock { _ in (handle.labels, handle.state) }
                 let now = monotonicNanos()

@@ -51,9 +51,11 @@ public final class AtriumHost: Service, Sendable {
         var names: [String: String] = [:]
         for entry in config.plugins where entry.enabled {
             let path = entry.library.hasPrefix("/") ? entry.library : (directory as NSString).appendingPathComponent(entry.library)
+            var created: LoadedPlugin?
             do throws(PluginLoadError) {
                 let library = try PluginLibrary(path: path)
                 let plugin = try LoadedPlugin(library: library, aliases: entry.aliases, logger: logger)
+                created = plugin
                 for name in [plugin.id] + plugin.aliases {
                     if let other = names[name] {
                         throw PluginLoadError(code: .duplicateID, plugin: plugin.id, reason: "\(entry.keyPath): id or alias \"\(name)\" is already used by \(other)")
@@ -66,6 +68,8 @@ public final class AtriumHost: Service, Sendable {
                     "plugin": "\(plugin.id)", "version": "\(plugin.versionString)", "aliases": "\(plugin.aliases.joined(separator: ","))",
                 ])
             } catch {
+                // The header promises destroy after a created instance fails.
+                created?.destroy()
                 var error = error
                 if error.plugin == path || error.plugin.isEmpty { error.plugin = "\(entry.keyPath) (\(entry.library))" } else { error.plugin += " [\(entry.keyPath)]" }
                 if entry.optional {
@@ -92,7 +96,13 @@ public final class AtriumHost: Service, Sendable {
 
     /// Starts plugin services and binds the listeners.
     public func start() async throws {
-        for plugin in core.plugins { try plugin.startServices() }
+        do throws(PluginLoadError) {
+            for plugin in core.plugins { try plugin.startServices() }
+        } catch {
+            logger.critical("cannot start: \(error)")
+            core.shutdown()
+            throw error
+        }
         let core = self.core
         if config.http.enabled {
             let channel = try await ServerBootstrap(group: group)

@@ -347,7 +347,12 @@ extension HostCore {
     func health() -> JSON {
         let (sessions, handles) = counts
         var pluginHealth = JSONObject()
-        for p in plugins { pluginHealth[p.id] = ["ok": true] }
-        return ["ok": true, "sessions": JSON(sessions), "handles": JSON(handles), "plugins": .object(pluginHealth)]
+        var ok = true
+        for p in plugins {
+            let h = p.health() ?? ["ok": true]
+            if h["ok"] == .bool(false) { ok = false }
+            pluginHealth[p.id] = h
+        }
+        return ["ok": .bool(ok), "sessions": JSON(sessions), "handles": JSON(handles), "plugins": .object(pluginHealth)]
     }
 }

@@ -192,16 +192,13 @@ public final class HostCore: Sendable {
             for h in hs {
                 h.state = .detaching
                 r.handlesByAddress.removeValue(forKey: h.address)
+                // Enqueued under the lock, so it follows the handle's handle_created.
+                h.plugin.queue.async { h.plugin.handleDestroyed(h) }
             }
             return hs
         }
-        guard let handles else { return }
+        guard handles != nil else { return }
         logger.debug("session destroyed", metadata: ["session": "\(session.id)", "reason": "\(reason)"])
-        for handle in handles {
-            handle.plugin.queue.async {
-                handle.plugin.handleDestroyed(handle)
-            }
-        }
         if answerPolls {
             for waiter in session.longPoll.drain() { waiter.deliver([]) }
         }
@@ -311,21 +308,20 @@ public final class HostCore: Sendable {
     /// client gets `detached`. Returns false if it was already going.
     @discardableResult
     func detach(_ handle: Handle, notify: Bool) -> Bool {
-        let removed = registry.withLock { r -> Bool in
+        registry.withLock { r -> Bool in
             guard handle.state != .detaching else { return false }
             handle.state = .detaching
             handle.session.handles.removeValue(forKey: handle.id)
             r.handlesByAddress.removeValue(forKey: handle.address)
+            // Enqueued under the lock, so it follows the handle's handle_created.
+            handle.plugin.queue.async { [self] in
+                handle.plugin.handleDestroyed(handle)
+                if notify {
+                    deliver(["janus": "detached", "session_id": JSON(handle.session.id), "sender": JSON(handle.id)], to: handle.session)
+                }
+            }
             return true
         }
-        guard removed else { return false }
-        handle.plugin.queue.async { [self] in
-            handle.plugin.handleDestroyed(handle)
-            if notify {
-                deliver(["janus": "detached", "session_id": JSON(handle.session.id), "sender": JSON(handle.id)], to: handle.session)
-            }
-        }
-        return true
     }
 
     // MARK: - Snapshot for admin and metrics
@@ -334,16 +330,17 @@ public final class HostCore: Sendable {
         registry.withLock { r in (r.sessions.count, r.handlesByAddress.count) }
     }
 
-    /// Tears everything down at shutdown: sessions, then plugin services and instances.
+    /// Tears everything down at shutdown: plugin services first (as the header promises), then
+    /// sessions and their handles, then the plugin instances.
     func shutdown() {
         let sessions = registry.withLock { r in
             r.acceptingSessions = false
             return Array(r.sessions.values)
         }
+        for p in plugins.reversed() { p.stopServices() }
         for s in sessions { destroySession(s, reason: "shutdown", answerPolls: true) }
         for p in plugins.reversed() {
             p.queue.sync {}  // let queued handle_destroyed calls finish
-            p.stopServices()
             p.destroy()
         }
     }

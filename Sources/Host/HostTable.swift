@@ -56,6 +56,8 @@ nonisolated(unsafe) private let timerExtension: UnsafeMutablePointer<atrium_host
         let plugin = owner(host)
         let timer = plugin.timers.withLock { $0.removeValue(forKey: id) }
         timer?.source.cancel()
+        // A handler already running finishes before cancel returns (unless we are that handler).
+        if !plugin.isOnQueue { plugin.queue.sync {} }
     }
     return t
 }()

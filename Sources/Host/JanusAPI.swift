@@ -134,38 +134,40 @@ struct Call: Sendable {
             opaqueID = s
         }
         let limit = core.config.sessions.maxHandlesPerSession
-        let handle: Handle? = core.registry.withLock { r in
-            guard !session.destroyed, session.handles.count < limit else { return nil }
+        let call = self
+        let accepted: Bool = core.registry.withLock { r in
+            guard !session.destroyed, session.handles.count < limit else { return false }
             var id = randomJanusID()
             while session.handles[id] != nil { id = randomJanusID() }
-            let h = Handle(id: id, session: session, plugin: plugin, opaqueID: opaqueID, attachedName: pluginName)
-            session.handles[id] = h
-            r.handlesByAddress[h.address] = h
-            return h
+            let handle = Handle(id: id, session: session, plugin: plugin, opaqueID: opaqueID, attachedName: pluginName)
+            session.handles[id] = handle
+            r.handlesByAddress[handle.address] = handle
+            // Enqueued under the lock: a destroy that removes the handle queues handle_destroyed after this.
+            plugin.queue.async { call.finishAttach(handle) }
+            return true
         }
-        guard let handle else {
+        if !accepted {
             fail(JanusError(.pluginAttach, "Couldn't attach to plugin: too many handles in this session (limit \(limit))"))
+        }
+    }
+
+    /// On the plugin's control context: handle_created, then the reply.
+    private func finishAttach(_ handle: Handle) {
+        let plugin = handle.plugin
+        if let refusal = plugin.handleCreated(handle) {
+            core.registry.withLock { r in
+                handle.state = .detaching
+                handle.session.handles.removeValue(forKey: handle.id)
+                r.handlesByAddress.removeValue(forKey: handle.address)
+            }
+            fail(JanusError(.pluginAttach, "Couldn't attach to plugin: error '\(refusal)'"))
             return
         }
-        plugin.queue.async {
-            if let refusal = plugin.handleCreated(handle) {
-                let wasRegistered = core.registry.withLock { r -> Bool in
-                    let registered = handle.state != .detaching
-                    handle.state = .detaching
-                    session.handles.removeValue(forKey: handle.id)
-                    r.handlesByAddress.removeValue(forKey: handle.address)
-                    return registered
-                }
-                _ = wasRegistered
-                fail(JanusError(.pluginAttach, "Couldn't attach to plugin: error '\(refusal)'"))
-                return
-            }
-            core.registry.withLock { _ in
-                if handle.state == .attaching { handle.state = .ready }
-            }
-            core.metrics.handleCreated()
-            succeed(extra: ["data": ["id": JSON(handle.id)]])
+        core.registry.withLock { _ in
+            if handle.state == .attaching { handle.state = .ready }
         }
+        core.metrics.handleCreated()
+        succeed(extra: ["data": ["id": JSON(handle.id)]])
     }
 
     func destroy(_ session: Session) {

@@ -48,6 +48,12 @@ final class LoadedPlugin: @unchecked Sendable {
 
     let timers = Mutex([UInt64: PluginTimer]())
 
+    /// Whether the instance may still be called from [any] threads (metrics scrapes, health).
+    /// Held while such a call runs, so destroy waits for it.
+    private let alive = Mutex(true)
+    /// Whether the plugin's services were started (and so must be stopped).
+    private let servicesRunning = Mutex(false)
+
     /// Loads the library, checks the descriptor, creates the instance and checks its table.
     /// `init` is not called yet (see `initialize`).
     init(library: PluginLibrary, aliases: [String], logger: Logger) throws(PluginLoadError) {
@@ -98,7 +104,7 @@ final class LoadedPlugin: @unchecked Sendable {
         var err = [CChar](repeating: 0, count: 1024)
         let created = queue.sync { create(hostTable, &err, err.count) }
         guard let created else {
-            throw PluginLoadError(code: .createFailed, plugin: id, reason: "create failed: \(String(cString: err))")
+            throw PluginLoadError(code: .createFailed, plugin: id, reason: "create failed: \(cStringBuffer(err))")
         }
         pluginPointer = created
         let tableSize = UnsafeRawPointer(created).load(as: UInt32.self)
@@ -133,7 +139,7 @@ final class LoadedPlugin: @unchecked Sendable {
             text.withCString { table.`init`!(pluginPointer, $0, strlen($0), &err, err.count) }
         }
         guard status == ATRIUM_OK else {
-            throw PluginLoadError(code: .initFailed, plugin: id, reason: "init failed (status \(status)): \(String(cString: err))")
+            throw PluginLoadError(code: .initFailed, plugin: id, reason: "init failed (status \(status)): \(cStringBuffer(err))")
         }
     }
 
@@ -142,18 +148,39 @@ final class LoadedPlugin: @unchecked Sendable {
         guard let start = service?.start else { return }
         var err = [CChar](repeating: 0, count: 1024)
         let status = queue.sync { start(pluginPointer, &err, err.count) }
+        servicesRunning.withLock { $0 = status == ATRIUM_OK }
         guard status == ATRIUM_OK else {
-            throw PluginLoadError(code: .startFailed, plugin: id, reason: "service start failed (status \(status)): \(String(cString: err))")
+            throw PluginLoadError(code: .startFailed, plugin: id, reason: "service start failed (status \(status)): \(cStringBuffer(err))")
         }
     }
 
     func stopServices() {
-        guard let stop = service?.stop else { return }
+        let running = servicesRunning.withLock { r in
+            defer { r = false }
+            return r
+        }
+        guard running, let stop = service?.stop else { return }
         queue.sync { stop(pluginPointer) }
     }
 
-    /// Cancels timers and destroys the instance. The library stays loaded.
+    /// The service's health object, or nil if the plugin offers none.
+    func health() -> JSON? {
+        guard let health = service?.health else { return nil }
+        return alive.withLock { alive -> JSON? in
+            guard alive else { return nil }
+            var out = [CChar](repeating: 0, count: 4096)
+            guard health(pluginPointer, &out, out.count) == ATRIUM_OK else { return ["ok": false] }
+            return try? JSON.parse(cStringBuffer(out))
+        }
+    }
+
+    /// Cancels timers and destroys the instance (once). The library stays loaded.
     func destroy() {
+        let wasAlive = alive.withLock { a in
+            defer { a = false }
+            return a
+        }
+        guard wasAlive else { return }
         let all = timers.withLock { t in
             defer { t.removeAll() }
             return Array(t.values)
@@ -169,7 +196,7 @@ final class LoadedPlugin: @unchecked Sendable {
         var err = [CChar](repeating: 0, count: 512)
         let status = table.handle_created!(pluginPointer, handle.raw, &err, err.count)
         if status == ATRIUM_OK { return nil }
-        let reason = String(cString: err)
+        let reason = cStringBuffer(err)
         return reason.isEmpty ? "status \(status)" : reason
     }
 
@@ -221,8 +248,7 @@ final class LoadedPlugin: @unchecked Sendable {
             var out = [CChar](repeating: 0, count: capacity)
             let status = query(pluginPointer, handle.raw, &out, capacity)
             if status == ATRIUM_OK {
-                let text = String(cString: out)
-                return try? JSON.parse(text)
+                return try? JSON.parse(cStringBuffer(out))
             }
             guard status == ATRIUM_ERR_BUFFER_TOO_SMALL else { return nil }
             capacity = 1 << 20
@@ -246,6 +272,10 @@ final class LoadedPlugin: @unchecked Sendable {
     /// The plugin's Prometheus lines, collected on the caller's thread ([any]).
     func collectMetrics() -> String {
         guard let collect = metrics?.collect else { return "" }
+        return alive.withLock { alive in alive ? collectMetrics(collect) : "" }
+    }
+
+    private func collectMetrics(_ collect: @convention(c) (UnsafePointer<atrium_plugin_t>, UnsafePointer<atrium_metrics_writer_t>) -> Void) -> String {
         let sink = TextSink()
         var writer = atrium_metrics_writer_t()
         writer.struct_size = UInt32(MemoryLayout<atrium_metrics_writer_t>.size)
@@ -319,4 +349,10 @@ final class ReplyCollector {
 /// thread-safe cancel.
 struct PluginTimer: @unchecked Sendable {
     let source: any DispatchSourceTimer
+}
+
+/// The text of a NUL-terminated C buffer the host handed to a plugin.
+func cStringBuffer(_ buffer: [CChar]) -> String {
+    let bytes = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+    return String(decoding: bytes, as: UTF8.self)
 }

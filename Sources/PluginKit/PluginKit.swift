@@ -5,6 +5,7 @@
 /// separately, so its globals belong to that one plugin.
 public import PluginAPI
 public import AtriumJSON
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -163,15 +164,25 @@ public struct PluginHost: @unchecked Sendable {
             guard let userData else { return }
             Unmanaged<TimerBox>.fromOpaque(userData).takeUnretainedValue().body()
         }, box)
-        // The closure box lives as long as the plugin: timers are few and last until stop.
-        if id == 0 { Unmanaged<TimerBox>.fromOpaque(box).release() }
+        if id == 0 {
+            Unmanaged<TimerBox>.fromOpaque(box).release()
+        } else {
+            timerBoxes.withLock { $0[id] = UInt(bitPattern: box) }
+        }
         return id
     }
 
+    /// Cancels a timer; its closure is released once the host guarantees it will not fire again.
     public func cancelTimer(_ id: UInt64) {
         timer?.pointee.cancel?(raw, id)
+        if let bits = timerBoxes.withLock({ $0.removeValue(forKey: id) }), let box = UnsafeMutableRawPointer(bitPattern: bits) {
+            Unmanaged<TimerBox>.fromOpaque(box).release()
+        }
     }
 }
+
+/// The closure boxes of live timers, by timer id (this plugin library's own copy).
+private let timerBoxes = Mutex([UInt64: UInt]())
 
 final class TimerBox {
     let body: () -> Void

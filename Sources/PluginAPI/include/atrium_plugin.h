@@ -54,6 +54,8 @@ extern "C" {
 
 #if defined(__clang__)
 #define ATRIUM_NULLABLE _Nullable
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wnullability-extension"
 #pragma clang assume_nonnull begin
 #else
 #define ATRIUM_NULLABLE
@@ -192,7 +194,11 @@ struct atrium_reply {
 /* ---- What the host gives a plugin ------------------------------------------------------------
  * The host table. Owned by the host, valid from create until after destroy returns. Every function
  * takes the table itself first. Functions that name a handle return ATRIUM_ERR_NOT_FOUND (and do
- * nothing) once that handle is being destroyed, so a late call is harmless.
+ * nothing) once that handle is being destroyed, until handle_destroyed returns. After that the
+ * pointer is dead: its memory may be reused for another handle of the same plugin, so a plugin
+ * must drop every reference to a handle in handle_destroyed (cancel its timers, stop its threads).
+ * During create and init no client exists yet: functions that name a handle, and publish, return
+ * ATRIUM_ERR_STATE; log and get_extension work.
  */
 struct atrium_host {
     uint32_t struct_size;
@@ -212,6 +218,10 @@ struct atrium_host {
      * the request being answered. `jsep_json` is NULL or a JSON object {"type":"offer"|"answer",
      * "sdp":"..."} whose SDP carries only the media part; the host completes it with ICE, DTLS and
      * candidates before it leaves (live with media). Never blocks.
+     * Ordering: an event pushed from the plugin's [control] context while handle_message runs is
+     * held by the host until the reply to that message has gone out, so a client sees "ack" before
+     * the event it announces. Events pushed from other threads are sent at once and may overtake
+     * a reply that is still being produced.
      * Returns ATRIUM_ERR_NOT_FOUND if the handle is gone, ATRIUM_ERR_INVALID_ARGUMENT for JSON that is
      * not an object or a bad jsep. */
     atrium_status_t (*ATRIUM_NULLABLE push_event)(const atrium_host_t *host, const atrium_handle_t *handle,
@@ -490,8 +500,9 @@ typedef struct atrium_plugin_tap {
 typedef struct atrium_host_timer {
     uint32_t struct_size;
     /* [any] Call `fire(plugin, user_data)` on the plugin's [control] context every `interval_ms`
-     * milliseconds until cancelled. `user_data` is owned by the plugin. Returns a timer id > 0, or 0
-     * on failure. The host cancels every timer of a plugin before destroy. */
+     * milliseconds (the first call one interval from now) until cancelled; a one-shot timer cancels
+     * itself from `fire`. `user_data` is owned by the plugin. Returns a timer id > 0, or 0 on
+     * failure (interval_ms 0 is refused). The host cancels every timer of a plugin before destroy. */
     uint64_t (*ATRIUM_NULLABLE schedule)(const atrium_host_t *host, uint32_t interval_ms,
                          void (*ATRIUM_NULLABLE fire)(const atrium_plugin_t *plugin, void *ATRIUM_NULLABLE user_data),
                          void *ATRIUM_NULLABLE user_data);
@@ -501,6 +512,7 @@ typedef struct atrium_host_timer {
 
 #if defined(__clang__)
 #pragma clang assume_nonnull end
+#pragma clang diagnostic pop
 #endif
 
 #ifdef __cplusplus

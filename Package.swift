@@ -50,6 +50,8 @@ let package = Package(
         .systemLibrary(name: "CJansson", pkgConfig: "jansson", providers: [.apt(["libjansson-dev"])]),
 
         .target(name: "AtriumJSON", swiftSettings: swiftSettings),
+        // The WebRTC transport stack, usable as server (the host) and as client (tests, load generator).
+        .target(name: "RTC", dependencies: ["COpenSSL", "CSRTP"], swiftSettings: swiftSettings),
         .target(name: "PluginKit", dependencies: ["PluginAPI", "AtriumJSON"], swiftSettings: swiftSettings),
         .target(
             name: "Host",
@@ -76,6 +78,7 @@ let package = Package(
         ),
 
         .testTarget(name: "AtriumJSONTests", dependencies: ["AtriumJSON"], swiftSettings: swiftSettings),
+        .testTarget(name: "RTCTests", dependencies: ["RTC"], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
         .testTarget(name: "HostTests", dependencies: ["Host", "AtriumJSON", "PluginAPI"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SystemLibrariesTests",

@@ -1,5 +1,6 @@
 // swift-tools-version: 6.1
 import PackageDescription
+import class Foundation.ProcessInfo
 
 /// One set of settings for every Swift target.
 let swiftSettings: [SwiftSetting] = [
@@ -87,3 +88,19 @@ let package = Package(
         ),
     ] + plugins.map(\.1)
 )
+
+// Benchmarks (`make bench`): only when ATRIUM_BENCHMARKS is set, so that the ordinary build and
+// `make test` never compile the benchmark tooling.
+if ProcessInfo.processInfo.environment["ATRIUM_BENCHMARKS"] != nil {
+    package.dependencies.append(
+        .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"])
+    )
+    package.targets.append(
+        .executableTarget(
+            name: "RTCBenchmarks",
+            dependencies: ["RTC", .product(name: "Benchmark", package: "benchmark")],
+            path: "Benchmarks/RTCBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        )
+    )
+}

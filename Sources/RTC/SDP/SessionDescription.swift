@@ -1,0 +1,183 @@
+/// A session description (RFC 8866) as WebRTC peers exchange it in offers and answers (JSEP, RFC 8829).
+///
+/// Parse one with `SessionDescription.parse(_:)` and write it back with `serialized`; what is read is
+/// written back line for line, attribute order included.
+public struct SessionDescription: Sendable, Hashable {
+    /// `v=`, always 0.
+    public var version: Int
+    /// `o=`.
+    public var origin: Origin
+    /// `s=`, `-` in JSEP.
+    public var sessionName: String
+    /// `i=`.
+    public var sessionInformation: String?
+    /// `u=`.
+    public var uri: String?
+    /// `e=` lines.
+    public var emails: [String]
+    /// `p=` lines.
+    public var phones: [String]
+    /// The session-level `c=` line.
+    public var connection: ConnectionData?
+    /// Session-level `b=` lines.
+    public var bandwidths: [Bandwidth]
+    /// `t=` lines with their `r=` lines; JSEP writes one `t=0 0`.
+    public var timings: [Timing]
+    /// `z=`, kept as written.
+    public var timeZones: String?
+    /// `k=` (obsolete), kept as written.
+    public var encryptionKey: String?
+    /// The session-level `a=` lines in order.
+    public var attributes: [SDPAttribute]
+    /// The media sections in order; their index is the JSEP m-line index.
+    public var media: [MediaDescription]
+
+    public init(
+        version: Int = 0, origin: Origin, sessionName: String = "-", sessionInformation: String? = nil, uri: String? = nil,
+        emails: [String] = [], phones: [String] = [], connection: ConnectionData? = nil, bandwidths: [Bandwidth] = [],
+        timings: [Timing] = [Timing()], timeZones: String? = nil, encryptionKey: String? = nil,
+        attributes: [SDPAttribute] = [], media: [MediaDescription] = []
+    ) {
+        self.version = version
+        self.origin = origin
+        self.sessionName = sessionName
+        self.sessionInformation = sessionInformation
+        self.uri = uri
+        self.emails = emails
+        self.phones = phones
+        self.connection = connection
+        self.bandwidths = bandwidths
+        self.timings = timings
+        self.timeZones = timeZones
+        self.encryptionKey = encryptionKey
+        self.attributes = attributes
+        self.media = media
+    }
+
+    /// The session-level attributes that have no typed property, in order.
+    public var otherAttributes: [SDPAttribute] {
+        attributes.filter { if case .other = $0 { true } else { false } }
+    }
+
+    /// `a=group` lines.
+    public var groups: [MediaGroup] {
+        get { attributes.all { if case .group(let v) = $0 { v } else { nil } } }
+        set { attributes.replace(where: { if case .group = $0 { true } else { false } }, with: newValue.map { .group($0) }) }
+    }
+
+    /// The first BUNDLE group, or nil when nothing is bundled.
+    public var bundleGroup: MediaGroup? { groups.first { $0.isBundle } }
+
+    /// `a=msid-semantic`.
+    public var msidSemantic: MSIDSemantic? {
+        get { attributes.first { if case .msidSemantic(let v) = $0 { v } else { nil } } }
+        set { attributes.replace(where: { if case .msidSemantic = $0 { true } else { false } }, with: newValue.map { [.msidSemantic($0)] } ?? []) }
+    }
+
+    /// `a=ice-lite`.
+    public var iceLite: Bool {
+        get { attributes.contains(.iceLite) }
+        set { setFlag(.iceLite, newValue) }
+    }
+
+    /// Session-level `a=ice-ufrag`.
+    public var iceUfrag: String? {
+        get { attributes.first { if case .iceUfrag(let v) = $0 { v } else { nil } } }
+        set { attributes.replace(where: { if case .iceUfrag = $0 { true } else { false } }, with: newValue.map { [.iceUfrag($0)] } ?? []) }
+    }
+
+    /// Session-level `a=ice-pwd`.
+    public var icePwd: String? {
+        get { attributes.first { if case .icePwd(let v) = $0 { v } else { nil } } }
+        set { attributes.replace(where: { if case .icePwd = $0 { true } else { false } }, with: newValue.map { [.icePwd($0)] } ?? []) }
+    }
+
+    /// Session-level `a=ice-options`.
+    public var iceOptions: [String] {
+        get { attributes.all { if case .iceOptions(let v) = $0 { v } else { nil } }.flatMap { $0 } }
+        set { attributes.replace(where: { if case .iceOptions = $0 { true } else { false } }, with: newValue.isEmpty ? [] : [.iceOptions(newValue)]) }
+    }
+
+    /// Session-level `a=fingerprint` lines.
+    public var fingerprints: [Fingerprint] {
+        get { attributes.all { if case .fingerprint(let v) = $0 { v } else { nil } } }
+        set { attributes.replace(where: { if case .fingerprint = $0 { true } else { false } }, with: newValue.map { .fingerprint($0) }) }
+    }
+
+    /// Session-level `a=setup`.
+    public var setup: SetupRole? {
+        get { attributes.first { if case .setup(let v) = $0 { v } else { nil } } }
+        set { attributes.replace(where: { if case .setup = $0 { true } else { false } }, with: newValue.map { [.setup($0)] } ?? []) }
+    }
+
+    /// `a=extmap-allow-mixed`.
+    public var extmapAllowMixed: Bool {
+        get { attributes.contains(.extmapAllowMixed) }
+        set { setFlag(.extmapAllowMixed, newValue) }
+    }
+
+    private mutating func setFlag(_ flag: SDPAttribute, _ on: Bool) {
+        if on {
+            if !attributes.contains(flag) { attributes.append(flag) }
+        } else {
+            attributes.removeAll { $0 == flag }
+        }
+    }
+}
+
+/// An ICE username fragment and password (RFC 8445 §5.3).
+public struct IceCredentials: Sendable, Hashable {
+    public var ufrag: String
+    public var pwd: String
+    public init(ufrag: String, pwd: String) {
+        self.ufrag = ufrag
+        self.pwd = pwd
+    }
+}
+
+extension SessionDescription {
+    /// The media section whose `a=mid` is `mid`, or nil.
+    public func media(mid: String) -> MediaDescription? {
+        mediaIndex(mid: mid).map { media[$0] }
+    }
+
+    /// The m-line index of the media section whose `a=mid` is `mid`, or nil.
+    public func mediaIndex(mid: String) -> Int? {
+        media.firstIndex { $0.mid == mid }
+    }
+
+    /// The ICE credentials that apply to `media`: its own, else the session-level ones; nil when
+    /// either the ufrag or the password is missing at both levels.
+    public func iceCredentials(of media: MediaDescription) -> IceCredentials? {
+        guard let ufrag = media.iceUfrag ?? iceUfrag, let pwd = media.icePwd ?? icePwd else { return nil }
+        return IceCredentials(ufrag: ufrag, pwd: pwd)
+    }
+
+    /// The DTLS fingerprints that apply to `media`: its own, else the session-level ones.
+    public func fingerprints(of media: MediaDescription) -> [Fingerprint] {
+        media.fingerprints.isEmpty ? fingerprints : media.fingerprints
+    }
+
+    /// The DTLS role that applies to `media`: its own `a=setup`, else the session-level one.
+    public func setup(of media: MediaDescription) -> SetupRole? {
+        media.setup ?? setup
+    }
+
+    /// The ICE options that apply to `media`: its own, else the session-level ones.
+    public func iceOptions(of media: MediaDescription) -> [String] {
+        media.iceOptions.isEmpty ? iceOptions : media.iceOptions
+    }
+
+    /// The start of an answer to this offer (RFC 8829 §5.3.1): one skeleton section per offered
+    /// section (see `MediaDescription.answerSkeleton`) and the offer's BUNDLE group without rejected
+    /// sections. The plugin fills in codecs; the host adds ICE, DTLS and candidates.
+    public func answerSkeleton(origin: Origin) -> SessionDescription {
+        var answer = SessionDescription(origin: origin)
+        answer.media = media.map { $0.answerSkeleton() }
+        if let bundle = bundleGroup {
+            let accepted = Set(media.filter { !$0.isRejected }.compactMap(\.mid))
+            answer.groups = [MediaGroup(semantics: bundle.semantics, mids: bundle.mids.filter(accepted.contains))]
+        }
+        return answer
+    }
+}

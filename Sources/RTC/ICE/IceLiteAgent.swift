@@ -1,5 +1,5 @@
 /// ICE credentials: a username fragment and password (RFC 8445 §5.3), random when generated.
-public struct IceCredentials: Sendable, Equatable {
+public struct IceCredentials: Sendable, Hashable {
     public var ufrag: String
     public var password: String
 

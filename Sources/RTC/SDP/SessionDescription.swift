@@ -126,14 +126,6 @@ public struct SessionDescription: Sendable, Hashable {
 }
 
 /// An ICE username fragment and password (RFC 8445 §5.3).
-public struct IceCredentials: Sendable, Hashable {
-    public var ufrag: String
-    public var pwd: String
-    public init(ufrag: String, pwd: String) {
-        self.ufrag = ufrag
-        self.pwd = pwd
-    }
-}
 
 extension SessionDescription {
     /// The media section whose `a=mid` is `mid`, or nil.
@@ -150,7 +142,7 @@ extension SessionDescription {
     /// either the ufrag or the password is missing at both levels.
     public func iceCredentials(of media: MediaDescription) -> IceCredentials? {
         guard let ufrag = media.iceUfrag ?? iceUfrag, let pwd = media.icePwd ?? icePwd else { return nil }
-        return IceCredentials(ufrag: ufrag, pwd: pwd)
+        return IceCredentials(ufrag: ufrag, password: pwd)
     }
 
     /// The DTLS fingerprints that apply to `media`: its own, else the session-level ones.

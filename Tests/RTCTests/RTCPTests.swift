@@ -3,17 +3,7 @@ import Testing
 
 /// RTCP packets built by hand from the RFC layouts, round trips, and malformed input.
 @Suite struct RTCPTests {
-    static func hex(_ s: String) -> [UInt8] {
-        let digits = s.filter { $0.isHexDigit }
-        var out: [UInt8] = []
-        var i = digits.startIndex
-        while i < digits.endIndex {
-            let j = digits.index(i, offsetBy: 2)
-            out.append(UInt8(digits[i..<j], radix: 16)!)
-            i = j
-        }
-        return out
-    }
+    static func hex(_ s: String) -> [UInt8] { hexBytes(s) }
 
     /// A sender report with one report block, then an SDES with a CNAME (RFC 3550 §6.4.1, §6.5).
     static let senderReportAndCNAME = hex("""
@@ -369,17 +359,6 @@ import Testing
 
     // MARK: Mutations
 
-    /// A small deterministic generator, so that a failing mutation can be replayed.
-    struct SplitMix64: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
 
     @Test func mutatedCompoundsParseOrThrowAndNeverCrash() throws {
         let seeds = [Self.senderReportAndCNAME, Self.receiverReportAndBye, Self.feedback, Self.transportFeedback,

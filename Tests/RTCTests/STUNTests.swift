@@ -3,17 +3,7 @@ import Testing
 
 /// RFC 5769 test vectors and the rules of RFC 8489.
 @Suite struct STUNTests {
-    static func hex(_ s: String) -> [UInt8] {
-        let digits = s.filter { $0.isHexDigit }
-        var out: [UInt8] = []
-        var i = digits.startIndex
-        while i < digits.endIndex {
-            let j = digits.index(i, offsetBy: 2)
-            out.append(UInt8(digits[i..<j], radix: 16)!)
-            i = j
-        }
-        return out
-    }
+    static func hex(_ s: String) -> [UInt8] { hexBytes(s) }
 
     /// RFC 5769 §2.1: a Binding request with short-term credentials.
     static let sampleRequest = hex("""

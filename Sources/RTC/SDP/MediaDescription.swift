@@ -85,36 +85,6 @@ public struct MediaDescription: Sendable, Hashable {
         set { setFlag(.rtcpRsize, newValue) }
     }
 
-    /// `a=ice-ufrag` of this section (see `SessionDescription.iceCredentials(of:)` for the session fallback).
-    public var iceUfrag: String? {
-        get { attributes.first { if case .iceUfrag(let v) = $0 { v } else { nil } } }
-        set { attributes.replace(where: { if case .iceUfrag = $0 { true } else { false } }, with: newValue.map { [.iceUfrag($0)] } ?? []) }
-    }
-
-    /// `a=ice-pwd` of this section.
-    public var icePwd: String? {
-        get { attributes.first { if case .icePwd(let v) = $0 { v } else { nil } } }
-        set { attributes.replace(where: { if case .icePwd = $0 { true } else { false } }, with: newValue.map { [.icePwd($0)] } ?? []) }
-    }
-
-    /// `a=ice-options` of this section, e.g. `["trickle"]`.
-    public var iceOptions: [String] {
-        get { attributes.all { if case .iceOptions(let v) = $0 { v } else { nil } }.flatMap { $0 } }
-        set { attributes.replace(where: { if case .iceOptions = $0 { true } else { false } }, with: newValue.isEmpty ? [] : [.iceOptions(newValue)]) }
-    }
-
-    /// `a=fingerprint` lines of this section (a peer may give several hash functions).
-    public var fingerprints: [Fingerprint] {
-        get { attributes.all { if case .fingerprint(let v) = $0 { v } else { nil } } }
-        set { attributes.replace(where: { if case .fingerprint = $0 { true } else { false } }, with: newValue.map { .fingerprint($0) }) }
-    }
-
-    /// `a=setup` of this section.
-    public var setup: SetupRole? {
-        get { attributes.first { if case .setup(let v) = $0 { v } else { nil } } }
-        set { attributes.replace(where: { if case .setup = $0 { true } else { false } }, with: newValue.map { [.setup($0)] } ?? []) }
-    }
-
     /// `a=rtpmap` lines.
     public var rtpMaps: [RTPMap] {
         get { attributes.all { if case .rtpmap(let v) = $0 { v } else { nil } } }

@@ -210,3 +210,44 @@ extension Array where Element == SDPAttribute {
         insert(contentsOf: replacements, at: insertion)
     }
 }
+
+/// A level of an SDP that carries the transport attributes: the session, or one media section
+/// (where the section's own value wins over the session's; see `SessionDescription.iceCredentials(of:)`).
+public protocol SDPTransportAttributes {
+    var attributes: [SDPAttribute] { get set }
+}
+
+extension SDPTransportAttributes {
+    /// `a=ice-ufrag` at this level.
+    public var iceUfrag: String? {
+        get { attributes.first { if case .iceUfrag(let v) = $0 { v } else { nil } } }
+        set { attributes.replace(where: { if case .iceUfrag = $0 { true } else { false } }, with: newValue.map { [.iceUfrag($0)] } ?? []) }
+    }
+
+    /// `a=ice-pwd` at this level.
+    public var icePwd: String? {
+        get { attributes.first { if case .icePwd(let v) = $0 { v } else { nil } } }
+        set { attributes.replace(where: { if case .icePwd = $0 { true } else { false } }, with: newValue.map { [.icePwd($0)] } ?? []) }
+    }
+
+    /// `a=ice-options` at this level, e.g. `["trickle"]`.
+    public var iceOptions: [String] {
+        get { attributes.all { if case .iceOptions(let v) = $0 { v } else { nil } }.flatMap { $0 } }
+        set { attributes.replace(where: { if case .iceOptions = $0 { true } else { false } }, with: newValue.isEmpty ? [] : [.iceOptions(newValue)]) }
+    }
+
+    /// `a=fingerprint` lines at this level (a peer may give several hash functions).
+    public var fingerprints: [Fingerprint] {
+        get { attributes.all { if case .fingerprint(let v) = $0 { v } else { nil } } }
+        set { attributes.replace(where: { if case .fingerprint = $0 { true } else { false } }, with: newValue.map { .fingerprint($0) }) }
+    }
+
+    /// `a=setup` at this level.
+    public var setup: SetupRole? {
+        get { attributes.first { if case .setup(let v) = $0 { v } else { nil } } }
+        set { attributes.replace(where: { if case .setup = $0 { true } else { false } }, with: newValue.map { [.setup($0)] } ?? []) }
+    }
+}
+
+extension SessionDescription: SDPTransportAttributes {}
+extension MediaDescription: SDPTransportAttributes {}

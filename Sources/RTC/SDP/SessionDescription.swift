@@ -80,36 +80,6 @@ public struct SessionDescription: Sendable, Hashable {
         set { setFlag(.iceLite, newValue) }
     }
 
-    /// Session-level `a=ice-ufrag`.
-    public var iceUfrag: String? {
-        get { attributes.first { if case .iceUfrag(let v) = $0 { v } else { nil } } }
-        set { attributes.replace(where: { if case .iceUfrag = $0 { true } else { false } }, with: newValue.map { [.iceUfrag($0)] } ?? []) }
-    }
-
-    /// Session-level `a=ice-pwd`.
-    public var icePwd: String? {
-        get { attributes.first { if case .icePwd(let v) = $0 { v } else { nil } } }
-        set { attributes.replace(where: { if case .icePwd = $0 { true } else { false } }, with: newValue.map { [.icePwd($0)] } ?? []) }
-    }
-
-    /// Session-level `a=ice-options`.
-    public var iceOptions: [String] {
-        get { attributes.all { if case .iceOptions(let v) = $0 { v } else { nil } }.flatMap { $0 } }
-        set { attributes.replace(where: { if case .iceOptions = $0 { true } else { false } }, with: newValue.isEmpty ? [] : [.iceOptions(newValue)]) }
-    }
-
-    /// Session-level `a=fingerprint` lines.
-    public var fingerprints: [Fingerprint] {
-        get { attributes.all { if case .fingerprint(let v) = $0 { v } else { nil } } }
-        set { attributes.replace(where: { if case .fingerprint = $0 { true } else { false } }, with: newValue.map { .fingerprint($0) }) }
-    }
-
-    /// Session-level `a=setup`.
-    public var setup: SetupRole? {
-        get { attributes.first { if case .setup(let v) = $0 { v } else { nil } } }
-        set { attributes.replace(where: { if case .setup = $0 { true } else { false } }, with: newValue.map { [.setup($0)] } ?? []) }
-    }
-
     /// `a=extmap-allow-mixed`.
     public var extmapAllowMixed: Bool {
         get { attributes.contains(.extmapAllowMixed) }

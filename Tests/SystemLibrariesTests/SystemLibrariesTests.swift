@@ -13,10 +13,11 @@ import Testing
         SSL_CTX_free(ctx)
     }
 
-    @Test func libsrtpInitialises() {
-        #expect(srtp_init() == srtp_err_status_ok)
+    /// Only reads the version: srtp_init/srtp_shutdown change process-wide state that the SRTP tests,
+    /// running in parallel, depend on (the RTC module initialises libsrtp once and never shuts it down).
+    @Test func libsrtpIsVersion2() {
         #expect(String(cString: srtp_get_version_string()).contains("2."))
-        #expect(srtp_shutdown() == srtp_err_status_ok)
+        #expect(srtp_get_version() >= 0x0200_0000)
     }
 
     @Test func janssonParses() {

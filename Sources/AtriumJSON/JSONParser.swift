@@ -24,6 +24,14 @@ extension JSON {
         return try parser.parseDocument()
     }
 
+    /// Parses JSON text borrowed from C (a pointer and a byte count, as it crosses the plugin ABI);
+    /// nil if there is none or it is not JSON.
+    public static func parse(borrowed text: UnsafePointer<CChar>?, count: Int) -> JSON? {
+        guard let text, count > 0 else { return nil }
+        let bytes = UnsafeRawBufferPointer(start: text, count: count).bindMemory(to: UInt8.self)
+        return try? parse(bytes: bytes)
+    }
+
     /// Parses UTF-8 JSON bytes.
     public static func parse(bytes: some Collection<UInt8>) throws(JSONParseError) -> JSON {
         let array = Array(bytes)

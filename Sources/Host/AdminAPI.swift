@@ -6,11 +6,9 @@ import Dispatch
 extension HostCore {
     func processAdmin(bytes: [UInt8], pathSessionID: UInt64?, pathHandleID: UInt64?, reply: @escaping @Sendable (JSON) -> Void) {
         let json: JSON
-        do {
-            json = try JSON.parse(bytes: bytes)
-        } catch {
-            reply(JanusError(.invalidJSON, "JSON error: on line \(error.line): \(error.message)").envelope(transaction: nil))
-            return
+        switch JanusError.parseRequest(bytes) {
+        case .success(let parsed): json = parsed
+        case .failure(let error): return reply(error.envelope(transaction: nil))
         }
         guard case .object(let request) = json else {
             reply(JanusError(.invalidJSONObject, "JSON error: not an object").envelope(transaction: nil))

@@ -141,25 +141,11 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 requestContext.pathHasSession = true
                 if ids.count > 1, ids[1] != 0 { requestContext.pathHandleID = ids[1] }
             }
-            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            let loop = context.eventLoop
-            core.process(bytes: body, context: requestContext) { reply in
-                loop.execute {
-                    let (handler, context) = bound.value
-                    handler.respondJSON(context: context, head: head, json: reply)
-                }
-            }
+            core.process(bytes: body, context: requestContext, reply: replier(context: context, head: head))
         case .GET:
             if components == ["info"] {
                 let request: JSON = ["janus": "info", "transaction": .string(randomTransaction())]
-                let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-                let loop = context.eventLoop
-                core.process(json: request, context: RequestContext(connection: nil)) { reply in
-                    loop.execute {
-                        let (handler, context) = bound.value
-                        handler.respondJSON(context: context, head: head, json: reply)
-                    }
-                }
+                core.process(json: request, context: RequestContext(connection: nil), reply: replier(context: context, head: head))
                 return
             }
             if components.count == 2 {
@@ -228,17 +214,23 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             respond(context: context, head: head, status: .notFound, body: nil)
             return
         }
+        core.processAdmin(bytes: body, pathSessionID: ids.first ?? nil, pathHandleID: ids.count > 1 ? ids[1] : nil,
+                          reply: replier(context: context, head: head))
+    }
+
+    // MARK: - Responses
+
+    /// A reply callback that may run on any thread: it answers this request on the connection's loop.
+    private func replier(context: ChannelHandlerContext, head: HTTPRequestHead) -> @Sendable (JSON) -> Void {
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let loop = context.eventLoop
-        core.processAdmin(bytes: body, pathSessionID: ids.first ?? nil, pathHandleID: ids.count > 1 ? ids[1] : nil) { reply in
+        return { reply in
             loop.execute {
                 let (handler, context) = bound.value
                 handler.respondJSON(context: context, head: head, json: reply)
             }
         }
     }
-
-    // MARK: - Responses
 
     private func corsHeaders(_ head: HTTPRequestHead) -> HTTPHeaders {
         var h = HTTPHeaders()

@@ -62,14 +62,10 @@ public final class HostCore: Sendable {
 
     /// Processes one request body (raw bytes as received). `reply` is called exactly once.
     public func process(bytes: [UInt8], context: RequestContext, reply: @escaping @Sendable (JSON) -> Void) {
-        let json: JSON
-        do {
-            json = try JSON.parse(bytes: bytes)
-        } catch {
-            finish(JanusError(.invalidJSON, "JSON error: on line \(error.line): \(error.message)").envelope(transaction: nil), verb: nil, reply: reply)
-            return
+        switch JanusError.parseRequest(bytes) {
+        case .success(let json): process(json: json, context: context, reply: reply)
+        case .failure(let error): finish(error.envelope(transaction: nil), verb: nil, reply: reply)
         }
-        process(json: json, context: context, reply: reply)
     }
 
     /// Processes one parsed request. `reply` is called exactly once.
@@ -114,7 +110,7 @@ public final class HostCore: Sendable {
                 handleIDInvalid = false
             }
         }
-        let envelopeSession: UInt64? = sessionID == 0 ? nil : sessionID
+        let envelopeSession = nonZero(sessionID)
         // Validation as Janus does it: transaction, janus, then id; failures carry no transaction.
         let checks: [(String, String, (JSON) -> Bool)] = [
             ("transaction", "a string", { $0.stringValue != nil }),
@@ -155,10 +151,6 @@ public final class HostCore: Sendable {
     }
 
     // MARK: - Sessions
-
-    func touch(_ session: Session) {
-        registry.withLock { _ in session.lastActivity = monotonicNanos() }
-    }
 
     func findSession(_ id: UInt64) -> Session? {
         registry.withLock { r in

@@ -12,9 +12,7 @@ private func owner(_ host: UnsafePointer<atrium_host_t>) -> LoadedPlugin {
 }
 
 private func parseJSON(_ text: UnsafePointer<CChar>?, _ length: Int) -> JSON? {
-    guard let text, length > 0 else { return nil }
-    let bytes = UnsafeRawBufferPointer(start: text, count: length).bindMemory(to: UInt8.self)
-    return try? JSON.parse(bytes: bytes)
+    JSON.parse(borrowed: text, count: length)
 }
 
 /// The host extension tables: static, shared by every plugin (each call names its host table).

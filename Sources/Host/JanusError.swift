@@ -42,6 +42,15 @@ public struct JanusError: Error, Sendable, Equatable {
         case unknown = 490
     }
 
+    /// Parses a request body, or gives the 454 error Janus answers for text that is not JSON.
+    static func parseRequest(_ bytes: [UInt8]) -> Result<JSON, JanusError> {
+        do {
+            return .success(try JSON.parse(bytes: bytes))
+        } catch {
+            return .failure(JanusError(.invalidJSON, "JSON error: on line \(error.line): \(error.message)"))
+        }
+    }
+
     static func missing(_ element: String) -> JanusError {
         JanusError(.missingMandatoryElement, "Missing mandatory element (\(element))")
     }

@@ -313,8 +313,7 @@ final class ReplyCollector {
         r.host_data = Unmanaged.passUnretained(self).toOpaque()
         r.set_reply = { r, json, length in
             let c = Unmanaged<ReplyCollector>.fromOpaque(r.pointee.host_data!).takeUnretainedValue()
-            let bytes = UnsafeRawBufferPointer(start: json, count: length).bindMemory(to: UInt8.self)
-            guard let value = try? JSON.parse(bytes: bytes), value.objectValue != nil else {
+            guard let value = JSON.parse(borrowed: json, count: length), value.objectValue != nil else {
                 c.invalidReply = true
                 return ATRIUM_ERR_INVALID_ARGUMENT
             }

@@ -32,7 +32,6 @@ final class LongPollQueue: Sendable {
         var events: [JSON] = []
         var waiters: [Waiter] = []
         var nextWaiterID: UInt64 = 1
-        var dropped = 0
     }
 
     private let state = Mutex(State())
@@ -46,7 +45,6 @@ final class LongPollQueue: Sendable {
             s.events.append(event)
             if s.events.count > capacity {
                 s.events.removeFirst(s.events.count - capacity)
-                s.dropped += 1
             }
             guard !s.waiters.isEmpty else { return nil }
             let waiter = s.waiters.removeFirst()
@@ -103,14 +101,12 @@ final class LongPollQueue: Sendable {
     }
 
     var hasWaiters: Bool { state.withLock { !$0.waiters.isEmpty } }
-    var queuedCount: Int { state.withLock { $0.events.count } }
 }
 
 /// A Janus session: a client's container of handles, bound to the connection that created or
 /// claimed it. Mutable state is guarded by the registry's lock.
 final class Session: @unchecked Sendable {
     let id: UInt64
-    let createdAt: UInt64
     let longPoll: LongPollQueue
     // Guarded by HostCore.registry.
     var lastActivity: UInt64
@@ -123,9 +119,7 @@ final class Session: @unchecked Sendable {
     init(id: UInt64, connection: (any ClientConnection)?, queueCapacity: Int) {
         self.id = id
         self.connection = connection
-        let now = monotonicNanos()
-        self.createdAt = now
-        self.lastActivity = now
+        self.lastActivity = monotonicNanos()
         self.longPoll = LongPollQueue(capacity: queueCapacity)
     }
 }

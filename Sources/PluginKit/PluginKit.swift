@@ -205,8 +205,5 @@ public func copyCString(_ message: String, to buffer: UnsafeMutablePointer<CChar
 }
 
 func parseObject(_ pointer: UnsafePointer<CChar>?, _ length: Int) -> JSONObject? {
-    guard let pointer, length > 0 else { return nil }
-    let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(pointer).assumingMemoryBound(to: UInt8.self), count: length)
-    guard let value = try? JSON.parse(bytes: bytes) else { return nil }
-    return value.objectValue
+    JSON.parse(borrowed: pointer, count: length)?.objectValue
 }

@@ -44,7 +44,8 @@ public final class DTLSTransport: @unchecked Sendable {
     private let ssl: OpaquePointer
     private let readBIO: OpaquePointer
     private let expectedFingerprint: String?
-    private let mtu: Int
+    /// Read by the datagram BIO when OpenSSL asks for the MTU.
+    fileprivate let mtu: Int
     /// Datagrams OpenSSL wrote during the current call.
     fileprivate var outbox: [[UInt8]] = []
     /// Application data received (for SCTP later).
@@ -264,7 +265,7 @@ nonisolated(unsafe) private let datagramBIOMethod: OpaquePointer = {
         case BIO_CTRL_FLUSH: return 1
         case BIO_CTRL_DGRAM_QUERY_MTU:
             guard let bio, let owner = BIO_get_data(bio) else { return 1200 }
-            return Unmanaged<DTLSTransport>.fromOpaque(owner).takeUnretainedValue().mtuForBIO
+            return Unmanaged<DTLSTransport>.fromOpaque(owner).takeUnretainedValue().mtu
         case BIO_CTRL_WPENDING, BIO_CTRL_PENDING: return 0
         default: return 0
         }
@@ -276,7 +277,3 @@ nonisolated(unsafe) private let datagramBIOMethod: OpaquePointer = {
     BIO_meth_set_destroy(method) { _ in 1 }
     return method
 }()
-
-extension DTLSTransport {
-    fileprivate var mtuForBIO: Int { mtu }
-}

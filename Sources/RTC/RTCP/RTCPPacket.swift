@@ -332,8 +332,4 @@ enum RTCPWriter {
         out.append(UInt8(v & 0xFF))
     }
 
-    static func append(_ v: UInt64, to out: inout [UInt8]) {
-        out.appendBigEndian(UInt32(v >> 32))
-        out.appendBigEndian(UInt32(v & 0xFFFF_FFFF))
-    }
 }

@@ -111,7 +111,7 @@ public struct SenderReport: Sendable, Equatable {
     func encode(into out: inout [UInt8]) throws(RTCPError) {
         let start = RTCPWriter.beginPacket(count: UInt8(truncatingIfNeeded: reports.count), type: .senderReport, into: &out)
         out.appendBigEndian(ssrc)
-        RTCPWriter.append(ntpTimestamp, to: &out)
+        out.appendBigEndian(ntpTimestamp)
         out.appendBigEndian(rtpTimestamp)
         out.appendBigEndian(packetCount)
         out.appendBigEndian(octetCount)

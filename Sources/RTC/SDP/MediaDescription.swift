@@ -76,13 +76,13 @@ public struct MediaDescription: Sendable, Hashable {
     /// `a=rtcp-mux`.
     public var rtcpMux: Bool {
         get { attributes.contains(.rtcpMux) }
-        set { setFlag(.rtcpMux, newValue) }
+        set { attributes.setFlag(.rtcpMux, newValue) }
     }
 
     /// `a=rtcp-rsize`.
     public var rtcpReducedSize: Bool {
         get { attributes.contains(.rtcpRsize) }
-        set { setFlag(.rtcpRsize, newValue) }
+        set { attributes.setFlag(.rtcpRsize, newValue) }
     }
 
     /// `a=rtpmap` lines.
@@ -159,7 +159,7 @@ public struct MediaDescription: Sendable, Hashable {
     /// `a=end-of-candidates`.
     public var endOfCandidates: Bool {
         get { attributes.contains(.endOfCandidates) }
-        set { setFlag(.endOfCandidates, newValue) }
+        set { attributes.setFlag(.endOfCandidates, newValue) }
     }
 
     /// `a=sctp-port`: the SCTP port of a data channel section.
@@ -174,13 +174,6 @@ public struct MediaDescription: Sendable, Hashable {
         set { attributes.replace(where: { if case .maxMessageSize = $0 { true } else { false } }, with: newValue.map { [.maxMessageSize($0)] } ?? []) }
     }
 
-    private mutating func setFlag(_ flag: SDPAttribute, _ on: Bool) {
-        if on {
-            if !attributes.contains(flag) { attributes.append(flag) }
-        } else {
-            attributes.removeAll { $0 == flag }
-        }
-    }
 }
 
 extension MediaDescription {

@@ -192,6 +192,15 @@ public enum SDPAttribute: Sendable, Hashable {
 }
 
 extension Array where Element == SDPAttribute {
+    /// Adds a flag attribute (`a=ice-lite`, `a=rtcp-mux`, ...) once, or removes every copy.
+    mutating func setFlag(_ flag: SDPAttribute, _ on: Bool) {
+        if on {
+            if !contains(flag) { append(flag) }
+        } else {
+            removeAll { $0 == flag }
+        }
+    }
+
     /// The payloads of the attributes `extract` picks out, in order.
     func all<T>(_ extract: (SDPAttribute) -> T?) -> [T] { compactMap(extract) }
 

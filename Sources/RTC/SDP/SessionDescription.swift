@@ -77,22 +77,15 @@ public struct SessionDescription: Sendable, Hashable {
     /// `a=ice-lite`.
     public var iceLite: Bool {
         get { attributes.contains(.iceLite) }
-        set { setFlag(.iceLite, newValue) }
+        set { attributes.setFlag(.iceLite, newValue) }
     }
 
     /// `a=extmap-allow-mixed`.
     public var extmapAllowMixed: Bool {
         get { attributes.contains(.extmapAllowMixed) }
-        set { setFlag(.extmapAllowMixed, newValue) }
+        set { attributes.setFlag(.extmapAllowMixed, newValue) }
     }
 
-    private mutating func setFlag(_ flag: SDPAttribute, _ on: Bool) {
-        if on {
-            if !attributes.contains(flag) { attributes.append(flag) }
-        } else {
-            attributes.removeAll { $0 == flag }
-        }
-    }
 }
 
 /// An ICE username fragment and password (RFC 8445 §5.3).

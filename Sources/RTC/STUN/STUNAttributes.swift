@@ -22,7 +22,7 @@ extension STUNAttribute {
         guard value.count == 8 || value.count == 20 else { return nil }
         let family = value[1]
         guard (family == 0x01 && value.count == 8) || (family == 0x02 && value.count == 20) else { return nil }
-        let port = (UInt16(value[2]) << 8 | UInt16(value[3])) ^ UInt16(STUNMessage.magicCookie >> 16)
+        let port = value.bigEndianUInt16(at: 2) ^ UInt16(STUNMessage.magicCookie >> 16)
         let mask = Self.xorMask(transactionID: transactionID)
         let raw = value[4...].enumerated().map { $0.element ^ mask[$0.offset] }
         guard let ip = IPAddress(bytes: raw) else { return nil }
@@ -33,7 +33,7 @@ extension STUNAttribute {
     public var mappedAddress: TransportAddress? {
         guard (value.count == 8 && value[1] == 0x01) || (value.count == 20 && value[1] == 0x02) else { return nil }
         guard let ip = IPAddress(bytes: Array(value[4...])) else { return nil }
-        return TransportAddress(ip: ip, port: UInt16(value[2]) << 8 | UInt16(value[3]))
+        return TransportAddress(ip: ip, port: value.bigEndianUInt16(at: 2))
     }
 
     static func xorMask(transactionID: STUNTransactionID) -> [UInt8] {
@@ -65,8 +65,7 @@ extension STUNAttribute {
 
     public static func uint64(_ type: STUNAttributeType, _ v: UInt64) -> STUNAttribute {
         var value: [UInt8] = []
-        value.appendBigEndian(UInt32(v >> 32))
-        value.appendBigEndian(UInt32(v & 0xFFFF_FFFF))
+        value.appendBigEndian(v)
         return STUNAttribute(type: type, value: value)
     }
 

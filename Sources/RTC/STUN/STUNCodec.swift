@@ -32,7 +32,7 @@ public struct ParsedSTUNMessage: Sendable {
     }
 
     private func verify(at offset: Int, key: [UInt8], sha256: Bool) -> Bool {
-        let valueLength = Int(UInt16(raw[offset + 2]) << 8 | UInt16(raw[offset + 3]))
+        let valueLength = Int(raw.bigEndianUInt16(at: offset + 2))
         guard offset + 4 + valueLength <= raw.count else { return false }
         var covered = Array(raw[0..<offset])
         covered.storeBigEndian(UInt16(offset - STUNMessage.headerLength + 4 + valueLength), at: 2)
@@ -48,8 +48,7 @@ public struct ParsedSTUNMessage: Sendable {
     public var fingerprintIsValid: Bool {
         guard let offset = fingerprintOffset, offset + 8 == raw.count else { return false }
         let expected = STUNCrypto.crc32(raw[0..<offset]) ^ 0x5354_554E
-        let got = UInt32(raw[offset + 4]) << 24 | UInt32(raw[offset + 5]) << 16 | UInt32(raw[offset + 6]) << 8 | UInt32(raw[offset + 7])
-        return expected == got
+        return expected == raw.bigEndianUInt32(at: offset + 4)
     }
 }
 
@@ -60,18 +59,14 @@ extension STUNMessage {
         let count = bytes.count
         guard count >= headerLength else { throw STUNError("shorter than the 20-byte header") }
         guard bytes[0] & 0xC0 == 0 else { throw STUNError("the first two bits are not zero") }
-        let type = UInt16(bytes[0]) << 8 | UInt16(bytes[1])
-        let length = Int(UInt16(bytes[2]) << 8 | UInt16(bytes[3]))
+        let type = bytes.bigEndianUInt16(at: 0)
+        let length = Int(bytes.bigEndianUInt16(at: 2))
         guard length % 4 == 0 else { throw STUNError("length \(length) is not a multiple of 4") }
         guard length + headerLength == count else {
             throw STUNError("length \(length) disagrees with the \(count - headerLength) bytes after the header")
         }
-        let cookie = UInt32(bytes[4]) << 24 | UInt32(bytes[5]) << 16 | UInt32(bytes[6]) << 8 | UInt32(bytes[7])
-        guard cookie == magicCookie else { throw STUNError("no magic cookie") }
-        func word(_ i: Int) -> UInt32 {
-            UInt32(bytes[i]) << 24 | UInt32(bytes[i + 1]) << 16 | UInt32(bytes[i + 2]) << 8 | UInt32(bytes[i + 3])
-        }
-        let transaction = STUNTransactionID(word(8), word(12), word(16))
+        guard bytes.bigEndianUInt32(at: 4) == magicCookie else { throw STUNError("no magic cookie") }
+        let transaction = STUNTransactionID(bytes.bigEndianUInt32(at: 8), bytes.bigEndianUInt32(at: 12), bytes.bigEndianUInt32(at: 16))
         let messageClass = STUNClass(rawValue: UInt8(((type >> 4) & 1) | ((type >> 7) & 2)))!
         let method = STUNMethod(rawValue: (type & 0x000F) | ((type >> 1) & 0x0070) | ((type >> 2) & 0x0F80))
 
@@ -82,8 +77,8 @@ extension STUNMessage {
         var offset = headerLength
         while offset < count {
             guard offset + 4 <= count else { throw STUNError("truncated attribute header at \(offset)") }
-            let attrType = STUNAttributeType(rawValue: UInt16(bytes[offset]) << 8 | UInt16(bytes[offset + 1]))
-            let attrLength = Int(UInt16(bytes[offset + 2]) << 8 | UInt16(bytes[offset + 3]))
+            let attrType = STUNAttributeType(rawValue: bytes.bigEndianUInt16(at: offset))
+            let attrLength = Int(bytes.bigEndianUInt16(at: offset + 2))
             let valueStart = offset + 4
             guard valueStart + attrLength <= count else {
                 throw STUNError("attribute \(attrType) of \(attrLength) bytes overruns the message")

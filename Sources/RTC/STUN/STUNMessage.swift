@@ -24,7 +24,7 @@ public struct STUNMessage: Sendable, Equatable {
     /// Whether a datagram can be STUN (RFC 7983 demultiplexing: first byte 0–3, cookie in place).
     public static func looksLikeSTUN(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard bytes.count >= headerLength, bytes[0] < 4 else { return false }
-        return bytes.loadBigEndianUInt32(at: 4) == magicCookie
+        return bytes.bigEndianUInt32(at: 4) == magicCookie
     }
 }
 
@@ -140,14 +140,13 @@ public struct STUNError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String { "STUN: \(reason)" }
 }
 
-extension UnsafeRawBufferPointer {
-    @inlinable
-    func loadBigEndianUInt16(at offset: Int) -> UInt16 {
+/// Big-endian reads from bytes indexed from 0 (arrays, raw buffers); the caller checks the bounds.
+extension RandomAccessCollection where Element == UInt8, Index == Int {
+    func bigEndianUInt16(at offset: Int) -> UInt16 {
         UInt16(self[offset]) << 8 | UInt16(self[offset + 1])
     }
 
-    @inlinable
-    func loadBigEndianUInt32(at offset: Int) -> UInt32 {
+    func bigEndianUInt32(at offset: Int) -> UInt32 {
         UInt32(self[offset]) << 24 | UInt32(self[offset + 1]) << 16 | UInt32(self[offset + 2]) << 8 | UInt32(self[offset + 3])
     }
 }
@@ -163,6 +162,11 @@ extension Array where Element == UInt8 {
         append(UInt8((v >> 16) & 0xFF))
         append(UInt8((v >> 8) & 0xFF))
         append(UInt8(v & 0xFF))
+    }
+
+    mutating func appendBigEndian(_ v: UInt64) {
+        appendBigEndian(UInt32(v >> 32))
+        appendBigEndian(UInt32(v & 0xFFFF_FFFF))
     }
 
     mutating func storeBigEndian(_ v: UInt16, at offset: Int) {

@@ -24,6 +24,7 @@ func plugin(_ name: String, target: String, path: String, extraDependencies: [Ta
 
 let plugins = [
     plugin("chat", target: "ChatPlugin", path: "Plugins/Chat"),
+    plugin("echotest", target: "EchoTestPlugin", path: "Plugins/EchoTest", extraDependencies: ["RTC"]),
 ]
 
 let package = Package(
@@ -57,7 +58,7 @@ let package = Package(
         .target(
             name: "Host",
             dependencies: [
-                "PluginAPI", "AtriumJSON",
+                "PluginAPI", "AtriumJSON", "RTC",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -23,11 +23,12 @@ public final class AtriumHost: Service, Sendable {
 
     /// Loads every enabled plugin (create + init). A plugin that fails stops this unless its entry
     /// is `optional`, in which case it is logged and skipped.
-    public init(config: HostConfig, logger: Logger) throws(PluginLoadError) {
+    public init(config: HostConfig, logger: Logger) throws {
         self.config = config
         self.logger = logger
+        let media = try MediaEngine(config: config.media, logger: logger)
         let loaded = try Self.loadPlugins(config: config, logger: logger)
-        core = HostCore(config: config, plugins: loaded, logger: logger)
+        core = HostCore(config: config, plugins: loaded, media: media, logger: logger)
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, System.coreCount))
     }
 
@@ -98,6 +99,13 @@ public final class AtriumHost: Service, Sendable {
     public func start() async throws {
         do throws(PluginLoadError) {
             for plugin in core.plugins { try plugin.startServices() }
+        } catch {
+            logger.critical("cannot start: \(error)")
+            core.shutdown()
+            throw error
+        }
+        do throws(MediaSocketError) {
+            try core.media.start()
         } catch {
             logger.critical("cannot start: \(error)")
             core.shutdown()

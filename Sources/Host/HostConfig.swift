@@ -64,6 +64,28 @@ public struct HostConfig: Sendable {
         public var secret: String? = nil
     }
 
+    /// WebRTC media: one UDP port for every peer (ICE-lite), optional passive ICE-TCP.
+    public struct Media: Sendable {
+        public var bind = "0.0.0.0"
+        public var udpPort = 10_000
+        /// ICE-TCP (RFC 6544 passive) port, or nil for none.
+        public var tcpPort: Int? = nil
+        /// Addresses put in candidates; empty means every non-loopback IPv4 address of the machine
+        /// (loopback only when there is no other). Behind 1:1 NAT, list the public address.
+        public var advertisedAddresses: [String] = []
+        /// A peer whose connectivity checks stop for this long is hung up (RFC 7675 consent).
+        public var consentTimeoutSeconds = 30.0
+        /// No packet on a stream for this long: a `media` event with receiving false.
+        public var noMediaSeconds = 1.0
+        /// Lost packets per second on a stream that trigger `slowlink` (0: never).
+        public var slowlinkThreshold = 0
+        /// PEM files of the DTLS certificate and key; both nil: a fresh P-256 certificate at start.
+        public var certificateFile: String? = nil
+        public var keyFile: String? = nil
+        /// Packets kept per outgoing video stream to answer NACKs.
+        public var retransmissionPackets = 512
+    }
+
     public var serverName = "Atrium"
     public var logLevel = "info"
     public var pluginsDirectory: String? = nil
@@ -73,6 +95,7 @@ public struct HostConfig: Sendable {
     public var sessions = Sessions()
     public var limits = Limits()
     public var admin = Admin()
+    public var media = Media()
     public var plugins: [PluginConfig] = []
     /// Where the configuration came from, for messages.
     public var source = "<memory>"
@@ -104,7 +127,7 @@ public struct HostConfig: Sendable {
         let root = ConfigReader(source: source)
         let top = try root.object(json, path: "", keys: [
             "server_name", "log_level", "plugins_dir", "api_secret", "http", "websocket", "sessions", "limits",
-            "admin", "plugins",
+            "admin", "media", "plugins",
         ])
         config.serverName = try root.string(top, "server_name", path: "") ?? config.serverName
         if let level = try root.string(top, "log_level", path: "") {
@@ -156,6 +179,9 @@ public struct HostConfig: Sendable {
             config.admin.secret = try root.string(o, "secret", path: "admin")
             if config.admin.secret == "" { throw root.error("admin.secret", "expected a non-empty string or null") }
         }
+        if let media = top["media"] {
+            config.media = try parseMedia(media, root)
+        }
         if let plugins = top["plugins"] {
             guard case .array(let entries) = plugins else {
                 throw root.error("plugins", "expected an array of plugin entries, found \(plugins.typeDescription)")
@@ -201,6 +227,50 @@ public struct HostConfig: Sendable {
             }
         }
         return config
+    }
+}
+
+extension HostConfig {
+    static func parseMedia(_ json: JSON, _ root: ConfigReader) throws(ConfigError) -> Media {
+        var m = Media()
+        let path = "media"
+        let o = try root.object(json, path: path, keys: [
+            "bind", "udp_port", "tcp_port", "advertised_addresses", "consent_timeout_seconds", "no_media_seconds",
+            "slowlink_threshold", "certificate_file", "key_file", "retransmission_packets",
+        ])
+        m.bind = try root.string(o, "bind", path: path) ?? m.bind
+        guard IPv4Text.isValid(m.bind) else { throw root.error("media.bind", "expected an IPv4 address, found \"\(m.bind)\"") }
+        m.udpPort = try root.int(o, "udp_port", path: path, range: 0...65535) ?? m.udpPort
+        m.tcpPort = try root.int(o, "tcp_port", path: path, range: 0...65535)
+        if let a = o["advertised_addresses"], !a.isNull {
+            guard case .array(let items) = a else {
+                throw root.error("media.advertised_addresses", "expected an array of IPv4 addresses, found \(a.typeDescription)")
+            }
+            for (i, item) in items.enumerated() {
+                guard case .string(let s) = item, IPv4Text.isValid(s), s != "0.0.0.0" else {
+                    throw root.error("media.advertised_addresses[\(i)]", "expected an IPv4 address such as \"203.0.113.7\", found \(item.typeDescription == "a string" ? "\"\(item.stringValue!)\"" : item.typeDescription)")
+                }
+                m.advertisedAddresses.append(s)
+            }
+        }
+        m.consentTimeoutSeconds = try root.number(o, "consent_timeout_seconds", path: path, range: 1...600) ?? m.consentTimeoutSeconds
+        m.noMediaSeconds = try root.number(o, "no_media_seconds", path: path, range: 0.1...3600) ?? m.noMediaSeconds
+        m.slowlinkThreshold = try root.int(o, "slowlink_threshold", path: path, range: 0...100_000) ?? m.slowlinkThreshold
+        m.certificateFile = try root.string(o, "certificate_file", path: path)
+        m.keyFile = try root.string(o, "key_file", path: path)
+        if (m.certificateFile == nil) != (m.keyFile == nil) {
+            throw root.error("media", "certificate_file and key_file go together: give both or neither")
+        }
+        m.retransmissionPackets = try root.int(o, "retransmission_packets", path: path, range: 16...32_768) ?? m.retransmissionPackets
+        return m
+    }
+}
+
+/// Dotted-quad IPv4 text, as inet_pton reads it.
+enum IPv4Text {
+    static func isValid(_ text: String) -> Bool {
+        var address = in_addr()
+        return inet_pton(AF_INET, text, &address) == 1
     }
 }
 

@@ -36,6 +36,7 @@ public final class HostCore: Sendable {
     let config: HostConfig
     let logger: Logger
     let plugins: [LoadedPlugin]
+    let media: MediaEngine
     let pluginsByName: [String: LoadedPlugin]
     let registry = Mutex(Registry())
     let metrics = CoreMetrics()
@@ -43,10 +44,11 @@ public final class HostCore: Sendable {
     let sessionTimeoutNanos: UInt64
     let reclaimNanos: UInt64
 
-    init(config: HostConfig, plugins: [LoadedPlugin], logger: Logger) {
+    init(config: HostConfig, plugins: [LoadedPlugin], media: MediaEngine, logger: Logger) {
         self.config = config
         self.logger = logger
         self.plugins = plugins
+        self.media = media
         var byName: [String: LoadedPlugin] = [:]
         for p in plugins {
             byName[p.id] = p
@@ -56,6 +58,7 @@ public final class HostCore: Sendable {
         sessionTimeoutNanos = UInt64(config.sessions.timeoutSeconds * 1e9)
         reclaimNanos = UInt64(config.sessions.reclaimSeconds * 1e9)
         for p in plugins { p.core = self }
+        media.core = self
     }
 
     // MARK: - Entry from transports
@@ -185,7 +188,10 @@ public final class HostCore: Sendable {
                 h.state = .detaching
                 r.handlesByAddress.removeValue(forKey: h.address)
                 // Enqueued under the lock, so it follows the handle's handle_created.
-                h.plugin.queue.async { h.plugin.handleDestroyed(h) }
+                h.plugin.queue.async { [self] in
+                    releaseMedia(h, notifyClient: false)
+                    h.plugin.handleDestroyed(h)
+                }
             }
             return hs
         }
@@ -261,6 +267,15 @@ public final class HostCore: Sendable {
 
     func pushEvent(from plugin: LoadedPlugin, handleAddress: UInt, transaction: String?, event: JSON, jsep: JSON?) -> Int32 {
         guard let handle = lookupHandle(from: plugin, address: handleAddress) else { return ATRIUM_ERR_NOT_FOUND }
+        var jsep = jsep
+        if let given = jsep {
+            switch completeJSEP(given, handle: handle) {
+            case .success(let completed): jsep = completed
+            case .failure(let error):
+                plugin.logger.warning("push_event with a jsep the host cannot use: \(error)", metadata: ["handle": "\(handle.id)"])
+                return ATRIUM_ERR_INVALID_ARGUMENT
+            }
+        }
         var o: JSONObject = ["janus": "event", "session_id": JSON(handle.session.id)]
         if let transaction { o["transaction"] = .string(transaction) }
         o["sender"] = JSON(handle.id)
@@ -307,6 +322,7 @@ public final class HostCore: Sendable {
             r.handlesByAddress.removeValue(forKey: handle.address)
             // Enqueued under the lock, so it follows the handle's handle_created.
             handle.plugin.queue.async { [self] in
+                releaseMedia(handle, notifyClient: notify)
                 handle.plugin.handleDestroyed(handle)
                 if notify {
                     deliver(["janus": "detached", "session_id": JSON(handle.session.id), "sender": JSON(handle.id)], to: handle.session)
@@ -314,6 +330,18 @@ public final class HostCore: Sendable {
             }
             return true
         }
+    }
+
+    /// On the plugin's control context, before handle_destroyed: the handle's PeerConnection goes
+    /// (waiting for the media thread, so no media callback can follow), the plugin hears
+    /// hangup_media, and the client a `hangup` with reason "Detach" when it is still listening.
+    func releaseMedia(_ handle: Handle, notifyClient: Bool) {
+        let hadPeer = media.sync { self.media.hangup(handle, reason: .detach, notifyClient: false, notifyPlugin: false) }
+        guard hadPeer else { return }
+        if notifyClient {
+            deliver(["janus": "hangup", "session_id": JSON(handle.session.id), "sender": JSON(handle.id), "reason": .string(HangupReason.detach.text)], to: handle.session)
+        }
+        handle.plugin.hangupMedia(handle, reason: HangupReason.detach.code)
     }
 
     // MARK: - Snapshot for admin and metrics
@@ -331,10 +359,9 @@ public final class HostCore: Sendable {
         }
         for p in plugins.reversed() { p.stopServices() }
         for s in sessions { destroySession(s, reason: "shutdown", answerPolls: true) }
-        for p in plugins.reversed() {
-            p.queue.sync {}  // let queued handle_destroyed calls finish
-            p.destroy()
-        }
+        for p in plugins.reversed() { p.queue.sync {} }  // let queued handle_destroyed calls finish
+        media.stop()
+        for p in plugins.reversed() { p.destroy() }
     }
 }
 

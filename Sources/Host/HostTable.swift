@@ -60,6 +60,49 @@ nonisolated(unsafe) private let timerExtension: UnsafeMutablePointer<atrium_host
     return t
 }()
 
+/// Runs `body` with the handle's PeerConnection on the media thread (at once when already there).
+private func onPeer(_ host: UnsafePointer<atrium_host_t>, _ handle: UnsafePointer<atrium_handle_t>,
+                    _ body: @escaping (MediaEngine, PeerConnection) -> Void) -> Int32 {
+    let plugin = owner(host)
+    guard let core = plugin.core else { return ATRIUM_ERR_STATE }
+    let address = UInt(bitPattern: handle)
+    let media = core.media
+    if media.isOnMediaThread {
+        guard let peer = media.peer(address: address, plugin: plugin) else { return ATRIUM_ERR_NOT_FOUND }
+        body(media, peer)
+        return ATRIUM_OK
+    }
+    guard core.handleExists(from: plugin, handleAddress: address) else { return ATRIUM_ERR_NOT_FOUND }
+    media.post {
+        if let peer = media.peer(address: address, plugin: plugin) { body(media, peer) }
+    }
+    return ATRIUM_OK
+}
+
+/// An RTP packet a plugin relayed from outside the media thread, kept until the thread sends it.
+private struct CopiedRTP: @unchecked Sendable {
+    var fields: atrium_rtp_packet_t
+    let bytes: [UInt8]
+
+    init?(_ packet: UnsafePointer<atrium_rtp_packet_t>) {
+        let p = copyTable(packet, declaredSize: packet.pointee.struct_size, as: atrium_rtp_packet_t.self)
+        let buffer = p.buffer
+        guard p.length > 0, p.length <= 1500 else { return nil }
+        fields = p
+        bytes = Array(UnsafeBufferPointer(start: buffer, count: Int(p.length)))
+    }
+
+    func withPacket(_ body: (UnsafePointer<atrium_rtp_packet_t>) -> Void) {
+        var p = fields
+        bytes.withUnsafeBufferPointer { b in
+            p.buffer = b.baseAddress!
+            p.mid = nil
+            p.rid = nil
+            withUnsafePointer(to: &p) { body($0) }
+        }
+    }
+}
+
 /// Builds the host table for one plugin; `host_data` is filled in by the caller.
 func makeHostTable() -> atrium_host_t {
     var t = atrium_host_t()
@@ -103,15 +146,53 @@ func makeHostTable() -> atrium_host_t {
     }
     t.close_pc = { host, handle in
         let plugin = owner(host)
-        guard let core = plugin.core else { return ATRIUM_ERR_STATE }
-        // No PeerConnection exists until the media stack lands; the handle must still be ours.
-        return core.handleExists(from: plugin, handleAddress: UInt(bitPattern: handle)) ? ATRIUM_ERR_STATE : ATRIUM_ERR_NOT_FOUND
+        guard let core = plugin.core, let h = core.lookupHandle(from: plugin, address: UInt(bitPattern: handle)) else { return ATRIUM_ERR_NOT_FOUND }
+        core.media.post { [media = core.media] in _ = media.hangup(h, reason: .closePC, notifyClient: true, notifyPlugin: true) }
+        return ATRIUM_OK
     }
-    t.relay_rtp = { _, _, _ in ATRIUM_ERR_STATE }
-    t.relay_rtcp = { _, _, _ in ATRIUM_ERR_STATE }
-    t.relay_data = { _, _, _ in ATRIUM_ERR_STATE }
-    t.request_keyframe = { _, _, _ in ATRIUM_ERR_STATE }
-    t.send_remb = { _, _, _ in ATRIUM_ERR_STATE }
+    t.relay_rtp = { host, handle, packet in
+        let plugin = owner(host)
+        guard let media = plugin.core?.media else { return ATRIUM_ERR_STATE }
+        let address = UInt(bitPattern: handle)
+        if media.isOnMediaThread {
+            guard let peer = media.peer(address: address, plugin: plugin) else { return ATRIUM_ERR_NOT_FOUND }
+            return media.sendRTP(peer, packet, now: monotonicNanos())
+        }
+        // From another thread: copy, and send from the media thread.
+        guard let copy = CopiedRTP(packet) else { return ATRIUM_ERR_INVALID_ARGUMENT }
+        media.post {
+            guard let peer = media.peer(address: address, plugin: plugin) else { return }
+            copy.withPacket { _ = media.sendRTP(peer, $0, now: monotonicNanos()) }
+        }
+        return ATRIUM_OK
+    }
+    t.relay_rtcp = { host, handle, packet in
+        let plugin = owner(host)
+        guard let media = plugin.core?.media else { return ATRIUM_ERR_STATE }
+        let p = packet.pointee
+        let buffer = p.buffer
+        guard p.length > 0 else { return ATRIUM_ERR_INVALID_ARGUMENT }
+        let address = UInt(bitPattern: handle)
+        let bytes = UnsafeRawBufferPointer(start: buffer, count: Int(p.length))
+        if media.isOnMediaThread {
+            guard let peer = media.peer(address: address, plugin: plugin) else { return ATRIUM_ERR_NOT_FOUND }
+            return media.sendRTCP(peer, bytes)
+        }
+        let copy = Array(bytes)
+        media.post {
+            guard let peer = media.peer(address: address, plugin: plugin) else { return }
+            _ = copy.withUnsafeBytes { media.sendRTCP(peer, $0) }
+        }
+        return ATRIUM_OK
+    }
+    // Data channels arrive with SCTP; until then a peer has none.
+    t.relay_data = { _, _, _ in ATRIUM_ERR_UNSUPPORTED }
+    t.request_keyframe = { host, handle, mindex in
+        onPeer(host, handle) { media, peer in media.requestKeyframe(peer, mindex: mindex, now: monotonicNanos()) }
+    }
+    t.send_remb = { host, handle, bitrate in
+        onPeer(host, handle) { media, peer in media.sendREMB(peer, bitrate: bitrate) }
+    }
     t.set_labels = { host, handle, json, length in
         let plugin = owner(host)
         guard let core = plugin.core else { return ATRIUM_ERR_STATE }

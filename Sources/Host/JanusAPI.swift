@@ -196,8 +196,10 @@ struct Call: Sendable {
     }
 
     func hangup(_ handle: Handle) {
-        // No PeerConnection can exist before the media stack, so there is nothing to hang up;
-        // Janus answers success in that case without a hangup event.
+        // Janus's order: the hangup event, then success; without a PeerConnection, success alone.
+        if core.hangupRequested(handle) {
+            core.deliver(["janus": "hangup", "session_id": JSON(handle.session.id), "sender": JSON(handle.id), "reason": .string(HangupReason.client.text)], to: handle.session)
+        }
         succeed()
     }
 
@@ -231,17 +233,17 @@ struct Call: Sendable {
             }
             let type = strings["type"]!
             let sdp = strings["sdp"]!
-            switch type.lowercased() {
-            case "offer": break
-            case "answer":
-                fail(JanusError(.unexpectedAnswer, "Unexpected ANSWER (did we offer?)"))
-                return
-            default:
+            let kind = type.lowercased()
+            guard kind == "offer" || kind == "answer" else {
                 fail(JanusError(.jsepUnknownType, "JSEP error: unknown message type '\(type)'"))
                 return
             }
             guard sdp.hasPrefix("v=") else {
                 fail(JanusError(.jsepInvalidSDP, "Invalid SDP (doesn't start with v=)"))
+                return
+            }
+            if let error = core.acceptClientJSEP(type: kind, sdp: sdp, handle: handle) {
+                fail(error)
                 return
             }
             jsep = j

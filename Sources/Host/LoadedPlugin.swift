@@ -202,6 +202,7 @@ final class LoadedPlugin: @unchecked Sendable {
 
     func handleDestroyed(_ handle: Handle) {
         dispatchPrecondition(condition: .onQueue(queue))
+        handle.released = true
         table.handle_destroyed!(pluginPointer, handle.raw)
     }
 

@@ -68,10 +68,10 @@ final class CoreMetrics: Sendable {
 }
 
 extension HostCore {
-    /// The whole /metrics page: the host's counters, then each plugin's.
+    /// The whole /metrics page: the host's counters, the media counters, then each plugin's.
     func metricsText() -> String {
         let (sessions, handles) = counts
-        var text = metrics.render(sessions: sessions, handles: handles)
+        var text = metrics.render(sessions: sessions, handles: handles) + media.metrics.prometheus
         for plugin in plugins {
             let part = plugin.collectMetrics()
             if !part.isEmpty {

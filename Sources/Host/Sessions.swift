@@ -139,6 +139,9 @@ final class Handle: @unchecked Sendable {
     // Guarded by HostCore.registry.
     var state: State = .attaching
     var labels: JSON = .object([:])
+    /// Set on the plugin's control context once handle_destroyed ran; control callbacks queued
+    /// from the media thread after that are dropped. Touched only on that context.
+    var released = false
 
     init(id: UInt64, session: Session, plugin: LoadedPlugin, opaqueID: String, attachedName: String?) {
         self.id = id

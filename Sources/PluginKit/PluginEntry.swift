@@ -100,6 +100,14 @@ public enum PluginEntry {
         table.pointee.hangup_media = { p, handle, reason in
             PluginBox.from(p).plugin.hangupMedia(PluginHandle(raw: handle), reason: reason)
         }
+        table.pointee.incoming_rtp = { p, handle, packet in PluginBox.from(p).plugin.incomingRTP(PluginHandle(raw: handle), packet) }
+        table.pointee.incoming_rtcp = { p, handle, packet in PluginBox.from(p).plugin.incomingRTCP(PluginHandle(raw: handle), packet) }
+        table.pointee.media_state = { p, handle, mid, isVideo, receiving in
+            PluginBox.from(p).plugin.mediaState(PluginHandle(raw: handle), mid: String(cString: mid), isVideo: isVideo != 0, receiving: receiving != 0)
+        }
+        table.pointee.slow_link = { p, handle, mid, isVideo, uplink, lost in
+            PluginBox.from(p).plugin.slowLink(PluginHandle(raw: handle), mid: String(cString: mid), isVideo: isVideo != 0, uplink: uplink != 0, lost: lost)
+        }
         table.pointee.query_handle = { p, handle, out, cap in
             let text = JSON.object(PluginBox.from(p).plugin.describe(PluginHandle(raw: handle))).serialized
             guard text.utf8.count < cap else { return ATRIUM_ERR_BUFFER_TOO_SMALL }

@@ -83,6 +83,13 @@ public protocol AtriumPlugin: AnyObject {
     /// [control] A PeerConnection came up / went away.
     func setupMedia(_ handle: PluginHandle)
     func hangupMedia(_ handle: PluginHandle, reason: Int32)
+    /// [media] Decrypted RTP and RTCP from the handle's peer; the packet is borrowed for the call.
+    func incomingRTP(_ handle: PluginHandle, _ packet: UnsafePointer<atrium_rtp_packet_t>)
+    func incomingRTCP(_ handle: PluginHandle, _ packet: UnsafePointer<atrium_rtcp_packet_t>)
+    /// [control] Media on stream `mid` started or stopped arriving.
+    func mediaState(_ handle: PluginHandle, mid: String, isVideo: Bool, receiving: Bool)
+    /// [control] Losses on stream `mid` crossed the slow-link threshold.
+    func slowLink(_ handle: PluginHandle, mid: String, isVideo: Bool, uplink: Bool, lost: UInt32)
 }
 
 extension AtriumPlugin {
@@ -96,6 +103,10 @@ extension AtriumPlugin {
     public func adminMessage(_ body: JSONObject) -> JSON? { nil }
     public func setupMedia(_ handle: PluginHandle) {}
     public func hangupMedia(_ handle: PluginHandle, reason: Int32) {}
+    public func incomingRTP(_ handle: PluginHandle, _ packet: UnsafePointer<atrium_rtp_packet_t>) {}
+    public func incomingRTCP(_ handle: PluginHandle, _ packet: UnsafePointer<atrium_rtcp_packet_t>) {}
+    public func mediaState(_ handle: PluginHandle, mid: String, isVideo: Bool, receiving: Bool) {}
+    public func slowLink(_ handle: PluginHandle, mid: String, isVideo: Bool, uplink: Bool, lost: UInt32) {}
 }
 
 /// The host, as a plugin calls it. Safe from any thread.
@@ -115,6 +126,36 @@ public struct PluginHost: @unchecked Sendable {
 
     public func log(_ level: LogLevel, _ message: String) {
         raw.pointee.log?(raw, level.rawValue, message)
+    }
+
+    /// [media] Sends RTP to the handle's peer (the host copies it, sets its SSRC, encrypts it).
+    @discardableResult
+    public func relayRTP(_ handle: PluginHandle, _ packet: UnsafePointer<atrium_rtp_packet_t>) -> Int32 {
+        raw.pointee.relay_rtp?(raw, handle.raw, packet) ?? ATRIUM_ERR_UNSUPPORTED
+    }
+
+    /// [media] Sends a (compound) RTCP packet to the handle's peer.
+    @discardableResult
+    public func relayRTCP(_ handle: PluginHandle, _ packet: UnsafePointer<atrium_rtcp_packet_t>) -> Int32 {
+        raw.pointee.relay_rtcp?(raw, handle.raw, packet) ?? ATRIUM_ERR_UNSUPPORTED
+    }
+
+    /// Asks the handle's peer for a keyframe on `mindex` (-1: every video stream).
+    @discardableResult
+    public func requestKeyframe(_ handle: PluginHandle, mindex: Int32 = -1) -> Int32 {
+        raw.pointee.request_keyframe?(raw, handle.raw, mindex) ?? ATRIUM_ERR_UNSUPPORTED
+    }
+
+    /// Caps what the handle's peer sends (REMB, bits per second).
+    @discardableResult
+    public func sendREMB(_ handle: PluginHandle, bitrate: UInt64) -> Int32 {
+        raw.pointee.send_remb?(raw, handle.raw, bitrate) ?? ATRIUM_ERR_UNSUPPORTED
+    }
+
+    /// Tears down the handle's PeerConnection (the client gets `hangup`, reason "Close PC").
+    @discardableResult
+    public func closePC(_ handle: PluginHandle) -> Int32 {
+        raw.pointee.close_pc?(raw, handle.raw) ?? ATRIUM_ERR_UNSUPPORTED
     }
 
     /// Sends `event` (becomes `plugindata.data`) to the handle's client.

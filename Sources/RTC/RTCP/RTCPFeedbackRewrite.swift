@@ -45,10 +45,7 @@ extension RTCPPacket {
 
     private static func store(_ value: UInt32, at offset: Int, in datagram: UnsafeMutableRawBufferPointer) {
         precondition(offset >= 0 && offset + 4 <= datagram.count, "RTCP write past the end")
-        datagram[offset] = UInt8(value >> 24)
-        datagram[offset + 1] = UInt8((value >> 16) & 0xFF)
-        datagram[offset + 2] = UInt8((value >> 8) & 0xFF)
-        datagram[offset + 3] = UInt8(value & 0xFF)
+        datagram.storeBigEndian(value, at: offset)
     }
 }
 

@@ -67,20 +67,12 @@ public struct RTPPacketView {
         UInt32(buffer[o]) << 24 | UInt32(buffer[o + 1]) << 16 | UInt32(buffer[o + 2]) << 8 | UInt32(buffer[o + 3])
     }
 
-    @inlinable func store32(_ v: UInt32, _ o: Int) {
-        buffer[o] = UInt8(v >> 24)
-        buffer[o + 1] = UInt8((v >> 16) & 0xFF)
-        buffer[o + 2] = UInt8((v >> 8) & 0xFF)
-        buffer[o + 3] = UInt8(v & 0xFF)
-    }
-
     /// Rewrites the fields a forwarder changes, in place (the SFU's SSRC/sequence/timestamp mapping).
     @inlinable
     public func rewrite(ssrc: UInt32, sequenceNumber: UInt16, timestamp: UInt32, payloadType: UInt8? = nil) {
-        buffer[2] = UInt8(sequenceNumber >> 8)
-        buffer[3] = UInt8(sequenceNumber & 0xFF)
-        store32(timestamp, 4)
-        store32(ssrc, 8)
+        buffer.storeBigEndian(sequenceNumber, at: 2)
+        buffer.storeBigEndian(timestamp, at: 4)
+        buffer.storeBigEndian(ssrc, at: 8)
         if let payloadType { buffer[1] = (buffer[1] & 0x80) | (payloadType & 0x7F) }
     }
 
@@ -157,6 +149,7 @@ public enum RTPHeaderExtensionURI {
     public static let absSendTime = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
     public static let transportWideCC = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
     public static let audioLevel = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+    public static let videoOrientation = "urn:3gpp:video-orientation"
 }
 
 /// Demultiplexing of one UDP port (RFC 7983): what kind of packet a first byte announces.

@@ -129,7 +129,7 @@ public final class SRTPContext: @unchecked Sendable {
         _ buffer: UnsafeMutableRawBufferPointer, _ length: Int, op: StaticString,
         _ call: (srtp_t?, UnsafeMutableRawPointer?, UnsafeMutablePointer<Int32>?) -> srtp_err_status_t
     ) throws(SRTPError) -> Int {
-        guard length >= 0, length <= buffer.count, buffer.count - length >= 0 else {
+        guard length >= 0, length <= buffer.count else {
             throw SRTPError(status: Int32(srtp_err_status_bad_param.rawValue), operation: "\(op)")
         }
         if direction == .outbound && buffer.count - length < Self.maximumTrailer {

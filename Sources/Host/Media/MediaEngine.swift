@@ -1,0 +1,617 @@
+import AtriumJSON
+import Dispatch
+import Foundation
+import Logging
+import PluginAPI
+import RTC
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The host's media: one thread that owns the UDP port and every PeerConnection. Packets are read,
+/// demultiplexed (known address, else the ICE ufrag of a binding request), decrypted in the one
+/// receive buffer and handed to plugins on this thread; what plugins relay is encrypted in the one
+/// send buffer. Control threads reach the PeerConnections only through `post`/`sync`.
+final class MediaEngine: @unchecked Sendable {
+    let config: HostConfig.Media
+    let logger: Logger
+    let certificate: DTLSCertificate
+    let fingerprint: Fingerprint
+    let addresses: [IPAddress]
+    /// Opened by `start` (so `check-config` binds nothing); read-only afterwards.
+    private(set) var socket: UDPSocket!
+    let metrics = MediaMetrics()
+    weak var core: HostCore?
+
+    /// A pipe that wakes the thread when a task is posted: read end polled, write end written.
+    private let wakeRead: Int32
+    private let wakeWrite: Int32
+    private let tasks = Mutex<[MediaTask]>([])
+    private let running = Atomic<Bool>(false)
+    private let threadID = Atomic<UInt>(0)
+    private var thread: Thread?
+    private let stopped = DispatchSemaphore(value: 0)
+
+    // Owned by the media thread.
+    private var peersByHandle: [UInt: PeerConnection] = [:]
+    private var peersByUfrag: [String: PeerConnection] = [:]
+    private var peersByAddress: [TransportAddress: PeerConnection] = [:]
+    private let receiveBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 16)
+    private let sendBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 16)
+    private var lastSlowTick: UInt64 = 0
+    private var lastReportTick: UInt64 = 0
+
+    init(config: HostConfig.Media, logger: Logger) throws(MediaSocketError) {
+        self.config = config
+        var mediaLogger = logger
+        mediaLogger[metadataKey: "component"] = "media"
+        self.logger = mediaLogger
+        do {
+            if let certificateFile = config.certificateFile, let keyFile = config.keyFile {
+                let certificatePEM = try String(contentsOfFile: certificateFile, encoding: .utf8)
+                let keyPEM = try String(contentsOfFile: keyFile, encoding: .utf8)
+                certificate = try DTLSCertificate.load(certificatePEM: certificatePEM, keyPEM: keyPEM)
+            } else {
+                certificate = try DTLSCertificate.generate()
+            }
+        } catch {
+            throw MediaSocketError(description: "DTLS certificate (media.certificate_file/key_file): \(error)")
+        }
+        fingerprint = Fingerprint(algorithm: "sha-256", hex: certificate.fingerprint)
+        var advertised = config.advertisedAddresses.compactMap { IPAddress($0) }
+        if advertised.isEmpty, config.bind != "0.0.0.0", let bound = IPAddress(config.bind) { advertised = [bound] }
+        if advertised.isEmpty { advertised = interfaceAddresses() }
+        if advertised.isEmpty {
+            mediaLogger.warning("no non-loopback IPv4 address: advertising 127.0.0.1 (set media.advertised_addresses)")
+            advertised = [.v4(0x7F00_0001)]
+        }
+        addresses = advertised
+        var ends: [Int32] = [0, 0]
+        guard pipe(&ends) == 0 else {
+            throw MediaSocketError(description: "pipe: \(String(cString: strerror(errno)))")
+        }
+        for fd in ends {
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        }
+        wakeRead = ends[0]
+        wakeWrite = ends[1]
+    }
+
+    deinit {
+        Glibc.close(wakeRead)
+        Glibc.close(wakeWrite)
+        receiveBuffer.deallocate()
+        sendBuffer.deallocate()
+    }
+
+    var candidates: [Candidate] {
+        LocalTransport.hostCandidates(addresses: addresses, udpPort: socket.port, tcpPort: nil)
+    }
+
+    // MARK: - Thread
+
+    func start() throws(MediaSocketError) {
+        socket = try UDPSocket(bind: config.bind, port: config.udpPort)
+        running.store(true, ordering: .sequentiallyConsistent)
+        let t = Thread { [self] in
+            threadID.store(UInt(pthread_self()), ordering: .sequentiallyConsistent)
+            run()
+            stopped.signal()
+        }
+        t.name = "atrium-media"
+        thread = t
+        t.start()
+        logger.info("media on UDP port \(socket.port), advertising \(addresses.map(\.description).joined(separator: ", "))")
+    }
+
+    /// Stops the thread after closing every PeerConnection (no events: the host is going away).
+    func stop() {
+        guard running.load(ordering: .sequentiallyConsistent) else { return }
+        post { [self] in
+            for peer in Array(peersByHandle.values) { close(peer, reason: .detach, notifyClient: false, notifyPlugin: false) }
+            running.store(false, ordering: .sequentiallyConsistent)
+        }
+        stopped.wait()
+    }
+
+    var isOnMediaThread: Bool { threadID.load(ordering: .relaxed) == UInt(pthread_self()) }
+
+    /// Runs `task` on the media thread, soon.
+    func post(_ task: @escaping () -> Void) {
+        let wrapped = MediaTask(run: task)
+        tasks.withLock { $0.append(wrapped) }
+        var one: UInt8 = 1
+        _ = write(wakeWrite, &one, 1)
+    }
+
+    /// Runs `body` on the media thread and waits for its result (never call it from a plugin's
+    /// [media] callback: it is already on that thread, and runs inline).
+    func sync<T>(_ body: @escaping () -> T) -> T {
+        if isOnMediaThread || !running.load(ordering: .sequentiallyConsistent) { return body() }
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var result: T?
+        post {
+            result = body()
+            done.signal()
+        }
+        done.wait()
+        return result!
+    }
+
+    private func run() {
+        var fds = [pollfd(fd: socket.fd, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
+        while running.load(ordering: .relaxed) {
+            _ = poll(&fds, 2, 20)
+            if fds[1].revents != 0 {
+                var drain = (UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+                _ = withUnsafeMutableBytes(of: &drain) { read(wakeRead, $0.baseAddress, $0.count) }
+                let pending = tasks.withLock { t in
+                    defer { t.removeAll() }
+                    return t
+                }
+                for task in pending { task.run() }
+            }
+            if fds[0].revents != 0 {
+                // A bounded batch, so timers and tasks keep their turn under load.
+                for _ in 0..<512 {
+                    guard let (length, from) = socket.receive(into: receiveBuffer) else { break }
+                    datagram(length: length, from: from, now: monotonicNanos())
+                }
+            }
+            tick(now: monotonicNanos())
+        }
+    }
+
+    // MARK: - Incoming datagrams
+
+    private func datagram(length: Int, from: TransportAddress, now: UInt64) {
+        metrics.received.add(1, ordering: .relaxed)
+        let bytes = UnsafeMutableRawBufferPointer(rebasing: receiveBuffer[0..<length])
+        let kind = PacketKind.classify(UnsafeRawBufferPointer(bytes))
+        guard let peer = peersByAddress[from] else {
+            // A stranger may only start with a binding request naming a ufrag we handed out.
+            if kind == .stun, let parsed = try? STUNMessage.parse(Array(bytes)), let ufrag = IceLiteAgent.localUfrag(of: parsed),
+                let peer = peersByUfrag[ufrag]
+            {
+                stun(bytes, peer: peer, from: from, now: now)
+            } else {
+                metrics.dropped.add(1, ordering: .relaxed)
+            }
+            return
+        }
+        switch kind {
+        case .stun: stun(bytes, peer: peer, from: from, now: now)
+        case .dtls: dtls(Array(bytes), peer: peer, from: from)
+        case .rtp: rtp(bytes, peer: peer, now: now)
+        case .rtcp: rtcp(bytes, peer: peer, now: now)
+        case .unknown: metrics.dropped.add(1, ordering: .relaxed)
+        }
+    }
+
+    private func stun(_ bytes: UnsafeMutableRawBufferPointer, peer: PeerConnection, from: TransportAddress, now: UInt64) {
+        let wasConnected = peer.ice.state == .connected
+        switch peer.ice.handle(Array(bytes), from: from, now: now) {
+        case .respond(let response):
+            response.withUnsafeBytes { _ = socket.send($0, to: from) }
+            if !peer.addresses.contains(from) {
+                peer.addresses.insert(from)
+                peersByAddress[from] = peer
+            }
+            if !wasConnected, peer.ice.state == .connected, peer.dtlsRole == .client, let dtls = peer.dtls {
+                sendAll(dtls.start(), to: from)
+            }
+        case .ignore:
+            metrics.dropped.add(1, ordering: .relaxed)
+        }
+    }
+
+    private func dtls(_ bytes: [UInt8], peer: PeerConnection, from: TransportAddress) {
+        guard let dtls = peer.dtls else {
+            metrics.dropped.add(1, ordering: .relaxed)
+            return
+        }
+        sendAll(dtls.receive(bytes), to: peer.ice.selected ?? from)
+        dtlsStateChanged(peer)
+    }
+
+    private func dtlsStateChanged(_ peer: PeerConnection) {
+        guard let dtls = peer.dtls else { return }
+        switch dtls.state {
+        case .connected where !peer.webrtcUp:
+            guard let keys = dtls.keys, let inbound = try? keys.inbound(), let outbound = try? keys.outbound() else {
+                close(peer, reason: .dtlsError, notifyClient: true, notifyPlugin: true)
+                return
+            }
+            peer.inbound = inbound
+            peer.outbound = outbound
+            peer.webrtcUp = true
+            logger.debug("webrtcup", metadata: ["handle": "\(peer.handle.id)", "srtp": "\(keys.profile)"])
+            emit(["janus": "webrtcup"], for: peer)
+            let handle = peer.handle
+            handle.plugin.onControl(handle) { $0.setupMedia(handle) }
+        case .closed:
+            close(peer, reason: .dtlsAlert, notifyClient: true, notifyPlugin: true)
+        case .failed(let why):
+            logger.info("DTLS failed", metadata: ["handle": "\(peer.handle.id)", "reason": "\(why)"])
+            close(peer, reason: .dtlsError, notifyClient: true, notifyPlugin: true)
+        default:
+            break
+        }
+    }
+
+    private func rtp(_ bytes: UnsafeMutableRawBufferPointer, peer: PeerConnection, now: UInt64) {
+        guard let inbound = peer.inbound, let length = try? inbound.unprotect(bytes, length: bytes.count),
+            let packet = try? RTPPacketView(buffer: bytes, length: length),
+            let stream = peer.resolveStream(packet)
+        else {
+            metrics.dropped.add(1, ordering: .relaxed)
+            return
+        }
+        let ssrc = packet.ssrc
+        if stream.statistics[ssrc] == nil {
+            stream.statistics[ssrc] = RTPReceiveStatistics(ssrc: ssrc, clockRate: stream.clockRates[packet.payloadType] ?? (stream.isVideo ? 90_000 : 48_000))
+        }
+        stream.statistics[ssrc]!.update(sequenceNumber: packet.sequenceNumber, timestamp: packet.timestamp, arrivalNanos: now)
+        stream.lastPacketAt = now
+        if !stream.receiving {
+            stream.receiving = true
+            mediaStateChanged(peer, stream)
+        }
+        guard let incoming = peer.plugin.table.incoming_rtp else { return }
+        var p = atrium_rtp_packet_t(
+            struct_size: UInt32(MemoryLayout<atrium_rtp_packet_t>.size), mindex: Int32(stream.index), is_video: stream.isVideo ? 1 : 0,
+            buffer: UnsafePointer(bytes.baseAddress!.assumingMemoryBound(to: UInt8.self)), length: UInt32(length),
+            audio_level: -1, audio_voice: -1, video_rotation: -1, mid: UnsafePointer(stream.midCString), rid: nil)
+        if stream.incomingAudioLevelID != 0, let level = packet.audioLevel(id: stream.incomingAudioLevelID) {
+            p.audio_level = Int32(level.level)
+            p.audio_voice = level.voice ? 1 : 0
+        }
+        if stream.incomingOrientationID != 0, let (o, n) = packet.headerExtension(id: stream.incomingOrientationID), n >= 1 {
+            p.video_rotation = Int32(bytes[o] & 0x03) * 90
+        }
+        if stream.incomingRidID != 0, let rid = packet.headerExtensionString(id: stream.incomingRidID) {
+            p.rid = stream.ridCString(rid)
+        }
+        metrics.rtpIn.add(1, ordering: .relaxed)
+        incoming(peer.plugin.pluginPointer, peer.handle.raw, &p)
+    }
+
+    private func rtcp(_ bytes: UnsafeMutableRawBufferPointer, peer: PeerConnection, now: UInt64) {
+        guard let inbound = peer.inbound, let length = try? inbound.unprotectRTCP(bytes, length: bytes.count) else {
+            metrics.dropped.add(1, ordering: .relaxed)
+            return
+        }
+        let plain = UnsafeRawBufferPointer(rebasing: bytes[0..<length])
+        guard let packets = try? RTCPPacket.parseCompound(plain) else {
+            metrics.dropped.add(1, ordering: .relaxed)
+            return
+        }
+        var answeredNACK = false
+        var about: MediaStream?
+        for packet in packets {
+            switch packet {
+            case .senderReport(let sr):
+                if let i = peer.streamBySSRC[sr.ssrc], i < peer.streams.count {
+                    peer.streams[i].statistics[sr.ssrc]?.senderReportReceived(compactNTP: sr.compactNTPTimestamp, at: now)
+                    about = about ?? peer.streams[i]
+                }
+            case .genericNACK(let nack):
+                if let stream = peer.streams.first(where: { $0.sends && $0.localSSRC == nack.mediaSSRC }) {
+                    let lost = nack.lostSequenceNumbers
+                    stream.nackedThisInterval &+= UInt32(lost.count)
+                    for seq in lost { retransmit(peer, stream, sequenceNumber: seq, now: now) }
+                    answeredNACK = true
+                }
+            case .pictureLossIndication(let pli):
+                about = about ?? peer.streams.first { $0.localSSRC == pli.mediaSSRC }
+            case .fullIntraRequest(let fir):
+                about = about ?? peer.streams.first { s in fir.entries.contains { $0.ssrc == s.localSSRC } }
+            default:
+                break
+            }
+        }
+        guard let incoming = peer.plugin.table.incoming_rtcp else { return }
+        var p = atrium_rtcp_packet_t(
+            struct_size: UInt32(MemoryLayout<atrium_rtcp_packet_t>.size), mindex: Int32(about?.index ?? -1),
+            is_video: about?.isVideo == true ? 1 : 0, buffer: plain.baseAddress!.assumingMemoryBound(to: UInt8.self), length: UInt32(length))
+        if answeredNACK {
+            // NACKs the host answered are its business; the plugin sees the rest.
+            let rest = packets.filter { if case .genericNACK = $0 { false } else { true } }
+            guard !rest.isEmpty, let encoded = try? RTCPPacket.encodeCompound(rest) else { return }
+            encoded.withUnsafeBufferPointer { b in
+                p.buffer = b.baseAddress!
+                p.length = UInt32(b.count)
+                incoming(peer.plugin.pluginPointer, peer.handle.raw, &p)
+            }
+        } else {
+            incoming(peer.plugin.pluginPointer, peer.handle.raw, &p)
+        }
+    }
+
+    // MARK: - Outgoing
+
+    private func sendAll(_ datagrams: [[UInt8]], to address: TransportAddress) {
+        for d in datagrams { d.withUnsafeBytes { _ = socket.send($0, to: address) } }
+    }
+
+    /// Protects `length` plain RTP bytes in the send buffer and sends them to the peer.
+    private func protectAndSend(_ peer: PeerConnection, length: Int, rtcp: Bool) {
+        guard let outbound = peer.outbound, let to = peer.ice.selected else { return }
+        let n: Int
+        do {
+            n = rtcp ? try outbound.protectRTCP(sendBuffer, length: length) : try outbound.protect(sendBuffer, length: length)
+        } catch {
+            metrics.sendErrors.add(1, ordering: .relaxed)
+            return
+        }
+        if socket.send(UnsafeRawBufferPointer(rebasing: sendBuffer[0..<n]), to: to) {
+            metrics.sent.add(1, ordering: .relaxed)
+        } else {
+            metrics.sendErrors.add(1, ordering: .relaxed)
+        }
+    }
+
+    /// A plugin's RTP for the peer (on the media thread).
+    func sendRTP(_ peer: PeerConnection, _ packet: UnsafePointer<atrium_rtp_packet_t>, now: UInt64) -> Int32 {
+        guard peer.isConnected else { return ATRIUM_ERR_STATE }
+        // A plugin built against an older minor may pass a shorter struct: read what it wrote.
+        let declared = packet.pointee.struct_size
+        let p = declared >= MemoryLayout<atrium_rtp_packet_t>.size ? packet.pointee : copyTable(packet, declaredSize: declared, as: atrium_rtp_packet_t.self)
+        let buffer = p.buffer
+        guard p.length >= 12, p.length <= 1500 else { return ATRIUM_ERR_INVALID_ARGUMENT }
+        guard let stream = peer.outgoingStream(mindex: p.mindex, isVideo: p.is_video != 0) else { return ATRIUM_ERR_NOT_FOUND }
+        let source = UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(mutating: buffer), count: Int(p.length))
+        guard let view = try? RTPPacketView(buffer: source, length: Int(p.length)) else { return ATRIUM_ERR_INVALID_ARGUMENT }
+        var values = OutgoingExtensionValues()
+        let ids = stream.outgoingIDs
+        if ids.mid != 0 { values.mid = UnsafeRawBufferPointer(start: stream.midCString, count: strlen(stream.midCString)) }
+        if p.audio_level >= 0 { values.audioLevel = (p.audio_voice == 1, UInt8(clamping: p.audio_level)) }
+        if p.video_rotation >= 0 { values.videoOrientation = UInt8((p.video_rotation / 90) & 3) }
+        if ids.absSendTime != 0 { values.absSendTime = OutgoingRTP.absSendTime(nanos: now) }
+        if ids.transportWideCC != 0 {
+            peer.transportSequence &+= 1
+            values.transportSequence = peer.transportSequence
+        }
+        let capacity = UnsafeMutableRawBufferPointer(rebasing: sendBuffer[0..<(sendBuffer.count - SRTPContext.maximumTrailer)])
+        guard let length = OutgoingRTP.write(view, ssrc: stream.localSSRC, ids: ids, values: values, into: capacity) else {
+            return ATRIUM_OK  // padding-only: nothing to forward
+        }
+        stream.packetsSent &+= 1
+        stream.octetsSent &+= UInt32(view.payloadLength)
+        stream.lastRTPTimestamp = view.timestamp
+        stream.lastSentAt = now
+        stream.retransmissions?.store(UnsafeRawBufferPointer(rebasing: sendBuffer[0..<length]), sequenceNumber: view.sequenceNumber, now: now)
+        metrics.rtpOut.add(1, ordering: .relaxed)
+        protectAndSend(peer, length: length, rtcp: false)
+        return ATRIUM_OK
+    }
+
+    private func retransmit(_ peer: PeerConnection, _ stream: MediaStream, sequenceNumber: UInt16, now: UInt64) {
+        guard let length = stream.retransmissions?.withPacket(sequenceNumber: sequenceNumber, now: now, { stored -> Int in
+            UnsafeMutableRawBufferPointer(rebasing: sendBuffer[0..<stored.count]).copyMemory(from: stored)
+            return stored.count
+        }) else { return }
+        metrics.retransmitted.add(1, ordering: .relaxed)
+        protectAndSend(peer, length: length, rtcp: false)
+    }
+
+    /// Plain RTCP for the peer.
+    func sendRTCP(_ peer: PeerConnection, _ bytes: UnsafeRawBufferPointer) -> Int32 {
+        guard peer.isConnected else { return ATRIUM_ERR_STATE }
+        guard bytes.count >= 8, bytes.count <= sendBuffer.count - SRTPContext.maximumTrailer,
+            (try? RTCPPacket.parseCompound(bytes)) != nil
+        else { return ATRIUM_ERR_INVALID_ARGUMENT }
+        UnsafeMutableRawBufferPointer(rebasing: sendBuffer[0..<bytes.count]).copyMemory(from: bytes)
+        protectAndSend(peer, length: bytes.count, rtcp: true)
+        return ATRIUM_OK
+    }
+
+    private func sendRTCP(_ peer: PeerConnection, packets: [RTCPPacket]) {
+        guard let encoded = try? RTCPPacket.encodeCompound(packets) else { return }
+        _ = encoded.withUnsafeBytes { sendRTCP(peer, $0) }
+    }
+
+    func requestKeyframe(_ peer: PeerConnection, mindex: Int32, now: UInt64) {
+        guard peer.isConnected else { return }
+        var packets: [RTCPPacket] = []
+        for stream in peer.streams where stream.isVideo && (mindex < 0 || stream.index == Int(mindex)) {
+            // Throttled: a burst of requests from a plugin becomes one PLI per 300 ms.
+            guard now - stream.lastKeyframeRequestAt > 300_000_000 else { continue }
+            stream.lastKeyframeRequestAt = now
+            for ssrc in stream.statistics.keys {
+                packets.append(.pictureLossIndication(PictureLossIndication(senderSSRC: peer.hostSSRC, mediaSSRC: ssrc)))
+            }
+        }
+        if !packets.isEmpty { sendRTCP(peer, packets: packets) }
+    }
+
+    func sendREMB(_ peer: PeerConnection, bitrate: UInt64) {
+        peer.rembBitrate = bitrate
+        guard peer.isConnected, let remb = remb(peer) else { return }
+        sendRTCP(peer, packets: [remb])
+    }
+
+    private func remb(_ peer: PeerConnection) -> RTCPPacket? {
+        guard peer.rembBitrate > 0 else { return nil }
+        let ssrcs = peer.streams.flatMap { $0.statistics.keys }
+        guard !ssrcs.isEmpty else { return nil }
+        return .remb(REMB(senderSSRC: peer.hostSSRC, bitrate: min(peer.rembBitrate, REMB.maximumBitrate), ssrcs: Array(ssrcs.prefix(255))))
+    }
+
+    // MARK: - Timers
+
+    private func tick(now: UInt64) {
+        for peer in peersByHandle.values {
+            guard let dtls = peer.dtls, dtls.state == .connecting, let ms = dtls.timeoutMilliseconds, ms == 0,
+                let to = peer.ice.selected
+            else { continue }
+            sendAll(dtls.handleTimeout(), to: to)
+            dtlsStateChanged(peer)
+        }
+        if now - lastSlowTick >= 250_000_000 {
+            lastSlowTick = now
+            let noMedia = UInt64(config.noMediaSeconds * 1e9)
+            for peer in Array(peersByHandle.values) {
+                if peer.ice.checkConsent(now: now) {
+                    logger.info("consent expired", metadata: ["handle": "\(peer.handle.id)"])
+                    close(peer, reason: .iceFailed, notifyClient: true, notifyPlugin: true)
+                    continue
+                }
+                for stream in peer.streams where stream.receiving && now - stream.lastPacketAt > noMedia {
+                    stream.receiving = false
+                    mediaStateChanged(peer, stream)
+                }
+            }
+        }
+        if now - lastReportTick >= 1_000_000_000 {
+            lastReportTick = now
+            for peer in peersByHandle.values where peer.isConnected { report(peer, now: now) }
+        }
+    }
+
+    /// Receiver and sender reports (with the REMB cap, if any) once a second, and slowlink checks.
+    private func report(_ peer: PeerConnection, now: UInt64) {
+        var blocks: [ReportBlock] = []
+        let threshold = UInt32(config.slowlinkThreshold)
+        for stream in peer.streams {
+            var lost: UInt32 = 0
+            for ssrc in Array(stream.statistics.keys) {
+                let (block, lostInInterval) = stream.statistics[ssrc]!.reportBlock(now: now)
+                blocks.append(block)
+                lost &+= lostInInterval
+            }
+            if threshold > 0 {
+                if lost >= threshold { slowLink(peer, stream, uplink: false, lost: lost) }
+                if stream.nackedThisInterval >= threshold { slowLink(peer, stream, uplink: true, lost: stream.nackedThisInterval) }
+            }
+            stream.nackedThisInterval = 0
+        }
+        var packets: [RTCPPacket] = []
+        let (wallSeconds, wallFraction) = ntpNow()
+        for stream in peer.streams where stream.sends && stream.packetsSent > 0 {
+            let elapsed = now - stream.lastSentAt
+            let rtp = stream.lastRTPTimestamp &+ UInt32(truncatingIfNeeded: elapsed * UInt64(stream.sendClockRate) / 1_000_000_000)
+            let reports = packets.isEmpty ? Array(blocks.prefix(31)) : []
+            packets.append(.senderReport(SenderReport(ssrc: stream.localSSRC, ntpTimestamp: wallSeconds << 32 | wallFraction, rtpTimestamp: rtp,
+                                                      packetCount: stream.packetsSent, octetCount: stream.octetsSent, reports: reports)))
+        }
+        if packets.isEmpty {
+            packets.append(.receiverReport(ReceiverReport(ssrc: peer.hostSSRC, reports: Array(blocks.prefix(31)))))
+        }
+        let firstSSRC: UInt32 = switch packets[0] {
+        case .senderReport(let sr): sr.ssrc
+        default: peer.hostSSRC
+        }
+        packets.append(.sourceDescription(SourceDescription(ssrc: firstSSRC, cname: peer.cname)))
+        if let remb = remb(peer) { packets.append(remb) }
+        sendRTCP(peer, packets: packets)
+    }
+
+    private func ntpNow() -> (UInt64, UInt64) {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        let seconds = UInt64(ts.tv_sec) + 2_208_988_800
+        let fraction = (UInt64(ts.tv_nsec) << 32) / 1_000_000_000
+        return (seconds, fraction)
+    }
+
+    // MARK: - Events
+
+    private func emit(_ fields: JSONObject, for peer: PeerConnection) {
+        guard let core else { return }
+        var o = fields
+        o["session_id"] = JSON(peer.handle.session.id)
+        o["sender"] = JSON(peer.handle.id)
+        core.deliver(.object(o), to: peer.handle.session)
+    }
+
+    private func mediaStateChanged(_ peer: PeerConnection, _ stream: MediaStream) {
+        emit(["janus": "media", "mid": .string(stream.mid), "type": .string(stream.kind), "receiving": .bool(stream.receiving)], for: peer)
+        let handle = peer.handle
+        let mid = stream.mid
+        let isVideo = stream.isVideo
+        let receiving = stream.receiving
+        handle.plugin.onControl(handle) { $0.mediaState(handle, mid: mid, isVideo: isVideo, receiving: receiving) }
+    }
+
+    private func slowLink(_ peer: PeerConnection, _ stream: MediaStream, uplink: Bool, lost: UInt32) {
+        emit(["janus": "slowlink", "mid": .string(stream.mid), "media": .string(stream.kind), "uplink": .bool(uplink), "lost": .int(Int64(lost))], for: peer)
+        let handle = peer.handle
+        let mid = stream.mid
+        let isVideo = stream.isVideo
+        handle.plugin.onControl(handle) { $0.slowLink(handle, mid: mid, isVideo: isVideo, uplink: uplink, lost: lost) }
+    }
+
+    // MARK: - PeerConnections
+
+    func peer(for handle: Handle) -> PeerConnection? { peersByHandle[handle.address] }
+
+    /// The PeerConnection of `handleAddress` if it belongs to `plugin` (media thread).
+    func peer(address: UInt, plugin: LoadedPlugin) -> PeerConnection? {
+        guard let p = peersByHandle[address], p.plugin === plugin else { return nil }
+        return p
+    }
+
+    func register(_ peer: PeerConnection) {
+        peersByHandle[peer.handle.address] = peer
+        peersByUfrag[peer.ice.local.ufrag] = peer
+        metrics.peers.store(peersByHandle.count, ordering: .relaxed)
+    }
+
+    func replaceUfrag(_ peer: PeerConnection, old: String) {
+        peersByUfrag.removeValue(forKey: old)
+        peersByUfrag[peer.ice.local.ufrag] = peer
+    }
+
+    /// Ends a PeerConnection: close_notify to the peer, and (as asked) the client's `hangup` event
+    /// and the plugin's hangup_media.
+    func close(_ peer: PeerConnection, reason: HangupReason, notifyClient: Bool, notifyPlugin: Bool) {
+        guard !peer.closed else { return }
+        peer.closed = true
+        peersByHandle.removeValue(forKey: peer.handle.address)
+        peersByUfrag.removeValue(forKey: peer.ice.local.ufrag)
+        for a in peer.addresses where peersByAddress[a] === peer { peersByAddress.removeValue(forKey: a) }
+        metrics.peers.store(peersByHandle.count, ordering: .relaxed)
+        if let dtls = peer.dtls, let to = peer.ice.selected { sendAll(dtls.close(), to: to) }
+        logger.debug("PeerConnection closed", metadata: ["handle": "\(peer.handle.id)", "reason": "\(reason.text)"])
+        if notifyClient { emit(["janus": "hangup", "reason": .string(reason.text)], for: peer) }
+        if notifyPlugin {
+            let handle = peer.handle
+            handle.plugin.onControl(handle) { $0.hangupMedia(handle, reason: reason.code) }
+        }
+    }
+}
+
+/// Work for the media thread. Tasks capture thread-confined state (PeerConnections), which is
+/// safe because only the media thread runs them.
+private struct MediaTask: @unchecked Sendable {
+    let run: () -> Void
+}
+
+/// Media counters for /metrics, written by the media thread.
+final class MediaMetrics: Sendable {
+    let received = Atomic<Int>(0)
+    let sent = Atomic<Int>(0)
+    let dropped = Atomic<Int>(0)
+    let sendErrors = Atomic<Int>(0)
+    let rtpIn = Atomic<Int>(0)
+    let rtpOut = Atomic<Int>(0)
+    let retransmitted = Atomic<Int>(0)
+    let peers = Atomic<Int>(0)
+
+    var prometheus: String {
+        let rows: [(String, String, String, Int)] = [
+            ("atrium_media_datagrams_received_total", "counter", "UDP datagrams received on the media port", received.load(ordering: .relaxed)),
+            ("atrium_media_datagrams_sent_total", "counter", "UDP datagrams sent from the media port", sent.load(ordering: .relaxed)),
+            ("atrium_media_datagrams_dropped_total", "counter", "Datagrams dropped: strangers, bad STUN, DTLS or SRTP", dropped.load(ordering: .relaxed)),
+            ("atrium_media_send_errors_total", "counter", "Datagrams the host could not protect or send", sendErrors.load(ordering: .relaxed)),
+            ("atrium_media_rtp_received_total", "counter", "RTP packets decrypted and handed to plugins", rtpIn.load(ordering: .relaxed)),
+            ("atrium_media_rtp_sent_total", "counter", "RTP packets relayed to peers", rtpOut.load(ordering: .relaxed)),
+            ("atrium_media_rtp_retransmitted_total", "counter", "RTP packets sent again to answer NACKs", retransmitted.load(ordering: .relaxed)),
+            ("atrium_media_peerconnections", "gauge", "PeerConnections open", peers.load(ordering: .relaxed)),
+        ]
+        return rows.map { "# HELP \($0.0) \($0.2)\n# TYPE \($0.0) \($0.1)\n\($0.0) \($0.3)\n" }.joined()
+    }
+}

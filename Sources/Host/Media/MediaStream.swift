@@ -1,0 +1,88 @@
+import PluginAPI
+import RTC
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One m-line of a PeerConnection: what arrives on it (remote SSRCs and their statistics, the
+/// extension ids the peer writes) and what the host sends on it (its SSRC, counters for sender
+/// reports, the retransmission buffer). Owned by the media thread.
+final class MediaStream {
+    let index: Int
+    let mid: String
+    let isVideo: Bool
+    /// NUL-terminated copies handed to plugins with every packet (no allocation per packet).
+    let midCString: UnsafeMutablePointer<CChar>
+    private var ridCStrings: [String: UnsafeMutablePointer<CChar>] = [:]
+
+    // Receiving.
+    var receives = false
+    var incomingMidID: UInt8 = 0
+    var incomingRidID: UInt8 = 0
+    var incomingAudioLevelID: UInt8 = 0
+    var incomingOrientationID: UInt8 = 0
+    var clockRates: [UInt8: UInt32] = [:]
+    var statistics: [UInt32: RTPReceiveStatistics] = [:]
+    var receiving = false
+    var lastPacketAt: UInt64 = 0
+    var lastKeyframeRequestAt: UInt64 = 0
+
+    // Sending.
+    var sends = false
+    var localSSRC: UInt32 = 0
+    var outgoingIDs = OutgoingExtensionIDs()
+    var sendClockRate: UInt32 = 90_000
+    var packetsSent: UInt32 = 0
+    var octetsSent: UInt32 = 0
+    var lastRTPTimestamp: UInt32 = 0
+    var lastSentAt: UInt64 = 0
+    var retransmissions: RetransmissionBuffer?
+    var nackedThisInterval: UInt32 = 0
+
+    init(index: Int, mid: String, isVideo: Bool) {
+        self.index = index
+        self.mid = mid
+        self.isVideo = isVideo
+        midCString = strdup(mid)!
+    }
+
+    deinit {
+        free(midCString)
+        for p in ridCStrings.values { free(p) }
+    }
+
+    var kind: String { isVideo ? "video" : "audio" }
+
+    /// The C string of a rid, made once per rid.
+    func ridCString(_ rid: String) -> UnsafePointer<CChar> {
+        if let p = ridCStrings[rid] { return UnsafePointer(p) }
+        let p = strdup(rid)!
+        ridCStrings[rid] = p
+        return UnsafePointer(p)
+    }
+
+    /// What the peer's description says about this section: the extension ids it writes, its payload
+    /// types' clock rates, the SSRCs it announced.
+    func applyRemote(_ m: MediaDescription) {
+        func id(_ uri: String) -> UInt8 { m.extensionID(uri: uri).map { UInt8(truncatingIfNeeded: $0) } ?? 0 }
+        incomingMidID = id(RTPHeaderExtensionURI.mid)
+        incomingRidID = id(RTPHeaderExtensionURI.rid)
+        incomingAudioLevelID = id(RTPHeaderExtensionURI.audioLevel)
+        incomingOrientationID = id(RTPHeaderExtensionURI.videoOrientation)
+        for map in m.rtpMaps { clockRates[map.payloadType] = map.clockRate }
+    }
+
+    /// What this side's description says: whether it sends, with which SSRC and extension ids.
+    func applyLocal(_ m: MediaDescription, ssrc: UInt32, retransmissionPackets: Int) {
+        sends = !m.isRejected && m.direction.sends
+        receives = !m.isRejected && m.direction.receives
+        localSSRC = ssrc
+        outgoingIDs = OutgoingExtensionIDs(m)
+        if let first = m.payloadTypes.first, let map = m.rtpMaps.first(where: { $0.payloadType == first }) {
+            sendClockRate = map.clockRate
+        }
+        if sends && isVideo && retransmissions == nil {
+            retransmissions = RetransmissionBuffer(capacity: retransmissionPackets)
+        }
+    }
+}

@@ -1,0 +1,104 @@
+import AtriumJSON
+import PluginAPI
+import RTC
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Why a PeerConnection ended: the ABI code for hangup_media and the Janus reason text for the
+/// client's `hangup` event.
+struct HangupReason: Sendable {
+    let code: Int32
+    let text: String
+
+    static let client = HangupReason(code: ATRIUM_HANGUP_CLIENT, text: "Janus API")
+    static let closePC = HangupReason(code: ATRIUM_HANGUP_CLOSE_PC, text: "Close PC")
+    static let dtlsAlert = HangupReason(code: ATRIUM_HANGUP_DTLS_ALERT, text: "DTLS alert")
+    static let dtlsError = HangupReason(code: ATRIUM_HANGUP_ERROR, text: "DTLS error")
+    static let iceFailed = HangupReason(code: ATRIUM_HANGUP_ICE_FAILED, text: "ICE failed")
+    static let detach = HangupReason(code: ATRIUM_HANGUP_DETACH, text: "Detach")
+}
+
+/// A client's WebRTC PeerConnection as the host sees it: one ICE-lite agent, one DTLS association,
+/// SRTP both ways, and a stream per m-line. Owned by the media thread; nothing here locks.
+final class PeerConnection {
+    let handle: Handle
+    var ice: IceLiteAgent
+    var dtls: DTLSTransport?
+    var dtlsRole: DTLSTransport.Role?
+    var remoteFingerprint: String?
+    var inbound: SRTPContext?
+    var outbound: SRTPContext?
+    var streams: [MediaStream] = []
+    /// Remote SSRC → index in `streams`, learned from the SDP or the first packet.
+    var streamBySSRC: [UInt32: Int] = [:]
+    /// Addresses that passed a connectivity check (all demultiplex to this PeerConnection).
+    var addresses: Set<TransportAddress> = []
+    var remoteDescription: SessionDescription?
+    /// The host sent an offer (a plugin's) and waits for the client's answer.
+    var awaitingAnswer = false
+    /// The client sent an offer and the plugin has not answered yet.
+    var awaitingLocalAnswer = false
+    var webrtcUp = false
+    var closed = false
+    var rembBitrate: UInt64 = 0
+    let hostSSRC = UInt32.random(in: 1...UInt32.max)
+    var transportSequence: UInt16 = 0
+    var lastReportAt: UInt64 = 0
+    var cname: String
+
+    init(handle: Handle, now: UInt64, consentTimeout: Double) {
+        self.handle = handle
+        ice = IceLiteAgent(now: now, consentTimeoutSeconds: consentTimeout)
+        cname = "atrium-\(handle.id)"
+    }
+
+    var plugin: LoadedPlugin { handle.plugin }
+    var isConnected: Bool { inbound != nil && outbound != nil && !closed }
+
+    /// The stream for a remote description's sections, created or updated in index order.
+    func updateStreams(remote: SessionDescription) {
+        for (i, m) in remote.media.enumerated() {
+            guard m.isRTP, m.kind == .audio || m.kind == .video else { continue }
+            let stream = stream(at: i, mid: m.mid ?? "\(i)", isVideo: m.kind == .video)
+            stream.applyRemote(m)
+            for ssrc in m.ssrcs { streamBySSRC[ssrc] = i }
+        }
+    }
+
+    func stream(at index: Int, mid: String, isVideo: Bool) -> MediaStream {
+        while streams.count <= index { streams.append(MediaStream(index: streams.count, mid: "\(streams.count)", isVideo: false)) }
+        if streams[index].mid != mid || streams[index].isVideo != isVideo {
+            streams[index] = MediaStream(index: index, mid: mid, isVideo: isVideo)
+        }
+        return streams[index]
+    }
+
+    /// Which stream an incoming packet belongs to: its SSRC if known, else its mid extension,
+    /// else the one section that negotiated its payload type.
+    func resolveStream(_ packet: RTPPacketView) -> MediaStream? {
+        if let i = streamBySSRC[packet.ssrc], i < streams.count { return streams[i] }
+        var found: MediaStream?
+        if let midID = streams.first(where: { $0.incomingMidID != 0 })?.incomingMidID,
+            let mid = packet.headerExtensionString(id: midID)
+        {
+            found = streams.first { $0.mid == mid }
+        }
+        if found == nil {
+            let candidates = streams.filter { $0.clockRates[packet.payloadType] != nil }
+            if candidates.count == 1 { found = candidates[0] }
+        }
+        if let found { streamBySSRC[packet.ssrc] = found.index }
+        return found
+    }
+
+    /// The stream a plugin's packet goes out on: `mindex`, or the first sending one of its kind.
+    func outgoingStream(mindex: Int32, isVideo: Bool) -> MediaStream? {
+        if mindex >= 0 {
+            guard Int(mindex) < streams.count else { return nil }
+            let s = streams[Int(mindex)]
+            return s.sends ? s : nil
+        }
+        return streams.first { $0.sends && $0.isVideo == isVideo }
+    }
+}

@@ -48,6 +48,8 @@ def base_config(plugins: list | None = None, **sections) -> dict:
         "http": {"bind": "127.0.0.1", "port": free_port()},
         "websocket": {"bind": "127.0.0.1", "port": free_port()},
         "admin": {"secret": "e2e-admin-secret"},
+        # An ephemeral media port, so servers started side by side never collide.
+        "media": {"udp_port": 0},
         "plugins": plugins if plugins is not None else [chat_plugin_entry(rooms=[{"id": "lobby", "history": 5}])],
     }
     for key, value in sections.items():

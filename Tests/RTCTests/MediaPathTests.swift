@@ -1,0 +1,170 @@
+import Testing
+import RTC
+
+/// The pieces the host's media path is built from: answers to captured offers, completion with the
+/// host's transport, reception statistics, the retransmission ring, outgoing header rewriting.
+@Suite struct AnswerAndTransportTests {
+    static let transport = LocalTransport(
+        ice: IceCredentials(ufrag: "abcd1234", password: "0123456789abcdefghijklmn"),
+        fingerprint: Fingerprint(algorithm: "sha-256", hex: Array(repeating: "AB", count: 32).joined(separator: ":")),
+        setup: .passive,
+        candidates: LocalTransport.hostCandidates(addresses: [IPAddress("10.99.0.1")!, IPAddress("192.0.2.7")!], udpPort: 10_000, tcpPort: 10_001)
+    )
+
+    @Test(arguments: SDPFixture.captured)
+    func completedAnswerToACapturedOfferReadsBack(_ name: String) throws {
+        let offer = try SDPFixture.parsed(name)
+        var answer = offer.answer()
+        let rejected = answer.complete(with: Self.transport)
+        // What a browser checks: every section answered in order with the offer's mid, BUNDLE over
+        // the accepted ones, the host's credentials, fingerprint and candidates in each.
+        let reparsed = try SessionDescription.parse(answer.serialized)
+        #expect(reparsed == answer)
+        #expect(answer.iceLite)
+        #expect(answer.media.count == offer.media.count)
+        for (o, a) in zip(offer.media, answer.media) {
+            #expect(a.mid == o.mid)
+            #expect(a.kind == o.kind)
+            if a.isRejected {
+                #expect(a.candidates.isEmpty && a.iceUfrag == nil)
+                continue
+            }
+            #expect(a.iceUfrag == "abcd1234" && a.icePwd == "0123456789abcdefghijklmn")
+            #expect(a.setup == .passive && a.rtcpMux && a.endOfCandidates)
+            #expect(a.candidates.count == 4)
+            #expect(a.port == 10_000)
+            #expect(a.payloadTypes.count == 1, "one codec per section")
+            #expect(a.direction == o.direction.answering(canSend: true, canReceive: true))
+        }
+        let accepted = answer.media.filter { !$0.isRejected }.compactMap(\.mid)
+        #expect((answer.bundleGroup?.mids ?? []) == accepted)
+        // Data channels are refused cleanly until SCTP exists.
+        let applications = offer.media.filter { $0.kind == .application }.compactMap(\.mid)
+        #expect(rejected == applications)
+        #expect(answer.media.filter { $0.kind == .application }.allSatisfy { $0.isRejected })
+    }
+
+    @Test func answerPicksOpusAndVP8AndKeepsOnlyKnownFeedbackAndExtensions() throws {
+        let offer = try SDPFixture.parsed("chromium-audio-video")
+        let answer = offer.answer()
+        let audio = try #require(answer.media.first { $0.kind == .audio })
+        let video = try #require(answer.media.first { $0.kind == .video })
+        #expect(audio.codecs.map { $0.name.lowercased() } == ["opus"])
+        #expect(video.codecs.map { $0.name.uppercased() } == ["VP8"])
+        #expect(video.codecs[0].retransmissionPayloadType == nil)
+        #expect(Set(video.rtcpFeedback.map(\.type)).isSubset(of: ["nack", "ccm", "goog-remb"]))
+        #expect(!video.extensionMaps.contains { $0.uri == RTPHeaderExtensionURI.transportWideCC })
+        // The offer's ids are kept for what is accepted.
+        let offeredMid = try #require(offer.media[0].extensionID(uri: RTPHeaderExtensionURI.mid))
+        #expect(audio.extensionID(uri: RTPHeaderExtensionURI.mid) == offeredMid)
+    }
+
+    @Test func answerRejectsASectionWithNoAcceptableCodec() throws {
+        let offer = try SDPFixture.parsed("chromium-audio-video")
+        var preferences = AnswerPreferences()
+        preferences.videoCodecs = ["H265"]
+        let answer = offer.answer(preferences: preferences)
+        #expect(answer.media.first { $0.kind == .video }?.isRejected == true)
+        #expect(answer.media.first { $0.kind == .audio }?.isRejected == false)
+    }
+
+    @Test func hostCandidatesPreferUDPAndEarlierAddresses() {
+        let c = Self.transport.candidates
+        #expect(c.map(\.transport) == [.udp, .tcp, .udp, .tcp])
+        #expect(c[1].tcpType == .passive)
+        #expect(c[0].priority > c[2].priority && c[2].priority > c[1].priority)
+    }
+}
+
+@Suite struct ReceiveStatisticsTests {
+    @Test func countsLossAcrossTheSequenceWrapAndEchoesTheSenderReport() {
+        var s = RTPReceiveStatistics(ssrc: 7, clockRate: 90_000)
+        var seq: UInt16 = 65_530
+        var t: UInt64 = 1_000_000_000
+        for i in 0..<20 {
+            if i != 5 && i != 9 { s.update(sequenceNumber: seq, timestamp: UInt32(i) * 3000, arrivalNanos: t) }
+            seq &+= 1
+            t += 33_333_333
+        }
+        s.senderReportReceived(compactNTP: 0x1234_5678, at: t)
+        let (block, lost) = s.reportBlock(now: t + 500_000_000)
+        #expect(block.ssrc == 7)
+        #expect(block.extendedHighestSequenceNumber == 65_536 + 13)
+        #expect(block.cumulativeLost == 2)
+        #expect(lost == 2)
+        #expect(block.fractionLost == UInt8(2 * 256 / 20))
+        #expect(block.lastSenderReport == 0x1234_5678)
+        #expect(block.delaySinceLastSenderReport == 32_768)
+        // Steady timing: no jitter.
+        #expect(block.jitter == 0)
+        // The next interval starts from here.
+        s.update(sequenceNumber: seq, timestamp: 20 * 3000, arrivalNanos: t + 600_000_000)
+        #expect(s.reportBlock(now: t + 700_000_000).lostInInterval == 0)
+    }
+
+    @Test func aRestartedSourceDoesNotCountAsLoss() {
+        var s = RTPReceiveStatistics(ssrc: 1, clockRate: 48_000)
+        for i in 0..<10 { s.update(sequenceNumber: UInt16(100 + i), timestamp: UInt32(i * 960), arrivalNanos: UInt64(i) * 20_000_000) }
+        for i in 0..<10 { s.update(sequenceNumber: UInt16(40_000 + i), timestamp: UInt32(i * 960), arrivalNanos: UInt64(10 + i) * 20_000_000) }
+        #expect(s.cumulativeLost == 0)
+    }
+}
+
+@Suite struct RetransmissionAndRewriteTests {
+    @Test func theRingReturnsRecentPacketsOnlyAndReusesItsSlots() {
+        var ring = RetransmissionBuffer(capacity: 16)
+        for seq in UInt16(0)..<40 {
+            let packet: [UInt8] = [0x80, 96, UInt8(seq >> 8), UInt8(seq & 0xFF)] + Array(repeating: UInt8(seq & 0xFF), count: 8)
+            packet.withUnsafeBytes { ring.store($0, sequenceNumber: seq, now: UInt64(seq) * 10_000_000) }
+        }
+        let now: UInt64 = 400_000_000
+        #expect(ring.withPacket(sequenceNumber: 39, now: now) { Array($0) }?.last == 39)
+        #expect(ring.withPacket(sequenceNumber: 24, now: now) { $0.count } == 12)
+        #expect(ring.withPacket(sequenceNumber: 23, now: now) { _ in true } == nil, "overwritten by 39")
+        #expect(ring.withPacket(sequenceNumber: 39, now: now + 3_000_000_000) { _ in true } == nil, "too old to help")
+    }
+
+    @Test func outgoingHeaderKeepsPayloadAndTimingAndWritesOnlyNegotiatedExtensions() throws {
+        // A packet with a foreign one-byte extension block (id 5, 2 bytes) and padding.
+        var input: [UInt8] = [0xB0, 0xE0, 0x12, 0x34, 0, 0, 0x10, 0, 0xAA, 0xBB, 0xCC, 0xDD,
+                              0xBE, 0xDE, 0x00, 0x01, 0x51, 0x01, 0x02, 0x00,
+                              1, 2, 3, 4, 5, 0, 0, 3]
+        var ids = OutgoingExtensionIDs()
+        ids.mid = 3
+        ids.absSendTime = 2
+        var output = [UInt8](repeating: 0, count: 200)
+        let mid: [UInt8] = Array("v1".utf8)
+        let written = try input.withUnsafeMutableBytes { inBuffer in
+            let view = try RTPPacketView(buffer: inBuffer, length: inBuffer.count)
+            return mid.withUnsafeBytes { midBytes in
+                var values = OutgoingExtensionValues()
+                values.mid = midBytes
+                values.absSendTime = 0x123456
+                values.audioLevel = (true, 30)  // not negotiated: left out
+                return output.withUnsafeMutableBytes { OutgoingRTP.write(view, ssrc: 0x0102_0304, ids: ids, values: values, into: $0) }
+            }
+        }
+        let n = try #require(written)
+        let packet = Array(output.prefix(n))
+        var copy = packet
+        let view = try copy.withUnsafeMutableBytes { b in try RTPPacketView(buffer: b, length: b.count) }
+        #expect(view.ssrc == 0x0102_0304)
+        #expect(view.sequenceNumber == 0x1234 && view.timestamp == 0x1000 && view.marker && view.payloadType == 96)
+        #expect(Array(packet[view.payloadOffset..<(view.payloadOffset + view.payloadLength)]) == [1, 2, 3, 4, 5])
+        #expect(packet[0] & 0x20 == 0, "no padding")
+        #expect(view.headerExtensionString(id: 3) == "v1")
+        #expect(view.absoluteSendTime(id: 2) == 0x123456)
+        #expect(view.headerExtension(id: 5) == nil, "the sender's own extension is dropped")
+        #expect(view.audioLevel(id: 1) == nil)
+    }
+
+    @Test func paddingOnlyPacketsAreNotForwarded() throws {
+        var input: [UInt8] = [0xA0, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 4]
+        var output = [UInt8](repeating: 0, count: 64)
+        let written = try input.withUnsafeMutableBytes { b in
+            let view = try RTPPacketView(buffer: b, length: b.count)
+            return output.withUnsafeMutableBytes { OutgoingRTP.write(view, ssrc: 1, ids: OutgoingExtensionIDs(), values: OutgoingExtensionValues(), into: $0) }
+        }
+        #expect(written == nil)
+    }
+}

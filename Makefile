@@ -67,12 +67,17 @@ venv: $(VENV)/.installed
 unit: build
 	swift test --skip-build
 
+# Inside the test namespace: loopback, plus a veth pair carrying 10.99.0.1, the non-loopback address
+# browsers and aioice gather host candidates on (they skip loopback) and Atrium advertises by default.
+E2E_NET := ip link set lo up && ip link add atrium0 type veth peer name atrium1 && \
+  ip addr add 10.99.0.1/24 dev atrium0 && ip link set atrium0 up && ip link set atrium1 up
+
 e2e: build venv
-	$(NETNS) -- bash -c 'ip link set lo up && $(VENV)/bin/python -m pytest -q Tests/e2e'
+	$(NETNS) -- bash -c '$(E2E_NET) && $(VENV)/bin/python -m pytest -q Tests/e2e'
 
 test: deps-test build venv
 	swift test --skip-build
-	$(NETNS) -- bash -c 'ip link set lo up && $(VENV)/bin/python -m pytest -q Tests/e2e'
+	$(NETNS) -- bash -c '$(E2E_NET) && $(VENV)/bin/python -m pytest -q Tests/e2e'
 
 # Microbenchmarks of the media path (package-benchmark), in their own build folder.
 bench: deps

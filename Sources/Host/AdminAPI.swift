@@ -93,7 +93,7 @@ extension HostCore {
                         "state": .string("\(state)"),
                         "labels": labels,
                         "plugin_specific": specific,
-                        "webrtc": ["peerconnection": false],
+                        "webrtc": media.sync { [media] in media.peer(for: handle)?.summary ?? ["peerconnection": false] },
                     ],
                 ])
             }

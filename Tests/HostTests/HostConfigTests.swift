@@ -12,6 +12,14 @@ import Testing
         #expect(c.http.port == 8088 && c.webSocket.port == 8188 && c.http.basePath == "/janus")
         #expect(c.sessions.timeoutSeconds == 60 && c.sessions.reclaimSeconds == 0)
         #expect(c.admin.secret == nil && c.plugins.isEmpty)
+        #expect(c.media.udpPort == 10_000 && c.media.bind == "0.0.0.0" && c.media.advertisedAddresses.isEmpty)
+        #expect(c.media.consentTimeoutSeconds == 30 && c.media.slowlinkThreshold == 0)
+    }
+
+    @Test func mediaSectionIsRead() throws {
+        let c = try parse(#"{"media":{"udp_port":0,"advertised_addresses":["203.0.113.7"],"consent_timeout_seconds":12.5,"slowlink_threshold":4}}"#)
+        #expect(c.media.udpPort == 0 && c.media.advertisedAddresses == ["203.0.113.7"])
+        #expect(c.media.consentTimeoutSeconds == 12.5 && c.media.slowlinkThreshold == 4)
     }
 
     @Test func pluginEntriesAreRead() throws {
@@ -33,6 +41,14 @@ import Testing
         (#"{"http":{"base_path":"janus/"}}"#, "http.base_path"),
         (#"{"log_level":"loud"}"#, "log_level"),
         (#"{"admin":{"secret":""}}"#, "admin.secret"),
+        (#"{"media":{"udp_port":-1}}"#, "media.udp_port"),
+        (#"{"media":{"bind":"localhost"}}"#, "media.bind"),
+        (#"{"media":{"advertised_addresses":["198.51.100.4","not-an-ip"]}}"#, "media.advertised_addresses[1]"),
+        (#"{"media":{"advertised_addresses":"198.51.100.4"}}"#, "media.advertised_addresses"),
+        (#"{"media":{"consent_timeout_seconds":0}}"#, "media.consent_timeout_seconds"),
+        (#"{"media":{"certificate_file":"c.pem"}}"#, "media"),
+        (#"{"media":{"tcp_port":10001}}"#, "media.tcp_port"),
+        (#"{"media":{"udp":1}}"#, "media.udp"),
     ])
     func wrongValuesNameTheirKeyPath(text: String, path: String) {
         do {

@@ -56,6 +56,35 @@ final class PeerConnection {
     var plugin: LoadedPlugin { handle.plugin }
     var isConnected: Bool { inbound != nil && outbound != nil && !closed }
 
+    /// For the admin API's handle_info: where ICE, DTLS and each stream stand.
+    var summary: JSON {
+        let dtlsState: String = switch dtls?.state {
+        case nil: "none"
+        case .new?: "new"
+        case .connecting?: "connecting"
+        case .connected?: "connected"
+        case .closed?: "closed"
+        case .failed(let why)?: "failed: \(why)"
+        }
+        let streamList: [JSON] = streams.map { s in
+            [
+                "mid": .string(s.mid), "type": .string(s.kind), "send": .bool(s.sends), "receive": .bool(s.receives),
+                "receiving": .bool(s.receiving), "local_ssrc": .int(Int64(s.localSSRC)),
+                "remote_ssrcs": .array(s.statistics.keys.sorted().map { .int(Int64($0)) }),
+                "packets_received": .int(Int64(s.statistics.values.reduce(0) { $0 + Int($1.received) })),
+                "packets_sent": .int(Int64(s.packetsSent)),
+            ]
+        }
+        return [
+            "peerconnection": true,
+            "ice": ["state": .string("\(ice.state)"), "local_ufrag": .string(ice.local.ufrag),
+                    "selected": ice.selected.map { .string($0.description) } ?? .null],
+            "dtls": ["state": .string(dtlsState), "role": .string(dtlsRole.map { $0 == .client ? "active" : "passive" } ?? "unset")],
+            "srtp": .bool(inbound != nil),
+            "streams": .array(streamList),
+        ]
+    }
+
     /// The stream for a remote description's sections, created or updated in index order.
     func updateStreams(remote: SessionDescription) {
         for (i, m) in remote.media.enumerated() {

@@ -56,6 +56,10 @@ final class EchoTestPlugin: AtriumPlugin {
         var answer: JSON?
         do throws(RequestError) {
             let request = try EchoRequest(body)
+            // Janus's EchoTest refuses a message that carries nothing it acts on (a lone keyframe too).
+            guard jsep != nil || EchoRequest.supportedKeys.contains(where: { body[$0] != nil }) else {
+                throw RequestError(.invalidElement, "Message error: no supported attributes found")
+            }
             if let sdp = jsep?["sdp"]?.stringValue, jsep?["type"]?.stringValue == "offer" {
                 answer = try Self.answer(offer: sdp, request: request)
             }
@@ -161,6 +165,12 @@ struct RequestError: Error {
 
 /// The fields of an EchoTest request, type-checked as Janus checks them (unknown keys are ignored).
 struct EchoRequest {
+    /// The fields whose presence makes a message one Janus's EchoTest acts on.
+    static let supportedKeys = [
+        "audio", "video", "bitrate", "record", "substream", "temporal", "fallback", "audiocodec", "videocodec",
+        "videoprofile", "opusred", "min_delay", "max_delay",
+    ]
+
     var audio: Bool?
     var video: Bool?
     var bitrate: UInt64?

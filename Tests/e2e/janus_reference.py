@@ -26,7 +26,10 @@ What the generated configuration does:
   admin.  WebSocket transport on 127.0.0.1:<free port>, no WSS, no admin.
 * ``general.interface = "127.0.0.1"`` (no local-IP autodetection) and
   ``nat.ice_enforce_list = "lo"``: ICE only ever gathers on loopback; no
-  STUN/TURN servers are configured.
+  STUN/TURN servers are configured.  ``start_janus(..., ice_ip="10.99.0.1")``
+  gathers on that one address instead (interface and enforce list both set to
+  it): media tests need it, because browsers and aioice never offer loopback
+  host candidates.  The HTTP and WebSocket transports stay on 127.0.0.1.
 * Logging goes to stdout (redirected to ``<tmp_path>/janus.log``), colours
   off (``-o``), no log file (no ``-L``), no external loggers.
 """
@@ -118,7 +121,9 @@ class JanusServer:
 
 
 def write_config(cfg_dir: Path, http_port: int, ws_port: int,
-                 session_timeout: int = 60) -> None:
+                 session_timeout: int = 60, ice_ip: str | None = None) -> None:
+    interface = ice_ip or "127.0.0.1"
+    enforce = ice_ip or "lo"
     cfg_dir.mkdir(parents=True, exist_ok=True)
     (cfg_dir / "janus.jcfg").write_text(f"""\
 general: {{
@@ -130,7 +135,7 @@ general: {{
 	log_to_stdout = true
 	debug_level = 4
 	debug_colors = false
-	interface = "127.0.0.1"
+	interface = "{interface}"
 	server_name = "JanusReference"
 	session_timeout = {session_timeout}
 	reclaim_session_timeout = 0
@@ -142,7 +147,7 @@ media: {{
 }}
 nat: {{
 	nice_debug = false
-	ice_enforce_list = "lo"
+	ice_enforce_list = "{enforce}"
 }}
 plugins: {{
 	disable = "{_disable_list(PLUGINS_FOLDER, ENABLED_PLUGINS)}"
@@ -198,7 +203,7 @@ cors: {{
 
 
 def start_janus(tmp_path, startup_timeout: float = 20.0,
-                session_timeout: int = 60) -> JanusServer:
+                session_timeout: int = 60, ice_ip: str | None = None) -> JanusServer:
     """Write a config into *tmp_path*, start Janus and wait for /janus/info."""
     tmp_path = Path(tmp_path)
     last_error = None
@@ -209,7 +214,7 @@ def start_janus(tmp_path, startup_timeout: float = 20.0,
         cfg_dir = tmp_path / "janus-conf"
         if cfg_dir.exists():
             shutil.rmtree(cfg_dir)
-        write_config(cfg_dir, http_port, ws_port, session_timeout)
+        write_config(cfg_dir, http_port, ws_port, session_timeout, ice_ip)
         log_path = tmp_path / "janus.log"
         log = open(log_path, "wb")
         proc = subprocess.Popen(

@@ -36,8 +36,47 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("0.0.0.0", 0))
+        return s.getsockname()[1]
+
+
+# The non-loopback address media tests use: `make e2e` gives the namespace an interface `atrium0`
+# with 10.99.0.1/24, because browsers and aioice never offer loopback host candidates.
+MEDIA_IP = os.environ.get("ATRIUM_E2E_MEDIA_IP", "10.99.0.1")
+
+
+def require_media_ip() -> str:
+    """Fails (never skips) when MEDIA_IP is not an address of this network namespace."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind((MEDIA_IP, 0))
+    except OSError as e:
+        pytest.fail(f"{MEDIA_IP} is not a local address ({e}): media tests run in a network namespace "
+                    f"with an interface holding {MEDIA_IP}/24, e.g. `unshare -n -- bash -c 'ip link set lo up && "
+                    f"ip link add atrium0 type veth peer name atrium0-peer && ip link set atrium0-peer up && "
+                    f"ip addr add {MEDIA_IP}/24 dev atrium0 && ip link set atrium0 up && python -m pytest ...'`",
+                    pytrace=False)
+    return MEDIA_IP
+
+
 def chat_plugin_entry(**config) -> dict:
     return {"library": "libatrium_chat.so", "aliases": [], "enabled": True, "optional": False, "config": config}
+
+
+def echotest_plugin_entry(**config) -> dict:
+    """Atrium's EchoTest, reachable as atrium.plugin.echotest and as janus.plugin.echotest."""
+    return {"library": "libatrium_echotest.so", "aliases": ["janus.plugin.echotest"], "enabled": True,
+            "optional": False, "config": config}
+
+
+def media_config(consent_timeout_seconds: float = 30, udp_port: int | None = None, **sections) -> dict:
+    """A configuration with the chat and echotest plugins and a media section on a free UDP port.
+    Atrium advertises the machine's non-loopback addresses (MEDIA_IP in the test namespace)."""
+    media = {"udp_port": udp_port or free_udp_port(), "consent_timeout_seconds": consent_timeout_seconds}
+    plugins = [chat_plugin_entry(rooms=[{"id": "lobby", "history": 5}]), echotest_plugin_entry()]
+    return base_config(plugins, media={**media, **sections.pop("media", {})}, **sections)
 
 
 def base_config(plugins: list | None = None, **sections) -> dict:
@@ -131,6 +170,19 @@ class AtriumServer:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "atrium_only: needs Atrium itself (not runnable against the Janus reference)")
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keeps each phase's report on the item (item.rep_setup / rep_call / rep_teardown), so fixtures
+    can save artifacts when a test failed."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
 
 
 @pytest.fixture(scope="module")

@@ -55,7 +55,7 @@ def require_media_ip() -> str:
     except OSError as e:
         pytest.fail(f"{MEDIA_IP} is not a local address ({e}): media tests run in a network namespace "
                     f"with an interface holding {MEDIA_IP}/24, e.g. `unshare -n -- bash -c 'ip link set lo up && "
-                    f"ip link add atrium0 type veth peer name atrium0-peer && ip link set atrium0-peer up && "
+                    f"ip link add atrium0 type veth peer name atrium1 && ip link set atrium1 up && "
                     f"ip addr add {MEDIA_IP}/24 dev atrium0 && ip link set atrium0 up && python -m pytest ...'`",
                     pytrace=False)
     return MEDIA_IP

@@ -471,6 +471,7 @@ class ChildLines:
     """The JSON lines a child process prints, read in a thread."""
 
     def __init__(self, proc: subprocess.Popen):
+        self.proc = proc
         self.lines: "queue.Queue[dict]" = queue.Queue()
         self.last: dict | None = None
         threading.Thread(target=self._run, args=(proc,), daemon=True).start()
@@ -483,8 +484,15 @@ class ChildLines:
                 pass
 
     def next(self, timeout: float) -> dict:
-        self.last = self.lines.get(timeout=timeout)
-        return self.last
+        """The next line; queue.Empty after *timeout* or as soon as the child has exited."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.last = self.lines.get(timeout=0.2)
+                return self.last
+            except queue.Empty:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise
 
     def latest(self) -> dict | None:
         while True:
@@ -513,7 +521,8 @@ def test_vanished_peer_is_hung_up_after_consent_expires(start_atrium, trace, tmp
             first = out.next(timeout=30)
         except queue.Empty:
             child.kill()
-            raise AssertionError(f"the child peer never reported echoed frames:\n"
+            child.wait()
+            raise AssertionError(f"the child peer never reported echoed frames (exit {child.returncode}):\n"
                                  f"{(tmp_path / 'child.stderr').read_text()[-4000:]}")
         session, handle = first["session_id"], first["handle_id"]
         trace["notes"].append(first)

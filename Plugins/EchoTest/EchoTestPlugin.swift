@@ -25,6 +25,8 @@ final class EchoSession: Sendable {
 /// (Opus and VP8 first, or the codecs asked for); the host completes the transport.
 final class EchoTestPlugin: AtriumPlugin {
     let host: PluginHost
+    /// The hint Janus's EchoTest puts in its "ack".
+    static let hint = "I'm taking my time!"
 
     init(host: PluginHost) { self.host = host }
 
@@ -67,14 +69,14 @@ final class EchoTestPlugin: AtriumPlugin {
         } catch {
             let event: JSON = ["echotest": "event", "error_code": .int(error.code.rawValue), "error": .string(error.message)]
             _ = host.pushEvent(to: handle, transaction: transaction, event: event)
-            return .ack()
+            return .ack(hint: Self.hint)
         }
         let event: JSON = ["echotest": "event", "result": "ok"]
         if host.pushEvent(to: handle, transaction: transaction, event: event, jsep: answer) != ATRIUM_OK {
             let failure: JSON = ["echotest": "event", "error_code": .int(EchoTestError.invalidSDP.rawValue), "error": "the answer could not be completed"]
             _ = host.pushEvent(to: handle, transaction: transaction, event: failure)
         }
-        return .ack()
+        return .ack(hint: Self.hint)
     }
 
     private func apply(_ request: EchoRequest, to session: EchoSession, handle: PluginHandle) {

@@ -173,6 +173,14 @@ public final class HostCore: Sendable {
         }
     }
 
+    /// Sends a core event about a handle (`detached`, `hangup`, `webrtcup`, `media`, ...) in Janus's
+    /// key order: the kind, the session, the handle, then the event's own fields.
+    func deliverEvent(_ kind: String, about handle: Handle, _ fields: JSONObject = [:]) {
+        var o: JSONObject = ["janus": .string(kind), "session_id": JSON(handle.session.id), "sender": JSON(handle.id)]
+        for (k, v) in fields { o[k] = v }
+        deliver(.object(o), to: handle.session)
+    }
+
     /// Removes a session and tears its handles down on their plugins' control contexts (without
     /// `detached` events, as Janus). Waiting long polls keep waiting for their own timer, as in Janus
     /// (answering them at once makes janus.js poll a session it is still destroying); only shutdown
@@ -325,7 +333,7 @@ public final class HostCore: Sendable {
                 releaseMedia(handle, notifyClient: notify)
                 handle.plugin.handleDestroyed(handle)
                 if notify {
-                    deliver(["janus": "detached", "session_id": JSON(handle.session.id), "sender": JSON(handle.id)], to: handle.session)
+                    deliverEvent("detached", about: handle)
                 }
             }
             return true
@@ -339,7 +347,7 @@ public final class HostCore: Sendable {
         let hadPeer = media.sync { self.media.hangup(handle, reason: .detach, notifyClient: false, notifyPlugin: false) }
         guard hadPeer else { return }
         if notifyClient {
-            deliver(["janus": "hangup", "session_id": JSON(handle.session.id), "sender": JSON(handle.id), "reason": .string(HangupReason.detach.text)], to: handle.session)
+            deliverEvent("hangup", about: handle, ["reason": .string(HangupReason.detach.text)])
         }
         handle.plugin.hangupMedia(handle, reason: HangupReason.detach.code)
     }

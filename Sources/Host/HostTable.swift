@@ -60,23 +60,36 @@ nonisolated(unsafe) private let timerExtension: UnsafeMutablePointer<atrium_host
     return t
 }()
 
-/// Runs `body` with the handle's PeerConnection on the media thread (at once when already there).
+/// Runs a media call on the handle's PeerConnection. On the media thread it runs at once, on the
+/// caller's borrowed data, and its status is returned. From any other thread `later` first copies
+/// what the call needs (nil: the input is invalid), the copy is posted to the media thread, and a
+/// live handle gets ATRIUM_OK.
 private func onPeer(_ host: UnsafePointer<atrium_host_t>, _ handle: UnsafePointer<atrium_handle_t>,
-                    _ body: @escaping (MediaEngine, PeerConnection) -> Void) -> Int32 {
+                    now: (MediaEngine, PeerConnection) -> Int32,
+                    later: () -> ((MediaEngine, PeerConnection) -> Void)?) -> Int32 {
     let plugin = owner(host)
     guard let core = plugin.core else { return ATRIUM_ERR_STATE }
     let address = UInt(bitPattern: handle)
     let media = core.media
     if media.isOnMediaThread {
         guard let peer = media.peer(address: address, plugin: plugin) else { return ATRIUM_ERR_NOT_FOUND }
-        body(media, peer)
-        return ATRIUM_OK
+        return now(media, peer)
     }
     guard core.handleExists(from: plugin, handleAddress: address) else { return ATRIUM_ERR_NOT_FOUND }
+    guard let task = later() else { return ATRIUM_ERR_INVALID_ARGUMENT }
     media.post {
-        if let peer = media.peer(address: address, plugin: plugin) { body(media, peer) }
+        if let peer = media.peer(address: address, plugin: plugin) { task(media, peer) }
     }
     return ATRIUM_OK
+}
+
+/// `onPeer` for calls that take no borrowed input.
+private func onPeer(_ host: UnsafePointer<atrium_host_t>, _ handle: UnsafePointer<atrium_handle_t>,
+                    _ body: @escaping (MediaEngine, PeerConnection) -> Void) -> Int32 {
+    onPeer(host, handle, now: { media, peer in
+        body(media, peer)
+        return ATRIUM_OK
+    }, later: { body })
 }
 
 /// An RTP packet a plugin relayed from outside the media thread, kept until the thread sends it.
@@ -132,9 +145,8 @@ func makeHostTable() -> atrium_host_t {
         guard let event = parseJSON(json, length), event.objectValue != nil else { return ATRIUM_ERR_INVALID_ARGUMENT }
         var jsepValue: JSON?
         if let jsep {
-            guard let j = parseJSON(jsep, jsepLength), let o = j.objectValue,
-                let type = o["type"]?.stringValue, type == "offer" || type == "answer", o["sdp"]?.stringValue != nil
-            else { return ATRIUM_ERR_INVALID_ARGUMENT }
+            // An object here; completeJSEP checks its type and SDP.
+            guard let j = parseJSON(jsep, jsepLength), j.objectValue != nil else { return ATRIUM_ERR_INVALID_ARGUMENT }
             jsepValue = j
         }
         return core.pushEvent(from: plugin, handleAddress: UInt(bitPattern: handle), transaction: transaction.map { String(cString: $0) }, event: event, jsep: jsepValue)
@@ -151,39 +163,17 @@ func makeHostTable() -> atrium_host_t {
         return ATRIUM_OK
     }
     t.relay_rtp = { host, handle, packet in
-        let plugin = owner(host)
-        guard let media = plugin.core?.media else { return ATRIUM_ERR_STATE }
-        let address = UInt(bitPattern: handle)
-        if media.isOnMediaThread {
-            guard let peer = media.peer(address: address, plugin: plugin) else { return ATRIUM_ERR_NOT_FOUND }
-            return media.sendRTP(peer, packet, now: monotonicNanos())
-        }
-        // From another thread: copy, and send from the media thread.
-        guard let copy = CopiedRTP(packet) else { return ATRIUM_ERR_INVALID_ARGUMENT }
-        media.post {
-            guard let peer = media.peer(address: address, plugin: plugin) else { return }
-            copy.withPacket { _ = media.sendRTP(peer, $0, now: monotonicNanos()) }
-        }
-        return ATRIUM_OK
+        onPeer(host, handle, now: { media, peer in media.sendRTP(peer, packet, now: monotonicNanos()) }, later: {
+            CopiedRTP(packet).map { copy in { media, peer in copy.withPacket { _ = media.sendRTP(peer, $0, now: monotonicNanos()) } } }
+        })
     }
     t.relay_rtcp = { host, handle, packet in
-        let plugin = owner(host)
-        guard let media = plugin.core?.media else { return ATRIUM_ERR_STATE }
-        let p = packet.pointee
-        let buffer = p.buffer
-        guard p.length > 0 else { return ATRIUM_ERR_INVALID_ARGUMENT }
-        let address = UInt(bitPattern: handle)
-        let bytes = UnsafeRawBufferPointer(start: buffer, count: Int(p.length))
-        if media.isOnMediaThread {
-            guard let peer = media.peer(address: address, plugin: plugin) else { return ATRIUM_ERR_NOT_FOUND }
-            return media.sendRTCP(peer, bytes)
-        }
-        let copy = Array(bytes)
-        media.post {
-            guard let peer = media.peer(address: address, plugin: plugin) else { return }
-            _ = copy.withUnsafeBytes { media.sendRTCP(peer, $0) }
-        }
-        return ATRIUM_OK
+        let bytes = UnsafeRawBufferPointer(start: packet.pointee.buffer, count: Int(packet.pointee.length))
+        guard !bytes.isEmpty else { return ATRIUM_ERR_INVALID_ARGUMENT }
+        return onPeer(host, handle, now: { media, peer in media.sendRTCP(peer, bytes) }, later: {
+            let copy = Array(bytes)
+            return { media, peer in _ = copy.withUnsafeBytes { media.sendRTCP(peer, $0) } }
+        })
     }
     // Data channels arrive with SCTP; until then a peer has none.
     t.relay_data = { _, _, _ in ATRIUM_ERR_UNSUPPORTED }

@@ -198,7 +198,7 @@ struct Call: Sendable {
     func hangup(_ handle: Handle) {
         // Janus's order: the hangup event, then success; without a PeerConnection, success alone.
         if core.hangupRequested(handle) {
-            core.deliver(["janus": "hangup", "session_id": JSON(handle.session.id), "sender": JSON(handle.id), "reason": .string(HangupReason.client.text)], to: handle.session)
+            core.deliverEvent("hangup", about: handle, ["reason": .string(HangupReason.client.text)])
         }
         succeed()
     }

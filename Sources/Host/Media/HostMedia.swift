@@ -6,8 +6,10 @@ import RTC
 extension HostCore {
     /// A plugin's jsep ({type, sdp} with the media part only), completed with the host's transport.
     func completeJSEP(_ jsep: JSON, handle: Handle) -> Result<JSON, NegotiationError> {
-        guard let o = jsep.objectValue, let type = o["type"]?.stringValue, let text = o["sdp"]?.stringValue else {
-            return .failure(.invalid("a jsep is {\"type\", \"sdp\"}"))
+        guard let o = jsep.objectValue, let type = o["type"]?.stringValue, type == "offer" || type == "answer",
+            let text = o["sdp"]?.stringValue
+        else {
+            return .failure(.invalid("a jsep is {\"type\": \"offer\" or \"answer\", \"sdp\"}"))
         }
         let parsed: SessionDescription
         do {

@@ -175,14 +175,19 @@ final class MediaEngine: @unchecked Sendable {
             if kind == .stun, let parsed = try? STUNMessage.parse(Array(bytes)), let ufrag = IceLiteAgent.localUfrag(of: parsed),
                 let peer = peersByUfrag[ufrag]
             {
-                stun(bytes, peer: peer, from: from, now: now)
+                stun(parsed, peer: peer, from: from, now: now)
             } else {
                 metrics.dropped.add(1, ordering: .relaxed)
             }
             return
         }
         switch kind {
-        case .stun: stun(bytes, peer: peer, from: from, now: now)
+        case .stun:
+            if let parsed = try? STUNMessage.parse(Array(bytes)) {
+                stun(parsed, peer: peer, from: from, now: now)
+            } else {
+                metrics.dropped.add(1, ordering: .relaxed)
+            }
         case .dtls: dtls(Array(bytes), peer: peer, from: from)
         case .rtp: rtp(bytes, peer: peer, now: now)
         case .rtcp: rtcp(bytes, peer: peer, now: now)
@@ -190,9 +195,9 @@ final class MediaEngine: @unchecked Sendable {
         }
     }
 
-    private func stun(_ bytes: UnsafeMutableRawBufferPointer, peer: PeerConnection, from: TransportAddress, now: UInt64) {
+    private func stun(_ message: ParsedSTUNMessage, peer: PeerConnection, from: TransportAddress, now: UInt64) {
         let wasConnected = peer.ice.state == .connected
-        switch peer.ice.handle(Array(bytes), from: from, now: now) {
+        switch peer.ice.handle(message, from: from, now: now) {
         case .respond(let response):
             response.withUnsafeBytes { _ = socket.send($0, to: from) }
             if !peer.addresses.contains(from) {
@@ -228,7 +233,7 @@ final class MediaEngine: @unchecked Sendable {
             peer.outbound = outbound
             peer.webrtcUp = true
             logger.debug("webrtcup", metadata: ["handle": "\(peer.handle.id)", "srtp": "\(keys.profile)"])
-            emit(["janus": "webrtcup"], for: peer)
+            emit("webrtcup", for: peer)
             let handle = peer.handle
             handle.plugin.onControl(handle) { $0.setupMedia(handle) }
         case .closed:
@@ -250,10 +255,8 @@ final class MediaEngine: @unchecked Sendable {
             return
         }
         let ssrc = packet.ssrc
-        if stream.statistics[ssrc] == nil {
-            stream.statistics[ssrc] = RTPReceiveStatistics(ssrc: ssrc, clockRate: stream.clockRates[packet.payloadType] ?? (stream.isVideo ? 90_000 : 48_000))
-        }
-        stream.statistics[ssrc]!.update(sequenceNumber: packet.sequenceNumber, timestamp: packet.timestamp, arrivalNanos: now)
+        stream.statistics[ssrc, default: RTPReceiveStatistics(ssrc: ssrc, clockRate: stream.clockRates[packet.payloadType] ?? (stream.isVideo ? 90_000 : 48_000))]
+            .update(sequenceNumber: packet.sequenceNumber, timestamp: packet.timestamp, arrivalNanos: now)
         stream.lastPacketAt = now
         if !stream.receiving {
             stream.receiving = true
@@ -332,7 +335,7 @@ final class MediaEngine: @unchecked Sendable {
 
     // MARK: - Outgoing
 
-    private func sendAll(_ datagrams: [[UInt8]], to address: TransportAddress) {
+    func sendAll(_ datagrams: [[UInt8]], to address: TransportAddress) {
         for d in datagrams { d.withUnsafeBytes { _ = socket.send($0, to: address) } }
     }
 
@@ -366,7 +369,7 @@ final class MediaEngine: @unchecked Sendable {
         guard let view = try? RTPPacketView(buffer: source, length: Int(p.length)) else { return ATRIUM_ERR_INVALID_ARGUMENT }
         var values = OutgoingExtensionValues()
         let ids = stream.outgoingIDs
-        if ids.mid != 0 { values.mid = UnsafeRawBufferPointer(start: stream.midCString, count: strlen(stream.midCString)) }
+        if ids.mid != 0 { values.mid = stream.midBytes }
         if p.audio_level >= 0 { values.audioLevel = (p.audio_voice == 1, UInt8(clamping: p.audio_level)) }
         if p.video_rotation >= 0 { values.videoOrientation = UInt8((p.video_rotation / 90) & 3) }
         if ids.absSendTime != 0 { values.absSendTime = OutgoingRTP.absSendTime(nanos: now) }
@@ -397,20 +400,24 @@ final class MediaEngine: @unchecked Sendable {
         protectAndSend(peer, length: length, rtcp: false)
     }
 
-    /// Plain RTCP for the peer.
+    /// A plugin's plain RTCP for the peer: checked to be well-formed compound RTCP, then sent.
     func sendRTCP(_ peer: PeerConnection, _ bytes: UnsafeRawBufferPointer) -> Int32 {
         guard peer.isConnected else { return ATRIUM_ERR_STATE }
-        guard bytes.count >= 8, bytes.count <= sendBuffer.count - SRTPContext.maximumTrailer,
-            (try? RTCPPacket.parseCompound(bytes)) != nil
-        else { return ATRIUM_ERR_INVALID_ARGUMENT }
-        UnsafeMutableRawBufferPointer(rebasing: sendBuffer[0..<bytes.count]).copyMemory(from: bytes)
-        protectAndSend(peer, length: bytes.count, rtcp: true)
-        return ATRIUM_OK
+        guard bytes.count >= 8, (try? RTCPPacket.parseCompound(bytes)) != nil else { return ATRIUM_ERR_INVALID_ARGUMENT }
+        return sendPlainRTCP(peer, bytes) ? ATRIUM_OK : ATRIUM_ERR_INVALID_ARGUMENT
     }
 
+    /// The host's own RTCP (reports, PLI, REMB): encoded here, so not parsed again.
     private func sendRTCP(_ peer: PeerConnection, packets: [RTCPPacket]) {
-        guard let encoded = try? RTCPPacket.encodeCompound(packets) else { return }
-        _ = encoded.withUnsafeBytes { sendRTCP(peer, $0) }
+        guard peer.isConnected, let encoded = try? RTCPPacket.encodeCompound(packets) else { return }
+        _ = encoded.withUnsafeBytes { sendPlainRTCP(peer, $0) }
+    }
+
+    private func sendPlainRTCP(_ peer: PeerConnection, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard bytes.count <= sendBuffer.count - SRTPContext.maximumTrailer else { return false }
+        UnsafeMutableRawBufferPointer(rebasing: sendBuffer[0..<bytes.count]).copyMemory(from: bytes)
+        protectAndSend(peer, length: bytes.count, rtcp: true)
+        return true
     }
 
     func requestKeyframe(_ peer: PeerConnection, mindex: Int32, now: UInt64) {
@@ -519,16 +526,12 @@ final class MediaEngine: @unchecked Sendable {
 
     // MARK: - Events
 
-    private func emit(_ fields: JSONObject, for peer: PeerConnection) {
-        guard let core else { return }
-        var o = fields
-        o["session_id"] = JSON(peer.handle.session.id)
-        o["sender"] = JSON(peer.handle.id)
-        core.deliver(.object(o), to: peer.handle.session)
+    private func emit(_ kind: String, _ fields: JSONObject = [:], for peer: PeerConnection) {
+        core?.deliverEvent(kind, about: peer.handle, fields)
     }
 
     private func mediaStateChanged(_ peer: PeerConnection, _ stream: MediaStream) {
-        emit(["janus": "media", "mid": .string(stream.mid), "type": .string(stream.kind), "receiving": .bool(stream.receiving)], for: peer)
+        emit("media", ["mid": .string(stream.mid), "type": .string(stream.kind), "receiving": .bool(stream.receiving)], for: peer)
         let handle = peer.handle
         let mid = stream.mid
         let isVideo = stream.isVideo
@@ -537,7 +540,7 @@ final class MediaEngine: @unchecked Sendable {
     }
 
     private func slowLink(_ peer: PeerConnection, _ stream: MediaStream, uplink: Bool, lost: UInt32) {
-        emit(["janus": "slowlink", "mid": .string(stream.mid), "media": .string(stream.kind), "uplink": .bool(uplink), "lost": .int(Int64(lost))], for: peer)
+        emit("slowlink", ["mid": .string(stream.mid), "media": .string(stream.kind), "uplink": .bool(uplink), "lost": .int(Int64(lost))], for: peer)
         let handle = peer.handle
         let mid = stream.mid
         let isVideo = stream.isVideo
@@ -576,7 +579,7 @@ final class MediaEngine: @unchecked Sendable {
         metrics.peers.store(peersByHandle.count, ordering: .relaxed)
         if let dtls = peer.dtls, let to = peer.ice.selected { sendAll(dtls.close(), to: to) }
         logger.debug("PeerConnection closed", metadata: ["handle": "\(peer.handle.id)", "reason": "\(reason.text)"])
-        if notifyClient { emit(["janus": "hangup", "reason": .string(reason.text)], for: peer) }
+        if notifyClient { emit("hangup", ["reason": .string(reason.text)], for: peer) }
         if notifyPlugin {
             let handle = peer.handle
             handle.plugin.onControl(handle) { $0.hangupMedia(handle, reason: reason.code) }

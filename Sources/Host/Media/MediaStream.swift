@@ -13,6 +13,8 @@ final class MediaStream {
     let isVideo: Bool
     /// NUL-terminated copies handed to plugins with every packet (no allocation per packet).
     let midCString: UnsafeMutablePointer<CChar>
+    /// The mid's bytes (without the NUL), as the mid header extension carries them.
+    let midBytes: UnsafeRawBufferPointer
     private var ridCStrings: [String: UnsafeMutablePointer<CChar>] = [:]
 
     // Receiving.
@@ -44,6 +46,7 @@ final class MediaStream {
         self.mid = mid
         self.isVideo = isVideo
         midCString = strdup(mid)!
+        midBytes = UnsafeRawBufferPointer(start: midCString, count: strlen(midCString))
     }
 
     deinit {

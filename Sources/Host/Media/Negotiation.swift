@@ -84,7 +84,7 @@ extension MediaEngine {
         peer.updateStreams(remote: sdp)
         peer.awaitingAnswer = false
         if peer.dtlsRole == .client, peer.ice.state == .connected, let dtls = peer.dtls, dtls.state == .new, let to = peer.ice.selected {
-            for d in dtls.start() { d.withUnsafeBytes { _ = socket.send($0, to: to) } }
+            sendAll(dtls.start(), to: to)
         }
     }
 

@@ -75,6 +75,11 @@ public struct IceLiteAgent: Sendable {
     /// (USE-CANDIDATE) selects `source`.
     public mutating func handle(_ datagram: [UInt8], from source: TransportAddress, now: UInt64) -> Outcome {
         guard let parsed = try? STUNMessage.parse(datagram) else { return .ignore("not STUN") }
+        return handle(parsed, from: source, now: now)
+    }
+
+    /// The same for a message already parsed (the shared port parses once to find the agent).
+    public mutating func handle(_ parsed: ParsedSTUNMessage, from source: TransportAddress, now: UInt64) -> Outcome {
         let message = parsed.message
         guard message.method == .binding else { return .ignore("not a binding") }
         switch message.messageClass {

@@ -44,11 +44,7 @@ extension SessionDescription {
         let first = transport.candidates.first { $0.transport == .udp } ?? transport.candidates.first
         let address = first.flatMap { IPAddress($0.address) }
         iceLite = true
-        iceUfrag = nil
-        icePwd = nil
-        iceOptions = []
-        fingerprints = []
-        setup = nil
+        removeTransport()
         if msidSemantic == nil { msidSemantic = MSIDSemantic() }
         connection = ConnectionData(addressType: address.map { $0.isIPv4 ? "IP4" : "IP6" } ?? "IP4",
                                     address: first?.address ?? "0.0.0.0")
@@ -60,10 +56,7 @@ extension SessionDescription {
             }
             m.connections = []
             if m.isRejected {
-                m.iceUfrag = nil
-                m.icePwd = nil
-                m.fingerprints = []
-                m.setup = nil
+                m.removeTransport()
                 m.candidates = []
                 m.endOfCandidates = false
                 m.attributes.removeAll { if case .sctpPort = $0 { true } else if case .maxMessageSize = $0 { true } else { false } }

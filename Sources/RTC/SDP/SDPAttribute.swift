@@ -251,6 +251,15 @@ extension SDPTransportAttributes {
         set { attributes.replace(where: { if case .fingerprint = $0 { true } else { false } }, with: newValue.map { .fingerprint($0) }) }
     }
 
+    /// Drops this level's ICE and DTLS attributes (credentials, options, fingerprints, role).
+    public mutating func removeTransport() {
+        iceUfrag = nil
+        icePwd = nil
+        iceOptions = []
+        fingerprints = []
+        setup = nil
+    }
+
     /// `a=setup` at this level.
     public var setup: SetupRole? {
         get { attributes.first { if case .setup(let v) = $0 { v } else { nil } } }

@@ -10,18 +10,10 @@
   var display = q.get("display") || "janusjs";
   var debug = q.get("debug") || "all";
   R.params = { server: server, room: room, display: display, debug: debug };
-  var janus = null;
   var handle = null;
 
-  function status(s) {
-    R.state = s;
-    var el = document.getElementById("status");
-    if (el) el.textContent = s;
-  }
-  function fail(where, err) {
-    R.errors.push(where + ": " + (typeof err === "string" ? err : JSON.stringify(err)));
-    status("failed");
-  }
+  var status = window.pageStatus;
+  var fail = window.pageFail;
 
   function send(body, done) {
     handle.send({
@@ -42,55 +34,18 @@
     send(body);
   };
 
-  window.finish = function () {
-    if (!janus) { R.destroyed = "no session"; return; }
-    janus.destroy({
-      success: function () { R.destroyed = "ok"; },
-      error: function (err) { R.destroyed = "error: " + err; fail("destroy", err); },
-    });
-  };
-
-  function start() {
-    if (!server) { fail("params", "missing ?server="); return; }
-    Janus.init({
-      debug: debug === "none" ? false : (debug === "all" ? "all" : debug.split(",")),
-      callback: function () {
-        status("initialized");
-        if (!Janus.isWebrtcSupported()) { fail("init", "WebRTC not supported"); return; }
-        janus = new Janus({
-          server: server,
-          iceServers: [],
-          destroyOnUnload: true,
-          success: function () {
-            R.sessionId = janus.getSessionId();
-            status("connected");
-            janus.attach({
-              plugin: "atrium.plugin.chat",
-              opaqueId: "janusjs-e2e-" + Janus.randomString(8),
-              success: function (h) {
-                handle = h;
-                R.handleId = h.getId();
-                R.plugin = h.getPlugin();
-                status("attached");
-                send({ request: "join", room: room, display: display }, function (data) {
-                  R.joinReply = data === undefined ? null : data;
-                  if (data && data.chat === "joined") status("joined");
-                });
-              },
-              error: function (err) { fail("attach", err); },
-              onmessage: function (msg, jsep) {
-                R.events.push({ data: msg, jsep: jsep || null });
-              },
-              ondetached: function () { R.detached = true; },
-            });
-          },
-          error: function (err) { fail("session", err); },
-          destroyed: function () { status("destroyed"); },
-        });
-      },
-    });
-  }
-
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
-  else start();
+  window.startJanus(server, debug, {
+    plugin: "atrium.plugin.chat",
+    opaqueId: "janusjs-e2e-" + Janus.randomString(8),
+    success: function (h) {
+      handle = h;
+      send({ request: "join", room: room, display: display }, function (data) {
+        R.joinReply = data === undefined ? null : data;
+        if (data && data.chat === "joined") status("joined");
+      });
+    },
+    onmessage: function (msg, jsep) {
+      R.events.push({ data: msg, jsep: jsep || null });
+    },
+  });
 })();

@@ -27,18 +27,10 @@
   R.dataOpen = [];        // ondataopen labels
   R.dataReceived = [];    // ondata payloads
   R.dataErrors = [];      // errors janus.js reports for handle.data()
-  var janus = null;
   var handle = null;
 
-  function status(s) {
-    R.state = s;
-    var el = document.getElementById("status");
-    if (el) el.textContent = s;
-  }
-  function fail(where, err) {
-    R.errors.push(where + ": " + (typeof err === "string" ? err : JSON.stringify(err)));
-    status("failed");
-  }
+  var status = window.pageStatus;
+  var fail = window.pageFail;
 
   window.videoStats = function () {
     var pc = handle && handle.webrtcStuff && handle.webrtcStuff.pc;
@@ -66,14 +58,6 @@
     handle.data({ text: text, error: function (err) { R.dataErrors.push(String(err)); } });
   };
 
-  window.finish = function () {
-    if (!janus) { R.destroyed = "no session"; return; }
-    janus.destroy({
-      success: function () { R.destroyed = "ok"; },
-      error: function (err) { R.destroyed = "error: " + err; fail("destroy", err); },
-    });
-  };
-
   function offer() {
     var tracks = [
       { type: "audio", capture: true, recv: true },
@@ -95,72 +79,43 @@
     });
   }
 
-  function start() {
-    if (!server) { fail("params", "missing ?server="); return; }
-    Janus.init({
-      debug: debug === "none" ? false : (debug === "all" ? "all" : debug.split(",")),
-      callback: function () {
-        status("initialized");
-        if (!Janus.isWebrtcSupported()) { fail("init", "WebRTC not supported"); return; }
-        janus = new Janus({
-          server: server,
-          iceServers: [],
-          destroyOnUnload: true,
-          success: function () {
-            R.sessionId = janus.getSessionId();
-            status("connected");
-            janus.attach({
-              plugin: plugin,
-              opaqueId: "janusjs-echotest-" + Janus.randomString(8),
-              success: function (h) {
-                handle = h;
-                R.handleId = h.getId();
-                R.plugin = h.getPlugin();
-                status("attached");
-                offer();
-              },
-              error: function (err) { fail("attach", err); },
-              iceState: function (state) { R.ice.push(state); },
-              mediaState: function (type, on, mid) { R.media.push({ type: type, on: on, mid: mid }); },
-              webrtcState: function (on, reason) {
-                R.webrtc.push({ on: on, reason: reason || null });
-                if (on) { R.webrtcup = true; status("webrtcup"); }
-              },
-              onmessage: function (msg, jsep) {
-                R.events.push({ data: msg, jsep: jsep ? { type: jsep.type } : null });
-                if (msg && msg.error) fail("plugin error", msg);
-                if (jsep) {
-                  R.answer = { type: jsep.type, sdp: jsep.sdp };
-                  handle.handleRemoteJsep({ jsep: jsep, error: function (err) { fail("handleRemoteJsep", err); } });
-                }
-              },
-              onlocaltrack: function (track, on) {
-                R.localTracks.push({ kind: track ? track.kind : null, on: on });
-              },
-              onremotetrack: function (track, mid, on) {
-                R.remoteTracks.push({ kind: track.kind, mid: mid, on: on });
-                var v = document.getElementById("remote");
-                // janus.js calls this again when a track is unmuted: attach each track once only.
-                if (track.kind === "video" && on && v.dataset.track !== track.id) {
-                  v.dataset.track = track.id;
-                  v.srcObject = new MediaStream([track]);
-                  var played = v.play();
-                  if (played && played.catch) played.catch(function (e) { fail("video.play", String(e)); });
-                }
-              },
-              ondataopen: function (label) { R.dataOpen.push(label); },
-              ondata: function (payload) { R.dataReceived.push(payload); },
-              oncleanup: function () { R.cleanup += 1; },
-              ondetached: function () { R.detached = true; },
-            });
-          },
-          error: function (err) { fail("session", err); },
-          destroyed: function () { status("destroyed"); },
-        });
-      },
-    });
-  }
-
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
-  else start();
+  window.startJanus(server, debug, {
+    plugin: plugin,
+    opaqueId: "janusjs-echotest-" + Janus.randomString(8),
+    success: function (h) {
+      handle = h;
+      offer();
+    },
+    iceState: function (state) { R.ice.push(state); },
+    mediaState: function (type, on, mid) { R.media.push({ type: type, on: on, mid: mid }); },
+    webrtcState: function (on, reason) {
+      R.webrtc.push({ on: on, reason: reason || null });
+      if (on) { R.webrtcup = true; status("webrtcup"); }
+    },
+    onmessage: function (msg, jsep) {
+      R.events.push({ data: msg, jsep: jsep ? { type: jsep.type } : null });
+      if (msg && msg.error) fail("plugin error", msg);
+      if (jsep) {
+        R.answer = { type: jsep.type, sdp: jsep.sdp };
+        handle.handleRemoteJsep({ jsep: jsep, error: function (err) { fail("handleRemoteJsep", err); } });
+      }
+    },
+    onlocaltrack: function (track, on) {
+      R.localTracks.push({ kind: track ? track.kind : null, on: on });
+    },
+    onremotetrack: function (track, mid, on) {
+      R.remoteTracks.push({ kind: track.kind, mid: mid, on: on });
+      var v = document.getElementById("remote");
+      // janus.js calls this again when a track is unmuted: attach each track once only.
+      if (track.kind === "video" && on && v.dataset.track !== track.id) {
+        v.dataset.track = track.id;
+        v.srcObject = new MediaStream([track]);
+        var played = v.play();
+        if (played && played.catch) played.catch(function (e) { fail("video.play", String(e)); });
+      }
+    },
+    ondataopen: function (label) { R.dataOpen.push(label); },
+    ondata: function (payload) { R.dataReceived.push(payload); },
+    oncleanup: function () { R.cleanup += 1; },
+  });
 })();

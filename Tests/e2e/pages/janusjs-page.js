@@ -1,0 +1,65 @@
+// Shared by the janus.js test pages (after janusjs-chat-capture.js and janus.js): the page state
+// and failures in window.results, window.finish() (destroys the session), and startJanus, which
+// runs janus.js's Janus.init → new Janus → attach and records the session and handle.
+(function () {
+  "use strict";
+  var R = window.results;
+  var janus = null;
+
+  window.pageStatus = function (s) {
+    R.state = s;
+    var el = document.getElementById("status");
+    if (el) el.textContent = s;
+  };
+
+  window.pageFail = function (where, err) {
+    R.errors.push(where + ": " + (typeof err === "string" ? err : JSON.stringify(err)));
+    window.pageStatus("failed");
+  };
+
+  window.finish = function () {
+    if (!janus) { R.destroyed = "no session"; return; }
+    janus.destroy({
+      success: function () { R.destroyed = "ok"; },
+      error: function (err) { R.destroyed = "error: " + err; window.pageFail("destroy", err); },
+    });
+  };
+
+  // `attach` holds janus.attach's options; its success(handle) runs after the handle is recorded.
+  // Missing error/ondetached callbacks get the usual recording ones.
+  window.startJanus = function (server, debug, attach) {
+    function start() {
+      if (!server) { window.pageFail("params", "missing ?server="); return; }
+      Janus.init({
+        debug: debug === "none" ? false : (debug === "all" ? "all" : debug.split(",")),
+        callback: function () {
+          window.pageStatus("initialized");
+          if (!Janus.isWebrtcSupported()) { window.pageFail("init", "WebRTC not supported"); return; }
+          janus = new Janus({
+            server: server,
+            iceServers: [],
+            destroyOnUnload: true,
+            success: function () {
+              R.sessionId = janus.getSessionId();
+              window.pageStatus("connected");
+              var attached = attach.success;
+              attach.success = function (h) {
+                R.handleId = h.getId();
+                R.plugin = h.getPlugin();
+                window.pageStatus("attached");
+                attached(h);
+              };
+              attach.error = attach.error || function (err) { window.pageFail("attach", err); };
+              attach.ondetached = attach.ondetached || function () { R.detached = true; };
+              janus.attach(attach);
+            },
+            error: function (err) { window.pageFail("session", err); },
+            destroyed: function () { window.pageStatus("destroyed"); },
+          });
+        },
+      });
+    }
+    if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+    else start();
+  };
+})();

@@ -242,9 +242,6 @@ extension HostConfig {
         guard IPv4Text.isValid(m.bind) else { throw root.error("media.bind", "expected an IPv4 address, found \"\(m.bind)\"") }
         m.udpPort = try root.int(o, "udp_port", path: path, range: 0...65535) ?? m.udpPort
         m.tcpPort = try root.int(o, "tcp_port", path: path, range: 0...65535)
-        if m.tcpPort != nil {
-            throw root.error("media.tcp_port", "ICE-TCP is not served yet; remove the key (UDP and the TURN plugin carry media)")
-        }
         if let a = o["advertised_addresses"], !a.isNull {
             guard case .array(let items) = a else {
                 throw root.error("media.advertised_addresses", "expected an array of IPv4 addresses, found \(a.typeDescription)")

@@ -13,12 +13,12 @@ import Testing
         #expect(c.sessions.timeoutSeconds == 60 && c.sessions.reclaimSeconds == 0)
         #expect(c.admin.secret == nil && c.plugins.isEmpty)
         #expect(c.media.udpPort == 10_000 && c.media.bind == "0.0.0.0" && c.media.advertisedAddresses.isEmpty)
-        #expect(c.media.consentTimeoutSeconds == 30 && c.media.slowlinkThreshold == 0)
+        #expect(c.media.consentTimeoutSeconds == 30 && c.media.slowlinkThreshold == 0 && c.media.tcpPort == nil)
     }
 
     @Test func mediaSectionIsRead() throws {
-        let c = try parse(#"{"media":{"udp_port":0,"advertised_addresses":["203.0.113.7"],"consent_timeout_seconds":12.5,"slowlink_threshold":4}}"#)
-        #expect(c.media.udpPort == 0 && c.media.advertisedAddresses == ["203.0.113.7"])
+        let c = try parse(#"{"media":{"udp_port":0,"tcp_port":10001,"advertised_addresses":["203.0.113.7"],"consent_timeout_seconds":12.5,"slowlink_threshold":4}}"#)
+        #expect(c.media.udpPort == 0 && c.media.tcpPort == 10001 && c.media.advertisedAddresses == ["203.0.113.7"])
         #expect(c.media.consentTimeoutSeconds == 12.5 && c.media.slowlinkThreshold == 4)
     }
 
@@ -47,7 +47,7 @@ import Testing
         (#"{"media":{"advertised_addresses":"198.51.100.4"}}"#, "media.advertised_addresses"),
         (#"{"media":{"consent_timeout_seconds":0}}"#, "media.consent_timeout_seconds"),
         (#"{"media":{"certificate_file":"c.pem"}}"#, "media"),
-        (#"{"media":{"tcp_port":10001}}"#, "media.tcp_port"),
+        (#"{"media":{"tcp_port":"10001"}}"#, "media.tcp_port"),
         (#"{"media":{"udp":1}}"#, "media.udp"),
     ])
     func wrongValuesNameTheirKeyPath(text: String, path: String) {

@@ -4,7 +4,8 @@ import Testing
 @Suite struct IceLiteAgentTests {
     let local = IceCredentials(ufrag: "srvU", password: "server-password-0123456789")
     let remote = IceCredentials(ufrag: "cliU", password: "client-password-0123456789")
-    let peer = TransportAddress("192.0.2.10", 50_000)!
+    let address = TransportAddress("192.0.2.10", 50_000)!
+    var peer: IcePath { .udp(address) }
 
     func check(username: String? = nil, password: String? = nil, nominate: Bool = false) -> ([UInt8], STUNTransactionID) {
         let id = STUNTransactionID.random()
@@ -28,7 +29,7 @@ import Testing
         let response = try STUNMessage.parse(bytes)
         #expect(response.message.messageClass == .success && response.message.transactionID == id)
         #expect(response.verifyIntegrity(key: Array(local.password.utf8)) && response.fingerprintIsValid)
-        #expect(response.message.attribute(.xorMappedAddress)?.xorAddress(transactionID: id) == peer)
+        #expect(response.message.attribute(.xorMappedAddress)?.xorAddress(transactionID: id) == address)
         #expect(agent.state == .connected && agent.selected == peer)
         #expect(IceLiteAgent.localUfrag(of: try STUNMessage.parse(request)) == local.ufrag)
     }
@@ -49,7 +50,7 @@ import Testing
                 continue
             }
         }
-        #expect(agent.state == .checking && agent.selected == nil && agent.validAddresses.isEmpty)
+        #expect(agent.state == .checking && agent.selected == nil && agent.validPaths.isEmpty)
     }
 
     @Test func consentExpiresWithoutChecks() {
@@ -71,11 +72,11 @@ import Testing
 
     @Test func laterNominationMovesTheSelectedPair() {
         var agent = IceLiteAgent(local: local, remote: remote, now: 0)
-        let other = TransportAddress("198.51.100.7", 40_000)!
+        let other = IcePath.tcp(TransportAddress("198.51.100.7", 40_000)!)
         _ = agent.handle(check().0, from: peer, now: 1)
         #expect(agent.selected == peer)
         _ = agent.handle(check(nominate: true).0, from: other, now: 2)
-        #expect(agent.selected == other && agent.validAddresses == [peer, other])
+        #expect(agent.selected == other && agent.validPaths == [peer, other])
     }
 
     @Test func restartNeedsTheNewCredentials() {

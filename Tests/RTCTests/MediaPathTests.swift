@@ -73,6 +73,7 @@ import RTC
         #expect(c.map(\.transport) == [.udp, .tcp, .udp, .tcp])
         #expect(c[1].tcpType == .passive)
         #expect(c[0].priority > c[2].priority && c[2].priority > c[1].priority)
+        #expect(Set(c.map(\.foundation)).count == 4)
     }
 }
 

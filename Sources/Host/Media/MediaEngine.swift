@@ -9,10 +9,11 @@ import Synchronization
 import Glibc
 #endif
 
-/// The host's media: one thread that owns the UDP port and every PeerConnection. Packets are read,
-/// demultiplexed (known address, else the ICE ufrag of a binding request), decrypted in the one
-/// receive buffer and handed to plugins on this thread; what plugins relay is encrypted in the one
-/// send buffer. Control threads reach the PeerConnections only through `post`/`sync`.
+/// The host's media: one thread that owns the UDP port, the ICE-TCP port and its connections, and
+/// every PeerConnection. Packets are read, demultiplexed (known address or connection, else the ICE
+/// ufrag of a binding request), decrypted in the one receive buffer and handed to plugins on this
+/// thread; what plugins relay is encrypted in the one send buffer. Control threads reach the
+/// PeerConnections only through `post`/`sync`.
 final class MediaEngine: @unchecked Sendable {
     let config: HostConfig.Media
     let logger: Logger
@@ -21,6 +22,8 @@ final class MediaEngine: @unchecked Sendable {
     let addresses: [IPAddress]
     /// Opened by `start` (so `check-config` binds nothing); read-only afterwards.
     private(set) var socket: UDPSocket!
+    /// The ICE-TCP listener, if `media.tcp_port` is set; opened by `start` like the socket.
+    private(set) var listener: TCPListener?
     let metrics = MediaMetrics()
     weak var core: HostCore?
 
@@ -37,6 +40,11 @@ final class MediaEngine: @unchecked Sendable {
     private var peersByHandle: [UInt: PeerConnection] = [:]
     private var peersByUfrag: [String: PeerConnection] = [:]
     private var peersByAddress: [TransportAddress: PeerConnection] = [:]
+    private var connections: [Int32: TCPConnection] = [:]
+    /// The poll set: the UDP socket, the wake pipe, the listener, then each TCP connection.
+    private var pollSet: [pollfd] = []
+    private var pollSetStale = true
+    private let tcpScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536, alignment: 16)
     private let receiveBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 16)
     private let sendBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 16)
     private var lastSlowTick: UInt64 = 0
@@ -83,17 +91,19 @@ final class MediaEngine: @unchecked Sendable {
         Glibc.close(wakeRead)
         Glibc.close(wakeWrite)
         receiveBuffer.deallocate()
+        tcpScratch.deallocate()
         sendBuffer.deallocate()
     }
 
     var candidates: [Candidate] {
-        LocalTransport.hostCandidates(addresses: addresses, udpPort: socket.port, tcpPort: nil)
+        LocalTransport.hostCandidates(addresses: addresses, udpPort: socket.port, tcpPort: listener?.port)
     }
 
     // MARK: - Thread
 
     func start() throws(MediaSocketError) {
         socket = try UDPSocket(bind: config.bind, port: config.udpPort)
+        if let tcpPort = config.tcpPort { listener = try TCPListener(bind: config.bind, port: tcpPort) }
         running.store(true, ordering: .sequentiallyConsistent)
         let t = Thread { [self] in
             threadID.store(UInt(pthread_self()), ordering: .sequentiallyConsistent)
@@ -103,7 +113,8 @@ final class MediaEngine: @unchecked Sendable {
         t.name = "atrium-media"
         thread = t
         t.start()
-        logger.info("media on UDP port \(socket.port), advertising \(addresses.map(\.description).joined(separator: ", "))")
+        let tcp = listener.map { ", ICE-TCP port \($0.port)" } ?? ""
+        logger.info("media on UDP port \(socket.port)\(tcp), advertising \(addresses.map(\.description).joined(separator: ", "))")
     }
 
     /// Stops the thread after closing every PeerConnection (no events: the host is going away).
@@ -111,6 +122,7 @@ final class MediaEngine: @unchecked Sendable {
         guard running.load(ordering: .sequentiallyConsistent) else { return }
         post { [self] in
             for peer in Array(peersByHandle.values) { close(peer, reason: .detach, notifyClient: false, notifyPlugin: false) }
+            for connection in Array(connections.values) { drop(connection) }
             running.store(false, ordering: .sequentiallyConsistent)
         }
         stopped.wait()
@@ -141,10 +153,10 @@ final class MediaEngine: @unchecked Sendable {
     }
 
     private func run() {
-        var fds = [pollfd(fd: socket.fd, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
         while running.load(ordering: .relaxed) {
-            _ = poll(&fds, 2, 20)
-            if fds[1].revents != 0 {
+            if pollSetStale { rebuildPollSet() }
+            _ = poll(&pollSet, nfds_t(pollSet.count), 20)
+            if pollSet[1].revents != 0 {
                 var drain = (UInt64(0), UInt64(0), UInt64(0), UInt64(0))
                 _ = withUnsafeMutableBytes(of: &drain) { read(wakeRead, $0.baseAddress, $0.count) }
                 let pending = tasks.withLock { t in
@@ -153,71 +165,165 @@ final class MediaEngine: @unchecked Sendable {
                 }
                 for task in pending { task.run() }
             }
-            if fds[0].revents != 0 {
+            if pollSet[0].revents != 0 {
                 // A bounded batch, so timers and tasks keep their turn under load.
                 for _ in 0..<512 {
                     guard let (length, from) = socket.receive(into: receiveBuffer) else { break }
-                    datagram(length: length, from: from, now: monotonicNanos())
+                    metrics.received.add(1, ordering: .relaxed)
+                    packet(length: length, path: .udp(from), peer: peersByAddress[from], connection: nil, now: monotonicNanos())
                 }
+            }
+            if let listener {
+                for entry in pollSet[3...] where entry.revents != 0 {
+                    if let connection = connections[entry.fd] { serve(connection, events: entry.revents) }
+                }
+                // Accepted last, so a number freed above and reused now never gets an old event.
+                if pollSet[2].revents != 0 { accept(from: listener, now: monotonicNanos()) }
             }
             tick(now: monotonicNanos())
         }
     }
 
-    // MARK: - Incoming datagrams
+    private func rebuildPollSet() {
+        pollSet = [pollfd(fd: socket.fd, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
+        if let listener {
+            pollSet.append(pollfd(fd: listener.fd, events: Int16(POLLIN), revents: 0))
+            for (fd, connection) in connections {
+                pollSet.append(pollfd(fd: fd, events: Int16(POLLIN) | (connection.wantsWrite ? Int16(POLLOUT) : 0), revents: 0))
+            }
+        }
+        pollSetStale = false
+    }
 
-    private func datagram(length: Int, from: TransportAddress, now: UInt64) {
-        metrics.received.add(1, ordering: .relaxed)
+    // MARK: - ICE-TCP connections
+
+    /// Connections open at most; past this, new ones are closed at once.
+    static let maximumTCPConnections = 2_048
+    /// How long a connection may stay without a valid binding request.
+    static let unboundTCPTimeout: UInt64 = 10_000_000_000
+
+    private func accept(from listener: TCPListener, now: UInt64) {
+        for _ in 0..<64 {
+            guard let (fd, remote) = listener.accept() else { return }
+            guard connections.count < Self.maximumTCPConnections else {
+                Glibc.close(fd)
+                metrics.dropped.add(1, ordering: .relaxed)
+                continue
+            }
+            connections[fd] = TCPConnection(fd: fd, remote: remote, now: now)
+            metrics.tcpConnections.store(connections.count, ordering: .relaxed)
+            pollSetStale = true
+        }
+    }
+
+    /// Reads a connection's frames (a bounded number of reads, so one sender cannot hold the
+    /// thread) and writes what waited for room.
+    private func serve(_ connection: TCPConnection, events: Int16) {
+        if events & Int16(POLLOUT) != 0 {
+            guard connection.flush() else { return drop(connection) }
+            if !connection.wantsWrite { pollSetStale = true }
+        }
+        guard events & Int16(POLLIN | POLLHUP | POLLERR) != 0 else { return }
+        for _ in 0..<8 {
+            let result = connection.read(into: tcpScratch)
+            while !connection.isClosed, let length = connection.framer.nextFrame({ frame -> Int in
+                guard frame.count <= receiveBuffer.count else { return -1 }
+                UnsafeMutableRawBufferPointer(rebasing: receiveBuffer[0..<frame.count]).copyMemory(from: frame)
+                return frame.count
+            }) {
+                metrics.received.add(1, ordering: .relaxed)
+                if length < 0 {
+                    // Larger than any packet we take: skipped, and the end of a connection
+                    // that has not passed a check yet.
+                    metrics.dropped.add(1, ordering: .relaxed)
+                    if connection.peer == nil { drop(connection) }
+                } else {
+                    packet(length: length, path: connection.path, peer: connection.peer, connection: connection, now: monotonicNanos())
+                }
+            }
+            switch result {
+            case .more: continue
+            case .drained: return
+            case .closed: return drop(connection)
+            }
+        }
+    }
+
+    /// Closes a connection and forgets it (its PeerConnection keeps any other path).
+    private func drop(_ connection: TCPConnection) {
+        guard !connection.isClosed else { return }
+        connections.removeValue(forKey: connection.fd)
+        connection.closeSocket()
+        if let peer = connection.peer {
+            peer.connections.removeValue(forKey: connection.remote)
+            peer.paths.remove(connection.path)
+        }
+        metrics.tcpConnections.store(connections.count, ordering: .relaxed)
+        pollSetStale = true
+    }
+
+    // MARK: - Incoming packets
+
+    /// One packet from a UDP datagram or an ICE-TCP frame, in the receive buffer. `peer` is the
+    /// PeerConnection its path already belongs to, if any.
+    private func packet(length: Int, path: IcePath, peer known: PeerConnection?, connection: TCPConnection?, now: UInt64) {
         let bytes = UnsafeMutableRawBufferPointer(rebasing: receiveBuffer[0..<length])
         let kind = PacketKind.classify(UnsafeRawBufferPointer(bytes))
-        guard let peer = peersByAddress[from] else {
+        guard let peer = known else {
             // A stranger may only start with a binding request naming a ufrag we handed out.
             if kind == .stun, let parsed = try? STUNMessage.parse(Array(bytes)), let ufrag = IceLiteAgent.localUfrag(of: parsed),
                 let peer = peersByUfrag[ufrag]
             {
-                stun(parsed, peer: peer, from: from, now: now)
+                stun(parsed, peer: peer, path: path, connection: connection, now: now)
             } else {
                 metrics.dropped.add(1, ordering: .relaxed)
             }
+            // A connection is for ICE: one whose first frame is not a valid check is closed.
+            if let connection, connection.peer == nil { drop(connection) }
             return
         }
         switch kind {
         case .stun:
             if let parsed = try? STUNMessage.parse(Array(bytes)) {
-                stun(parsed, peer: peer, from: from, now: now)
+                stun(parsed, peer: peer, path: path, connection: connection, now: now)
             } else {
                 metrics.dropped.add(1, ordering: .relaxed)
             }
-        case .dtls: dtls(Array(bytes), peer: peer, from: from)
+        case .dtls: dtls(Array(bytes), peer: peer, path: path)
         case .rtp: rtp(bytes, peer: peer, now: now)
         case .rtcp: rtcp(bytes, peer: peer, now: now)
         case .unknown: metrics.dropped.add(1, ordering: .relaxed)
         }
     }
 
-    private func stun(_ message: ParsedSTUNMessage, peer: PeerConnection, from: TransportAddress, now: UInt64) {
+    private func stun(_ message: ParsedSTUNMessage, peer: PeerConnection, path: IcePath, connection: TCPConnection?, now: UInt64) {
         let wasConnected = peer.ice.state == .connected
-        switch peer.ice.handle(message, from: from, now: now) {
+        switch peer.ice.handle(message, from: path, now: now) {
         case .respond(let response):
-            response.withUnsafeBytes { _ = socket.send($0, to: from) }
-            if !peer.addresses.contains(from) {
-                peer.addresses.insert(from)
-                peersByAddress[from] = peer
+            if !peer.paths.contains(path) {
+                peer.paths.insert(path)
+                if let connection {
+                    connection.peer = peer
+                    peer.connections[connection.remote] = connection
+                } else {
+                    peersByAddress[path.address] = peer
+                }
             }
+            response.withUnsafeBytes { _ = send($0, on: path, of: peer) }
             if !wasConnected, peer.ice.state == .connected, peer.dtlsRole == .client, let dtls = peer.dtls {
-                sendAll(dtls.start(), to: from)
+                sendAll(dtls.start(), on: path, of: peer)
             }
         case .ignore:
             metrics.dropped.add(1, ordering: .relaxed)
         }
     }
 
-    private func dtls(_ bytes: [UInt8], peer: PeerConnection, from: TransportAddress) {
+    private func dtls(_ bytes: [UInt8], peer: PeerConnection, path: IcePath) {
         guard let dtls = peer.dtls else {
             metrics.dropped.add(1, ordering: .relaxed)
             return
         }
-        sendAll(dtls.receive(bytes), to: peer.ice.selected ?? from)
+        sendAll(dtls.receive(bytes), on: peer.ice.selected ?? path, of: peer)
         dtlsStateChanged(peer)
     }
 
@@ -335,8 +441,22 @@ final class MediaEngine: @unchecked Sendable {
 
     // MARK: - Outgoing
 
-    func sendAll(_ datagrams: [[UInt8]], to address: TransportAddress) {
-        for d in datagrams { d.withUnsafeBytes { _ = socket.send($0, to: address) } }
+    /// Sends one packet on a path of `peer`: a datagram, or a frame on its ICE-TCP connection.
+    @discardableResult
+    private func send(_ bytes: UnsafeRawBufferPointer, on path: IcePath, of peer: PeerConnection) -> Bool {
+        switch path.transport {
+        case .udp:
+            return socket.send(bytes, to: path.address)
+        case .tcp:
+            guard let connection = peer.connections[path.address] else { return false }
+            let sent = connection.send(bytes)
+            if connection.wantsWrite { pollSetStale = true }
+            return sent
+        }
+    }
+
+    func sendAll(_ packets: [[UInt8]], on path: IcePath, of peer: PeerConnection) {
+        for p in packets { p.withUnsafeBytes { _ = send($0, on: path, of: peer) } }
     }
 
     /// Protects `length` plain RTP bytes in the send buffer and sends them to the peer.
@@ -349,7 +469,7 @@ final class MediaEngine: @unchecked Sendable {
             metrics.sendErrors.add(1, ordering: .relaxed)
             return
         }
-        if socket.send(UnsafeRawBufferPointer(rebasing: sendBuffer[0..<n]), to: to) {
+        if send(UnsafeRawBufferPointer(rebasing: sendBuffer[0..<n]), on: to, of: peer) {
             metrics.sent.add(1, ordering: .relaxed)
         } else {
             metrics.sendErrors.add(1, ordering: .relaxed)
@@ -454,12 +574,15 @@ final class MediaEngine: @unchecked Sendable {
             guard let dtls = peer.dtls, dtls.state == .connecting, let ms = dtls.timeoutMilliseconds, ms == 0,
                 let to = peer.ice.selected
             else { continue }
-            sendAll(dtls.handleTimeout(), to: to)
+            sendAll(dtls.handleTimeout(), on: to, of: peer)
             dtlsStateChanged(peer)
         }
         if now - lastSlowTick >= 250_000_000 {
             lastSlowTick = now
             let noMedia = UInt64(config.noMediaSeconds * 1e9)
+            for connection in Array(connections.values) where connection.peer == nil && now - connection.acceptedAt > Self.unboundTCPTimeout {
+                drop(connection)
+            }
             for peer in Array(peersByHandle.values) {
                 if peer.ice.checkConsent(now: now) {
                     logger.info("consent expired", metadata: ["handle": "\(peer.handle.id)"])
@@ -575,9 +698,15 @@ final class MediaEngine: @unchecked Sendable {
         peer.closed = true
         peersByHandle.removeValue(forKey: peer.handle.address)
         peersByUfrag.removeValue(forKey: peer.ice.local.ufrag)
-        for a in peer.addresses where peersByAddress[a] === peer { peersByAddress.removeValue(forKey: a) }
+        for path in peer.paths where path.transport == .udp && peersByAddress[path.address] === peer {
+            peersByAddress.removeValue(forKey: path.address)
+        }
         metrics.peers.store(peersByHandle.count, ordering: .relaxed)
-        if let dtls = peer.dtls, let to = peer.ice.selected { sendAll(dtls.close(), to: to) }
+        if let dtls = peer.dtls, let to = peer.ice.selected { sendAll(dtls.close(), on: to, of: peer) }
+        for connection in Array(peer.connections.values) {
+            _ = connection.flush()
+            drop(connection)
+        }
         logger.debug("PeerConnection closed", metadata: ["handle": "\(peer.handle.id)", "reason": "\(reason.text)"])
         if notifyClient { emit("hangup", ["reason": .string(reason.text)], for: peer) }
         if notifyPlugin {
@@ -603,17 +732,19 @@ final class MediaMetrics: Sendable {
     let rtpOut = Atomic<Int>(0)
     let retransmitted = Atomic<Int>(0)
     let peers = Atomic<Int>(0)
+    let tcpConnections = Atomic<Int>(0)
 
     var prometheus: String {
         let rows: [(String, String, String, Int)] = [
-            ("atrium_media_datagrams_received_total", "counter", "UDP datagrams received on the media port", received.load(ordering: .relaxed)),
-            ("atrium_media_datagrams_sent_total", "counter", "UDP datagrams sent from the media port", sent.load(ordering: .relaxed)),
+            ("atrium_media_datagrams_received_total", "counter", "UDP datagrams and ICE-TCP frames received on the media ports", received.load(ordering: .relaxed)),
+            ("atrium_media_datagrams_sent_total", "counter", "UDP datagrams and ICE-TCP frames sent from the media ports", sent.load(ordering: .relaxed)),
             ("atrium_media_datagrams_dropped_total", "counter", "Datagrams dropped: strangers, bad STUN, DTLS or SRTP", dropped.load(ordering: .relaxed)),
             ("atrium_media_send_errors_total", "counter", "Datagrams the host could not protect or send", sendErrors.load(ordering: .relaxed)),
             ("atrium_media_rtp_received_total", "counter", "RTP packets decrypted and handed to plugins", rtpIn.load(ordering: .relaxed)),
             ("atrium_media_rtp_sent_total", "counter", "RTP packets relayed to peers", rtpOut.load(ordering: .relaxed)),
             ("atrium_media_rtp_retransmitted_total", "counter", "RTP packets sent again to answer NACKs", retransmitted.load(ordering: .relaxed)),
             ("atrium_media_peerconnections", "gauge", "PeerConnections open", peers.load(ordering: .relaxed)),
+            ("atrium_media_tcp_connections", "gauge", "ICE-TCP connections open", tcpConnections.load(ordering: .relaxed)),
         ]
         return rows.map { "# HELP \($0.0) \($0.2)\n# TYPE \($0.0) \($0.1)\n\($0.0) \($0.3)\n" }.joined()
     }

@@ -84,7 +84,7 @@ extension MediaEngine {
         peer.updateStreams(remote: sdp)
         peer.awaitingAnswer = false
         if peer.dtlsRole == .client, peer.ice.state == .connected, let dtls = peer.dtls, dtls.state == .new, let to = peer.ice.selected {
-            sendAll(dtls.start(), to: to)
+            sendAll(dtls.start(), on: to, of: peer)
         }
     }
 

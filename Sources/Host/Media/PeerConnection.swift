@@ -32,8 +32,10 @@ final class PeerConnection {
     var streams: [MediaStream] = []
     /// Remote SSRC → index in `streams`, learned from the SDP or the first packet.
     var streamBySSRC: [UInt32: Int] = [:]
-    /// Addresses that passed a connectivity check (all demultiplex to this PeerConnection).
-    var addresses: Set<TransportAddress> = []
+    /// Paths that passed a connectivity check (all demultiplex to this PeerConnection).
+    var paths: Set<IcePath> = []
+    /// Its ICE-TCP connections, by the peer's address.
+    var connections: [TransportAddress: TCPConnection] = [:]
     var remoteDescription: SessionDescription?
     /// The host sent an offer (a plugin's) and waits for the client's answer.
     var awaitingAnswer = false

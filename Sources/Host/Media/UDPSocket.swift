@@ -32,13 +32,8 @@ final class UDPSocket {
             close(fd)
             throw MediaSocketError(description: "cannot bind UDP \(address):\(port) (media.udp_port): \(reason)")
         }
-        var actual = sockaddr_in()
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &actual) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
         self.fd = fd
-        self.port = UInt16(bigEndian: actual.sin_port)
+        self.port = localPort(of: fd)
     }
 
     deinit { close(fd) }

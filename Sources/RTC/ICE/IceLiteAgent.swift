@@ -16,6 +16,25 @@ public struct IceCredentials: Sendable, Hashable {
     }
 }
 
+/// Where a check came from and where media goes: the peer's address, over UDP or over an ICE-TCP
+/// connection (RFC 6544). The same address over the two transports is two paths.
+public struct IcePath: Hashable, Sendable, CustomStringConvertible {
+    public enum Transport: Sendable, Hashable { case udp, tcp }
+
+    public var address: TransportAddress
+    public var transport: Transport
+
+    public init(_ address: TransportAddress, _ transport: Transport) {
+        self.address = address
+        self.transport = transport
+    }
+
+    public static func udp(_ address: TransportAddress) -> IcePath { IcePath(address, .udp) }
+    public static func tcp(_ address: TransportAddress) -> IcePath { IcePath(address, .tcp) }
+
+    public var description: String { transport == .udp ? "udp \(address)" : "tcp \(address)" }
+}
+
 /// The server side of ICE for one peer, as an ICE-lite agent (RFC 8445 §2.5): it never sends
 /// checks, it answers the peer's, and the pair the peer nominates carries the media. It also
 /// tracks consent (RFC 7675): a peer whose checks stop for `consentTimeout` is gone.
@@ -42,10 +61,10 @@ public struct IceLiteAgent: Sendable {
     public let local: IceCredentials
     public private(set) var remote: IceCredentials?
     public private(set) var state: State = .checking
-    /// The address media goes to and comes from, once the peer nominated it.
-    public private(set) var selected: TransportAddress?
-    /// Addresses that passed a check (candidates for selection).
-    public private(set) var validAddresses: Set<TransportAddress> = []
+    /// The path media goes to and comes from, once the peer nominated it.
+    public private(set) var selected: IcePath?
+    /// Paths that passed a check (candidates for selection).
+    public private(set) var validPaths: Set<IcePath> = []
     public private(set) var lastConsent: UInt64
     public let consentTimeout: UInt64
 
@@ -70,16 +89,16 @@ public struct IceLiteAgent: Sendable {
         return String(username[..<colon])
     }
 
-    /// Handles a STUN datagram from `source`. Valid binding requests are answered (success with
+    /// Handles a STUN message from `source` (a datagram, or one RFC 4571 frame over ICE-TCP). Valid binding requests are answered (success with
     /// XOR-MAPPED-ADDRESS, integrity and fingerprint) and refresh consent; a nominating one
     /// (USE-CANDIDATE) selects `source`.
-    public mutating func handle(_ datagram: [UInt8], from source: TransportAddress, now: UInt64) -> Outcome {
+    public mutating func handle(_ datagram: [UInt8], from source: IcePath, now: UInt64) -> Outcome {
         guard let parsed = try? STUNMessage.parse(datagram) else { return .ignore("not STUN") }
         return handle(parsed, from: source, now: now)
     }
 
     /// The same for a message already parsed (the shared port parses once to find the agent).
-    public mutating func handle(_ parsed: ParsedSTUNMessage, from source: TransportAddress, now: UInt64) -> Outcome {
+    public mutating func handle(_ parsed: ParsedSTUNMessage, from source: IcePath, now: UInt64) -> Outcome {
         let message = parsed.message
         guard message.method == .binding else { return .ignore("not a binding") }
         switch message.messageClass {
@@ -98,13 +117,13 @@ public struct IceLiteAgent: Sendable {
         guard parsed.verifyIntegrity(key: Array(local.password.utf8)) else { return .ignore("MESSAGE-INTEGRITY does not verify") }
         guard state != .failed else { return .ignore("consent already expired") }
 
-        validAddresses.insert(source)
+        validPaths.insert(source)
         lastConsent = now
         // Browsers nominate with USE-CANDIDATE; until they do, the first valid pair carries media.
         if message.attribute(.useCandidate) != nil || selected == nil { selected = source }
         state = .connected
         let response = STUNMessage(method: .binding, messageClass: .success, transactionID: message.transactionID, attributes: [
-            .xorAddress(.xorMappedAddress, source, transactionID: message.transactionID)
+            .xorAddress(.xorMappedAddress, source.address, transactionID: message.transactionID)
         ])
         return .respond(response.encode(integrity: .shortTerm(password: local.password), fingerprint: true))
     }

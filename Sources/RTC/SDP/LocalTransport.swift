@@ -16,15 +16,16 @@ public struct LocalTransport: Sendable, Hashable {
 
     /// Host candidates for each address, UDP first, then passive ICE-TCP (RFC 6544) when a TCP port is
     /// given. Priorities follow RFC 8445 §5.1.2.1 with the type preference of a host candidate (126),
-    /// lowered for TCP so that peers prefer UDP.
+    /// lowered for TCP so that peers prefer UDP. Foundations differ by address and by transport
+    /// (RFC 8445 §5.1.1.3), so a peer freezes and unfreezes UDP and TCP pairs independently.
     public static func hostCandidates(addresses: [IPAddress], udpPort: UInt16, tcpPort: UInt16?) -> [Candidate] {
         var out: [Candidate] = []
         for (i, address) in addresses.enumerated() {
             let localPreference = UInt32(65_535 - min(i, 65_535))
-            out.append(Candidate(foundation: "\(i + 1)", transport: .udp, priority: (126 << 24) | (localPreference << 8) | 255,
+            out.append(Candidate(foundation: "\(2 * i + 1)", transport: .udp, priority: (126 << 24) | (localPreference << 8) | 255,
                                  address: address.description, port: udpPort))
             if let tcpPort {
-                out.append(Candidate(foundation: "\(i + 1)", transport: .tcp, priority: (80 << 24) | (localPreference << 8) | 255,
+                out.append(Candidate(foundation: "\(2 * i + 2)", transport: .tcp, priority: (80 << 24) | (localPreference << 8) | 255,
                                      address: address.description, port: tcpPort, tcpType: .passive))
             }
         }

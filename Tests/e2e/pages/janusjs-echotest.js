@@ -2,7 +2,8 @@
 // microphone (Chromium's --use-fake-device-for-media-stream), offer, {"audio":true,"video":true},
 // answer, remote video into <video id="remote">. Query string: server (http(s)://…/janus or
 // ws(s)://…), plugin (default janus.plugin.echotest), data ("1": offer a data channel too),
-// debug (janus.js levels, default "all").
+// debug (janus.js levels, default "all"), candidates ("tcp": drop the answer's UDP candidates
+// before janus.js applies it, so media can only flow over ICE-TCP).
 // Everything is recorded in window.results; window.videoStats() resolves to the remote video's
 // inbound-rtp numbers from the handle's RTCPeerConnection.
 (function () {
@@ -13,7 +14,8 @@
   var plugin = q.get("plugin") || "janus.plugin.echotest";
   var debug = q.get("debug") || "all";
   var data = q.get("data") === "1";
-  R.params = { server: server, plugin: plugin, data: data, debug: debug };
+  var tcpOnly = q.get("candidates") === "tcp";
+  R.params = { server: server, plugin: plugin, data: data, debug: debug, candidates: tcpOnly ? "tcp" : "all" };
   R.webrtc = [];          // webrtcState callbacks: {on, reason}
   R.webrtcup = false;
   R.media = [];           // mediaState callbacks: {type, on, mid}
@@ -45,6 +47,26 @@
         }
       });
       return out;
+    });
+  };
+
+  // The candidate pair ICE selected: {local, remote} protocol and type, from getStats.
+  window.selectedPair = function () {
+    var pc = handle && handle.webrtcStuff && handle.webrtcStuff.pc;
+    if (!pc) return Promise.resolve(null);
+    return pc.getStats().then(function (report) {
+      var byId = {};
+      var pairId = null;
+      report.forEach(function (s) {
+        byId[s.id] = s;
+        if (s.type === "transport" && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId;
+      });
+      var pair = pairId && byId[pairId];
+      if (!pair) return null;
+      var local = byId[pair.localCandidateId] || {};
+      var remote = byId[pair.remoteCandidateId] || {};
+      return { state: pair.state, local: { protocol: local.protocol, type: local.candidateType, tcpType: local.tcpType || null },
+               remote: { protocol: remote.protocol, type: remote.candidateType, address: remote.address, port: remote.port } };
     });
   };
 
@@ -97,6 +119,11 @@
       if (msg && msg.error) fail("plugin error", msg);
       if (jsep) {
         R.answer = { type: jsep.type, sdp: jsep.sdp };
+        if (tcpOnly) {
+          jsep = { type: jsep.type, sdp: jsep.sdp.split("\r\n").filter(function (line) {
+            return !/^a=candidate:\S+ \d+ udp /i.test(line);
+          }).join("\r\n") };
+        }
         handle.handleRemoteJsep({ jsep: jsep, error: function (err) { fail("handleRemoteJsep", err); } });
       }
     },

@@ -8,14 +8,14 @@ let swiftSettings: [SwiftSetting] = [
 ]
 
 /// A Swift plugin: a dynamic library `libatrium_<name>.so` loaded by the host with `dlopen`.
-func plugin(_ name: String, target: String, path: String, extraDependencies: [Target.Dependency] = []) -> (Product, Target) {
+func plugin(_ name: String, target: String, path: String, extraDependencies: [Target.Dependency] = [], exclude: [String] = ["README.md"]) -> (Product, Target) {
     (
         .library(name: "atrium_\(name)", type: .dynamic, targets: [target]),
         .target(
             name: target,
             dependencies: ["PluginAPI", "PluginKit", "AtriumJSON"] + extraDependencies,
             path: path,
-            exclude: ["README.md"],
+            exclude: exclude,
             swiftSettings: swiftSettings,
             linkerSettings: [.unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/PluginAPI/atrium_plugin.exports"])]
         )
@@ -25,6 +25,8 @@ func plugin(_ name: String, target: String, path: String, extraDependencies: [Ta
 let plugins = [
     plugin("chat", target: "ChatPlugin", path: "Plugins/Chat"),
     plugin("echotest", target: "EchoTestPlugin", path: "Plugins/EchoTest", extraDependencies: ["RTC"]),
+    // The TURN server: its protocol logic (TURNCore, unit-tested) and the plugin that runs the sockets.
+    // plugin("turn", target: "TURNPlugin", path: "Plugins/TURN/Plugin", extraDependencies: ["RTC", "TURNCore", "COpenSSL"], exclude: []),
 ]
 
 let package = Package(
@@ -55,6 +57,8 @@ let package = Package(
         // The WebRTC transport stack, usable as server (the host) and as client (tests, load generator).
         .target(name: "RTC", dependencies: ["COpenSSL", "CSRTP"], swiftSettings: swiftSettings),
         .target(name: "PluginKit", dependencies: ["PluginAPI", "AtriumJSON"], swiftSettings: swiftSettings),
+        // TURN (RFC 8656) without sockets: authentication, peer policy, allocations; the TURN plugin runs it.
+        .target(name: "TURNCore", dependencies: ["RTC", "AtriumJSON", "COpenSSL"], path: "Plugins/TURN/Core", swiftSettings: swiftSettings),
         .target(
             name: "Host",
             dependencies: [
@@ -81,6 +85,7 @@ let package = Package(
 
         .testTarget(name: "AtriumJSONTests", dependencies: ["AtriumJSON"], swiftSettings: swiftSettings),
         .testTarget(name: "RTCTests", dependencies: ["RTC"], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
+        .testTarget(name: "TURNTests", dependencies: ["TURNCore", "RTC"], swiftSettings: swiftSettings),
         .testTarget(name: "HostTests", dependencies: ["Host", "AtriumJSON", "PluginAPI"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SystemLibrariesTests",

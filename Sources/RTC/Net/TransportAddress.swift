@@ -2,7 +2,9 @@
 import Glibc
 #endif
 
-/// An IPv4 or IPv6 address, kept as its network-order bytes.
+/// An IPv4 or IPv6 address, kept as host-order integers: `.v4` holds the 32-bit address and `.v6`
+/// its high and low 64 bits, so `.v4(0x7F00_0001)` is 127.0.0.1 and comparisons and masks are plain
+/// arithmetic. `bytes` and `init?(bytes:)` convert to and from network order.
 public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
     case v4(UInt32)
     case v6(UInt64, UInt64)

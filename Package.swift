@@ -26,7 +26,7 @@ let plugins = [
     plugin("chat", target: "ChatPlugin", path: "Plugins/Chat"),
     plugin("echotest", target: "EchoTestPlugin", path: "Plugins/EchoTest", extraDependencies: ["RTC"]),
     // The TURN server: its protocol logic (TURNCore, unit-tested) and the plugin that runs the sockets.
-    // plugin("turn", target: "TURNPlugin", path: "Plugins/TURN/Plugin", extraDependencies: ["RTC", "TURNCore", "COpenSSL"], exclude: []),
+    plugin("turn", target: "TURNPlugin", path: "Plugins/TURN/Plugin", extraDependencies: ["RTC", "TURNCore", "COpenSSL"], exclude: []),
 ]
 
 let package = Package(

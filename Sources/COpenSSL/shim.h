@@ -3,3 +3,4 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <openssl/crypto.h>
+#include <openssl/rand.h>

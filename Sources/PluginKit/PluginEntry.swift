@@ -144,6 +144,7 @@ final class PluginBox {
     let eventsTable: UnsafeMutablePointer<atrium_plugin_events_t>
     let metricsTable: UnsafeMutablePointer<atrium_plugin_metrics_t>
     let adminTable: UnsafeMutablePointer<atrium_plugin_admin_t>
+    let serviceTable: UnsafeMutablePointer<atrium_plugin_service_t>
 
     init(plugin: any AtriumPlugin, host: PluginHost) {
         self.plugin = plugin
@@ -160,6 +161,22 @@ final class PluginBox {
             let text = PluginBox.from(p).plugin.metricsText()
             guard !text.isEmpty else { return }
             text.withCString { writer.pointee.write?(writer, $0, strlen($0)) }
+        }
+        serviceTable = zeroedTable(atrium_plugin_service_t.self)
+        serviceTable.pointee.struct_size = UInt32(MemoryLayout<atrium_plugin_service_t>.size)
+        serviceTable.pointee.start = { p, err, capacity in
+            do throws(PluginFailure) {
+                try PluginBox.from(p).plugin.startService()
+                return ATRIUM_OK
+            } catch {
+                copyCString(error.message, to: err, capacity: capacity)
+                return ATRIUM_ERR_INVALID_ARGUMENT
+            }
+        }
+        serviceTable.pointee.stop = { p in PluginBox.from(p).plugin.stopService() }
+        serviceTable.pointee.health = { p, out, capacity in
+            copyCString(JSON.object(PluginBox.from(p).plugin.serviceHealth()).serialized, to: out, capacity: capacity)
+            return ATRIUM_OK
         }
         adminTable = zeroedTable(atrium_plugin_admin_t.self)
         adminTable.pointee.struct_size = UInt32(MemoryLayout<atrium_plugin_admin_t>.size)
@@ -185,6 +202,7 @@ final class PluginBox {
         case ATRIUM_EXT_EVENTS: return plugin.subscribesToEvents ? UnsafeRawPointer(eventsTable) : nil
         case ATRIUM_EXT_METRICS: return UnsafeRawPointer(metricsTable)
         case ATRIUM_EXT_ADMIN: return UnsafeRawPointer(adminTable)
+        case ATRIUM_EXT_SERVICE: return plugin.hasService ? UnsafeRawPointer(serviceTable) : nil
         default: return nil
         }
     }

@@ -90,6 +90,15 @@ public protocol AtriumPlugin: AnyObject {
     func mediaState(_ handle: PluginHandle, mid: String, isVideo: Bool, receiving: Bool)
     /// [control] Losses on stream `mid` crossed the slow-link threshold.
     func slowLink(_ handle: PluginHandle, mid: String, isVideo: Bool, uplink: Bool, lost: UInt32)
+    /// Whether the plugin runs a service (its own listeners): then the host calls `startService`
+    /// after `start`, and `stopService` before it destroys handles on shutdown.
+    var hasService: Bool { get }
+    /// [control] Open listeners and start threads; throw to stop the host's start-up.
+    func startService() throws(PluginFailure)
+    /// [control] Stop them; return only when no plugin thread calls the host any more.
+    func stopService()
+    /// [any] Health for /health and the admin API, as a JSON object (e.g. `["ok": true]`).
+    func serviceHealth() -> JSONObject
 }
 
 extension AtriumPlugin {
@@ -107,6 +116,10 @@ extension AtriumPlugin {
     public func incomingRTCP(_ handle: PluginHandle, _ packet: UnsafePointer<atrium_rtcp_packet_t>) {}
     public func mediaState(_ handle: PluginHandle, mid: String, isVideo: Bool, receiving: Bool) {}
     public func slowLink(_ handle: PluginHandle, mid: String, isVideo: Bool, uplink: Bool, lost: UInt32) {}
+    public var hasService: Bool { false }
+    public func startService() throws(PluginFailure) {}
+    public func stopService() {}
+    public func serviceHealth() -> JSONObject { ["ok": true] }
 }
 
 /// The host, as a plugin calls it. Safe from any thread.

@@ -1,0 +1,154 @@
+import RTC
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A socket call that failed, for the start-up message.
+struct SocketError: Error, CustomStringConvertible {
+    var description: String
+    init(_ what: String) { description = "\(what): \(String(cString: strerror(errno)))" }
+    init(message: String) { description = message }
+}
+
+/// IPv4 and IPv6 socket addresses, to and from `TransportAddress`. The corresponding C types are
+/// sockaddr_in, sockaddr_in6 and sockaddr_storage.
+enum SocketAddress {
+    static func with<R>(_ address: TransportAddress, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
+        switch address.ip {
+        case .v4(let ip):
+            var sin = sockaddr_in()
+            sin.sin_family = sa_family_t(AF_INET)
+            sin.sin_port = address.port.bigEndian
+            sin.sin_addr.s_addr = ip.bigEndian
+            return withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        case .v6:
+            var sin6 = sockaddr_in6()
+            sin6.sin6_family = sa_family_t(AF_INET6)
+            sin6.sin6_port = address.port.bigEndian
+            let bytes = address.ip.bytes
+            withUnsafeMutableBytes(of: &sin6.sin6_addr) { raw in for i in 0..<16 { raw[i] = bytes[i] } }
+            return withUnsafePointer(to: &sin6) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+        }
+    }
+
+    static func read(_ storage: UnsafePointer<sockaddr_storage>) -> TransportAddress? {
+        switch Int32(storage.pointee.ss_family) {
+        case AF_INET:
+            return storage.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
+                TransportAddress(ip: .v4(UInt32(bigEndian: $0.pointee.sin_addr.s_addr)), port: UInt16(bigEndian: $0.pointee.sin_port))
+            }
+        case AF_INET6:
+            return storage.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { p in
+                let bytes = withUnsafeBytes(of: p.pointee.sin6_addr) { Array($0) }
+                return IPAddress(bytes: bytes).map { TransportAddress(ip: $0, port: UInt16(bigEndian: p.pointee.sin6_port)) }
+            }
+        default:
+            return nil
+        }
+    }
+}
+
+/// Opens a non-blocking socket of `type` bound to `address` (port 0: the kernel picks).
+/// IPv6 sockets are IPv6-only, so "::" and "0.0.0.0" can both be bound on one port.
+func boundSocket(_ address: TransportAddress, type: Int32, reuseAddress: Bool = false) throws(SocketError) -> Int32 {
+    let family = address.ip.isIPv4 ? AF_INET : AF_INET6
+    let fd = socket(family, type | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else { throw SocketError("socket") }
+    var one: Int32 = 1
+    if family == AF_INET6 { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size)) }
+    if reuseAddress { setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size)) }
+    let bound = SocketAddress.with(address) { Glibc.bind(fd, $0, $1) }
+    guard bound == 0 else {
+        let e = SocketError("bind \(address)")
+        close(fd)
+        throw e
+    }
+    return fd
+}
+
+func udpSocket(_ address: TransportAddress) throws(SocketError) -> Int32 {
+    let fd = try boundSocket(address, type: Int32(SOCK_DGRAM.rawValue))
+    var size: Int32 = 1 << 20
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+    return fd
+}
+
+func tcpListener(_ address: TransportAddress) throws(SocketError) -> Int32 {
+    let fd = try boundSocket(address, type: Int32(SOCK_STREAM.rawValue), reuseAddress: true)
+    guard listen(fd, 256) == 0 else {
+        let e = SocketError("listen \(address)")
+        close(fd)
+        throw e
+    }
+    return fd
+}
+
+/// The address a socket is bound to.
+func localAddress(_ fd: Int32) -> TransportAddress? {
+    var storage = sockaddr_storage()
+    var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+    let ok = withUnsafeMutablePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    guard ok == 0 else { return nil }
+    return withUnsafePointer(to: &storage) { SocketAddress.read($0) }
+}
+
+/// One datagram into `buffer`; nil when none waits.
+func receiveDatagram(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) -> (Int, TransportAddress)? {
+    var storage = sockaddr_storage()
+    var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+    let n = withUnsafeMutablePointer(to: &storage) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, buffer.baseAddress, buffer.count, 0, $0, &length) }
+    }
+    guard n >= 0, let from = withUnsafePointer(to: &storage, { SocketAddress.read($0) }) else { return nil }
+    return (n, from)
+}
+
+@discardableResult
+func sendDatagram(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, to address: TransportAddress) -> Bool {
+    let n = SocketAddress.with(address) { sendto(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL), $0, $1) }
+    return n == bytes.count
+}
+
+/// One waiting connection, non-blocking, with its peer's address.
+func acceptConnection(_ listener: Int32) -> (Int32, TransportAddress)? {
+    var storage = sockaddr_storage()
+    var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+    let fd = withUnsafeMutablePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { accept(listener, $0, &length) } }
+    guard fd >= 0 else { return nil }
+    _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+    _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+    var one: Int32 = 1
+    setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    guard let remote = withUnsafePointer(to: &storage, { SocketAddress.read($0) }) else {
+        close(fd)
+        return nil
+    }
+    return (fd, remote)
+}
+
+/// The machine's first non-loopback IPv4 address and first global IPv6 address. The
+/// corresponding C call is getifaddrs.
+func defaultRelayAddresses() -> [IPAddress] {
+    var list: UnsafeMutablePointer<ifaddrs>?
+    guard getifaddrs(&list) == 0 else { return [] }
+    defer { freeifaddrs(list) }
+    var v4: IPAddress?
+    var v6: IPAddress?
+    var cursor = list
+    while let entry = cursor {
+        defer { cursor = entry.pointee.ifa_next }
+        let flags = Int32(bitPattern: entry.pointee.ifa_flags)
+        guard let address = entry.pointee.ifa_addr, flags & Int32(IFF_UP) != 0, flags & Int32(IFF_LOOPBACK) == 0 else { continue }
+        var storage = sockaddr_storage()
+        let size = address.pointee.sa_family == sa_family_t(AF_INET6) ? MemoryLayout<sockaddr_in6>.size : MemoryLayout<sockaddr_in>.size
+        withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: UnsafeRawBufferPointer(start: address, count: size)) }
+        guard let ip = withUnsafePointer(to: &storage, { SocketAddress.read($0) })?.ip else { continue }
+        switch ip {
+        case .v4 where v4 == nil: v4 = ip
+        case .v6(let hi, _) where v6 == nil && hi >> 61 == 1: v6 = ip  // 2000::/3, global unicast
+        default: break
+        }
+    }
+    return [v4, v6].compactMap { $0 }
+}

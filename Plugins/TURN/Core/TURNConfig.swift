@@ -38,6 +38,10 @@ public struct TURNConfig: Sendable {
     /// Peers re-opened from the default-denied ranges (CIDRs), and extra denials.
     public var allowedPeerIPs: [String] = []
     public var deniedPeerIPs: [String] = []
+    /// Whether this machine's own addresses (loopback excepted) are allowed peers even inside
+    /// default-denied ranges: that is where Atrium's media port is, so a browser that can only use
+    /// TURN still reaches the SFU or the EchoTest through it.
+    public var allowOwnAddresses = true
     /// Quotas.
     public var maxAllocationsPerUser = 10
     public var maxAllocations = 1_000
@@ -56,7 +60,7 @@ public struct TURNConfig: Sendable {
     static let keys: Set<String> = [
         "realm", "listen", "udp_port", "tcp_port", "tls_port", "certificate_file", "key_file", "relay_addresses",
         "advertised_host", "min_port", "max_port", "users", "secrets", "credential_ttl_seconds", "allowed_peer_ips",
-        "denied_peer_ips", "max_allocations_per_user", "max_allocations", "max_permissions_per_allocation",
+        "denied_peer_ips", "allow_own_addresses", "max_allocations_per_user", "max_allocations", "max_permissions_per_allocation",
         "max_channels_per_allocation", "bandwidth_bytes_per_second", "default_lifetime_seconds",
         "max_lifetime_seconds", "nonce_seconds",
     ]
@@ -135,6 +139,10 @@ public struct TURNConfig: Sendable {
         credentialTTLSeconds = try int("credential_ttl_seconds", 60...(30 * 86_400)) ?? credentialTTLSeconds
         allowedPeerIPs = try strings("allowed_peer_ips") ?? allowedPeerIPs
         deniedPeerIPs = try strings("denied_peer_ips") ?? deniedPeerIPs
+        if let v = o["allow_own_addresses"], !v.isNull {
+            guard let b = v.boolValue else { throw TURNConfigError("config.allow_own_addresses: expected true or false") }
+            allowOwnAddresses = b
+        }
         maxAllocationsPerUser = try int("max_allocations_per_user", 1...100_000) ?? maxAllocationsPerUser
         maxAllocations = try int("max_allocations", 1...1_000_000) ?? maxAllocations
         maxPermissionsPerAllocation = try int("max_permissions_per_allocation", 1...10_000) ?? maxPermissionsPerAllocation

@@ -12,6 +12,8 @@ public protocol TURNIO: AnyObject {
     func closeRelay(_ id: RelayID)
     /// Sends a datagram from a relay socket to a peer; false if the kernel refused it.
     func sendToPeer(_ bytes: UnsafeRawBufferPointer, from relay: RelayID, to peer: TransportAddress) -> Bool
+    /// Whether `address` is one of the relay sockets open now.
+    func isRelay(_ address: TransportAddress) -> Bool
     /// Families a relay can be opened in.
     var relayFamilies: Set<AddressFamily> { get }
 }
@@ -64,6 +66,10 @@ public final class TURNServer {
     /// RESERVATION-TOKEN → the reserved relay and when it lapses (RFC 8656 §7.2: about 30 s).
     private var reservations: [[UInt8]: (relay: RelayID, address: TransportAddress, expiry: UInt64)] = [:]
     private var lastSweep: UInt64 = 0
+    /// This machine's addresses and the ports of its own TURN listeners (and open relays): a peer there
+    /// would be the server itself (relay loops), so nothing is sent to it, whatever the policy.
+    public var ownAddresses: Set<IPAddress> = []
+    public var ownPorts: Set<UInt16> = []
 
     /// Permissions last 300 s, channels 600 s, reservations 30 s (RFC 8656 §9, §12, §7.2).
     static let permissionLifetime: UInt64 = 300_000_000_000
@@ -382,6 +388,10 @@ public final class TURNServer {
     }
 
     private func toPeer(_ payload: UnsafeRawBufferPointer, allocation: Allocation, relay: RelayID, peer: TransportAddress, now: UInt64) {
+        if ownAddresses.contains(peer.ip), ownPorts.contains(peer.port) || io.isRelay(peer) {
+            metrics.deniedPeers.add(1, ordering: .relaxed)
+            return
+        }
         guard allocation.toPeers.take(payload.count, now: now) else {
             metrics.overBandwidth.add(1, ordering: .relaxed)
             return

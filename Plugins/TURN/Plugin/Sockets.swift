@@ -127,28 +127,32 @@ func acceptConnection(_ listener: Int32) -> (Int32, TransportAddress)? {
     return (fd, remote)
 }
 
-/// The machine's first non-loopback IPv4 address and first global IPv6 address. The
-/// corresponding C call is getifaddrs.
+/// The machine's first non-loopback IPv4 address and first global IPv6 address.
 func defaultRelayAddresses() -> [IPAddress] {
+    let all = machineAddresses()
+    let v4 = all.first { $0.isIPv4 }
+    let v6 = all.first { if case .v6(let hi, _) = $0 { hi >> 61 == 1 } else { false } }  // 2000::/3, global unicast
+    return [v4, v6].compactMap { $0 }
+}
+
+/// Every address of the machine's interfaces that are up, loopback excepted. The corresponding C
+/// call is getifaddrs.
+func machineAddresses() -> [IPAddress] {
     var list: UnsafeMutablePointer<ifaddrs>?
     guard getifaddrs(&list) == 0 else { return [] }
     defer { freeifaddrs(list) }
-    var v4: IPAddress?
-    var v6: IPAddress?
+    var out: [IPAddress] = []
     var cursor = list
     while let entry = cursor {
         defer { cursor = entry.pointee.ifa_next }
         let flags = Int32(bitPattern: entry.pointee.ifa_flags)
         guard let address = entry.pointee.ifa_addr, flags & Int32(IFF_UP) != 0, flags & Int32(IFF_LOOPBACK) == 0 else { continue }
+        let family = Int32(address.pointee.sa_family)
+        guard family == AF_INET || family == AF_INET6 else { continue }
         var storage = sockaddr_storage()
-        let size = address.pointee.sa_family == sa_family_t(AF_INET6) ? MemoryLayout<sockaddr_in6>.size : MemoryLayout<sockaddr_in>.size
+        let size = family == AF_INET6 ? MemoryLayout<sockaddr_in6>.size : MemoryLayout<sockaddr_in>.size
         withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: UnsafeRawBufferPointer(start: address, count: size)) }
-        guard let ip = withUnsafePointer(to: &storage, { SocketAddress.read($0) })?.ip else { continue }
-        switch ip {
-        case .v4 where v4 == nil: v4 = ip
-        case .v6(let hi, _) where v6 == nil && hi >> 61 == 1: v6 = ip  // 2000::/3, global unicast
-        default: break
-        }
+        if let ip = withUnsafePointer(to: &storage, { SocketAddress.read($0) })?.ip, !out.contains(ip) { out.append(ip) }
     }
-    return [v4, v6].compactMap { $0 }
+    return out
 }

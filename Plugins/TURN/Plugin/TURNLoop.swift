@@ -105,8 +105,9 @@ final class TURNLoop: TURNIO, @unchecked Sendable {
         if let tlsContext { SSL_CTX_free(tlsContext) }
     }
 
-    /// Binds every listener (an error names the one that failed) and starts the thread.
-    func start(server: TURNServer) throws(SocketError) {
+    /// Binds every listener (an error names the one that failed), lets `prepare` see the bound
+    /// ports, and starts the thread.
+    func start(server: TURNServer, beforeRunning prepare: (TURNLoop) -> Void = { _ in }) throws(SocketError) {
         self.server = server
         do {
             for ip in config.listen {
@@ -131,6 +132,7 @@ final class TURNLoop: TURNIO, @unchecked Sendable {
             closeListeners()
             throw error
         }
+        prepare(self)
         running.store(true, ordering: .sequentiallyConsistent)
         let t = Thread { [self] in
             run()
@@ -386,6 +388,8 @@ final class TURNLoop: TURNIO, @unchecked Sendable {
         pollSetStale = true
         return id
     }
+
+    func isRelay(_ address: TransportAddress) -> Bool { usedPorts.contains(address) }
 
     func closeRelay(_ id: RelayID) {
         guard let relay = relays.removeValue(forKey: id) else { return }

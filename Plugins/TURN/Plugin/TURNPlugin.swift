@@ -23,8 +23,11 @@ final class TURNPlugin: AtriumPlugin {
         } catch {
             throw PluginFailure(error.description)
         }
-        policy = PeerPolicy(allowed: try cidrs(config.allowedPeerIPs, key: "allowed_peer_ips"),
-                            denied: try cidrs(config.deniedPeerIPs, key: "denied_peer_ips"))
+        var allowed = try cidrs(config.allowedPeerIPs, key: "allowed_peer_ips")
+        if config.allowOwnAddresses {
+            allowed += machineAddresses().compactMap { CIDR($0.description) }
+        }
+        policy = PeerPolicy(allowed: allowed, denied: try cidrs(config.deniedPeerIPs, key: "denied_peer_ips"))
         var secrets = config.secrets
         if secrets.isEmpty {
             // No secret configured: one made now, so `credentials` works out of the box. Credentials
@@ -53,7 +56,10 @@ final class TURNPlugin: AtriumPlugin {
         do {
             let loop = try TURNLoop(config: config) { [host] in host.log(.info, $0) }
             let server = TURNServer(config: config, auth: auth, policy: policy, metrics: metrics, io: loop)
-            try loop.start(server: server)
+            try loop.start(server: server) { loop in
+                server.ownAddresses = Set(machineAddresses() + loop.relayAddresses + config.listen)
+                server.ownPorts = Set([TURNLoop.ListenerKind.udp, .tcp, .tls].compactMap { loop.boundPort($0) })
+            }
             self.loop = loop
             host.log(.info, "TURN listening on \(loop.listening.joined(separator: ", ")); relaying from \(loop.relayAddresses.map(\.description).joined(separator: ", ")) ports \(config.minPort)-\(config.maxPort)")
         } catch {

@@ -3,7 +3,8 @@
 // answer, remote video into <video id="remote">. Query string: server (http(s)://…/janus or
 // ws(s)://…), plugin (default janus.plugin.echotest), data ("1": offer a data channel too),
 // debug (janus.js levels, default "all"), candidates ("tcp": drop the answer's UDP candidates
-// before janus.js applies it, so media can only flow over ICE-TCP).
+// before janus.js applies it, so media can only flow over ICE-TCP), turn (an http(s)://…/janus URL:
+// first ask the TURN plugin there for credentials, then use only relay candidates through it).
 // Everything is recorded in window.results; window.videoStats() resolves to the remote video's
 // inbound-rtp numbers from the handle's RTCPeerConnection.
 (function () {
@@ -101,7 +102,31 @@
     });
   }
 
-  window.startJanus(server, debug, {
+  // Credentials from the TURN plugin over the plain Janus HTTP API: create, attach, message.
+  function turnCredentials(base) {
+    function post(path, body) {
+      return fetch(base + path, { method: "POST", body: JSON.stringify(Object.assign({ transaction: Janus.randomString(12) }, body)) })
+        .then(function (r) { return r.json(); });
+    }
+    return post("", { janus: "create" }).then(function (s) {
+      var session = "/" + s.data.id;
+      return post(session, { janus: "attach", plugin: "atrium.plugin.turn" }).then(function (h) {
+        return post(session + "/" + h.data.id, { janus: "message", body: { request: "credentials" } });
+      }).then(function (reply) {
+        post(session, { janus: "destroy" });
+        return reply.plugindata.data;
+      });
+    });
+  }
+
+  var turnServer = q.get("turn");
+  var started = turnServer
+    ? turnCredentials(turnServer).then(function (c) {
+        R.turnCredentials = c;
+        return { iceServers: c.iceServers, iceTransportPolicy: "relay" };
+      })
+    : Promise.resolve({});
+  started.then(function (options) { window.startJanus(server, debug, {
     plugin: plugin,
     opaqueId: "janusjs-echotest-" + Janus.randomString(8),
     success: function (h) {
@@ -144,5 +169,5 @@
     ondataopen: function (label) { R.dataOpen.push(label); },
     ondata: function (payload) { R.dataReceived.push(payload); },
     oncleanup: function () { R.cleanup += 1; },
-  });
+  }, options); }, function (err) { fail("turn credentials", String(err)); });
 })();

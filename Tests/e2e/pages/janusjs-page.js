@@ -26,8 +26,10 @@
   };
 
   // `attach` holds janus.attach's options; its success(handle) runs after the handle is recorded.
-  // Missing error/ondetached callbacks get the usual recording ones.
-  window.startJanus = function (server, debug, attach) {
+  // Missing error/ondetached callbacks get the usual recording ones. `options` may set
+  // iceServers and iceTransportPolicy for new Janus().
+  window.startJanus = function (server, debug, attach, options) {
+    options = options || {};
     function start() {
       if (!server) { window.pageFail("params", "missing ?server="); return; }
       Janus.init({
@@ -37,7 +39,8 @@
           if (!Janus.isWebrtcSupported()) { window.pageFail("init", "WebRTC not supported"); return; }
           janus = new Janus({
             server: server,
-            iceServers: [],
+            iceServers: options.iceServers || [],
+            iceTransportPolicy: options.iceTransportPolicy,
             destroyOnUnload: true,
             success: function () {
               R.sessionId = janus.getSessionId();

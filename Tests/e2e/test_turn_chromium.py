@@ -1,0 +1,65 @@
+"""Headless Chromium that may only use relay candidates (iceTransportPolicy "relay"), with
+credentials it asked the TURN plugin for over the Janus API, reaches the EchoTest through
+Atrium's own TURN server and decodes its echoed video. Nothing is configured for the peer: the
+EchoTest's media address is this machine's own, which the TURN plugin allows by default.
+"""
+from __future__ import annotations
+
+import re
+import time
+from urllib.parse import urlencode
+
+from conftest import MEDIA_IP, free_port, media_config, require_media_ip
+from test_echotest import ECHO, video_stats
+from test_janusjs import chromium, page_server, results, save_artifacts, wait_for  # noqa: F401 - fixtures
+
+
+def turn_plugin_entry(**config) -> dict:
+    return {"library": "libatrium_turn.so", "aliases": [], "enabled": True, "optional": False, "config": config}
+
+
+def metric(atrium, name: str) -> float:
+    m = re.search(rf"^{name} (\S+)$", atrium.metrics(), re.M)
+    assert m, f"{name} not in /metrics"
+    return float(m.group(1))
+
+
+def test_janusjs_echotest_through_atrium_turn(start_atrium, page_server, chromium):  # noqa: F811 - fixtures
+    require_media_ip()
+    config = media_config()
+    port = free_port()
+    config["plugins"].append(turn_plugin_entry(listen=[MEDIA_IP], udp_port=port, tcp_port=port, relay_addresses=[MEDIA_IP],
+                                               min_port=41000, max_port=41999))
+    atrium = start_atrium(config, name="turn-chromium")
+    query = {"server": atrium.ws_url, "plugin": ECHO, "turn": atrium.http_url}
+    driver = chromium("echo")
+    try:
+        driver.get(f"{page_server}/janusjs-echotest.html?" + urlencode(query))
+        wait_for(driver, "echo", "webrtcup", lambda r: r["webrtcup"], timeout=25)
+        creds = results(driver)["turnCredentials"]
+        server = creds["iceServers"][0]
+        assert f"turn:{MEDIA_IP}:{port}?transport=udp" in server["urls"], creds
+        assert re.fullmatch(r"\d+:h\d+", server["username"]) and server["credential"], creds
+        first = video_stats(driver)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not (first and first.get("framesDecoded", 0) > 0):
+            time.sleep(0.2)
+            first = video_stats(driver)
+        assert first and first["framesDecoded"] > 0, first
+        time.sleep(1.5)
+        second = video_stats(driver)
+        assert second["framesDecoded"] > first["framesDecoded"], (first, second)
+        pair = driver.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "window.selectedPair().then(done, function (e) { done({error: String(e)}); });")
+        assert pair and pair["local"]["type"] == "relay", pair
+        assert metric(atrium, "atrium_turn_allocations") >= 1
+        assert metric(atrium, "atrium_turn_relayed_packets_total") > 100
+        r = results(driver)
+        assert r["errors"] == [] and r["janusErrors"] == [], (r["errors"], r["janusErrors"])
+        driver.execute_script("window.finish();")
+        wait_for(driver, "echo", "destroy", lambda r: r["destroyed"])
+        assert atrium.alive()
+    except BaseException:
+        save_artifacts(chromium, atrium, "echotest-janusjs-turn")
+        raise

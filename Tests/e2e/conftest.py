@@ -7,6 +7,7 @@ default .build/debug); a missing build is a failure with a clear message, never 
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import socket
@@ -164,6 +165,12 @@ class AtriumServer:
 
     def metrics(self) -> str:
         return requests.get(f"{self.base}/metrics", timeout=10).text
+
+    def metric(self, name: str) -> float:
+        """One unlabelled sample from /metrics; fails when the metric is missing."""
+        m = re.search(rf"^{re.escape(name)} (\S+)$", self.metrics(), re.M)
+        assert m, f"{name} not in /metrics"
+        return float(m.group(1))
 
     def __enter__(self):
         return self.start()

@@ -734,6 +734,26 @@ def video_stats(driver) -> dict | None:
         "window.videoStats().then(done, function (e) { done({error: String(e)}); });")
 
 
+def selected_pair(driver) -> dict | None:
+    """The candidate pair Chromium's ICE selected (protocol and type of each side)."""
+    return driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "window.selectedPair().then(done, function (e) { done({error: String(e)}); });")
+
+
+def assert_video_decoding(driver, first_within: float = 10.0):
+    """Frames are decoded within *first_within* seconds, and more 1.5 s later."""
+    first = video_stats(driver)
+    deadline = time.monotonic() + first_within
+    while time.monotonic() < deadline and not (first and first.get("framesDecoded", 0) > 0):
+        time.sleep(0.2)
+        first = video_stats(driver)
+    assert first and first["framesDecoded"] > 0, first
+    time.sleep(1.5)
+    second = video_stats(driver)
+    assert second["framesDecoded"] > first["framesDecoded"], (first, second)
+
+
 @pytest.mark.parametrize("transport,data", [("websocket", False), ("http", False), ("websocket", True)],
                          ids=["websocket", "http", "websocket-datachannel"])
 def test_janusjs_echotest_in_chromium(server, page_server, chromium, transport, data):  # noqa: F811 - fixtures

@@ -28,7 +28,7 @@ import pytest
 from conftest import MEDIA_IP, free_port, media_config, require_media_ip
 from rtc_peer import EchoPeer, ice_ufrag
 from test_echotest import (AUDIO_FRAMES, ECHO, MAGIC, MEDIA_WAIT, VIDEO_FRAMES, atrium_echo_server, run,
-                           stun_binding_request, trace, video_stats)  # noqa: F401 - fixture
+                           stun_binding_request, trace, assert_video_decoding, selected_pair)  # noqa: F401 - fixture
 from test_janusjs import chromium, page_server, results, save_artifacts, wait_for  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.atrium_only
@@ -104,13 +104,6 @@ def check_success(response: bytes, request: bytes, password: bytes, expected: tu
     assert hmac.compare_digest(hmac.new(password, signed, hashlib.sha1).digest(), attributes[0x0008][1])
 
 
-def metric(atrium, name: str) -> float:
-    text = atrium.metrics()
-    m = re.search(rf"^{name} (\S+)$", text, re.M)
-    assert m, f"{name} not in /metrics"
-    return float(m.group(1))
-
-
 def connect(port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind((MEDIA_IP, 0))
@@ -157,7 +150,7 @@ def test_checks_over_tcp_are_answered_and_strangers_disconnected(start_atrium, t
                 response = read_frame(good)
                 assert response is not None
                 check_success(response, req, password, good.getsockname())
-            assert metric(atrium, "atrium_media_tcp_connections") >= 2  # the idle one and this one
+            assert atrium.metric("atrium_media_tcp_connections") >= 2  # the idle one and this one
 
             # Strangers: each connection's first frame is wrong, and each is closed unanswered.
             bad_first_frames = {
@@ -188,7 +181,7 @@ def test_checks_over_tcp_are_answered_and_strangers_disconnected(start_atrium, t
             # The idle connection goes after 10 s without a check.
             remaining = max(0.0, 13 - (time.monotonic() - opened))
             assert closed_by_server(idle, remaining), "an idle connection was kept over 13 s"
-            assert metric(atrium, "atrium_media_tcp_connections") == 1  # only the good one
+            assert atrium.metric("atrium_media_tcp_connections") == 1  # only the good one
             # Hanging up the peer closes its connection too (after any DTLS close_notify).
             await peer.close(hangup=True)
             deadline = time.monotonic() + 5
@@ -216,21 +209,11 @@ def test_janusjs_echotest_over_ice_tcp(start_atrium, page_server, chromium):  # 
     try:
         driver.get(f"{page_server}/janusjs-echotest.html?" + urlencode(query))
         wait_for(driver, "echo", "webrtcup", lambda r: r["webrtcup"], timeout=25)
-        first = video_stats(driver)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not (first and first.get("framesDecoded", 0) > 0):
-            time.sleep(0.2)
-            first = video_stats(driver)
-        assert first and first["framesDecoded"] > 0, first
-        time.sleep(1.5)
-        second = video_stats(driver)
-        assert second["framesDecoded"] > first["framesDecoded"], (first, second)
-        pair = driver.execute_async_script(
-            "const done = arguments[arguments.length - 1];"
-            "window.selectedPair().then(done, function (e) { done({error: String(e)}); });")
+        assert_video_decoding(driver)
+        pair = selected_pair(driver)
         assert pair and pair["local"]["protocol"] == "tcp" and pair["remote"]["protocol"] == "tcp", pair
         assert pair["remote"]["port"] == atrium.config["media"]["tcp_port"], pair
-        assert metric(atrium, "atrium_media_tcp_connections") >= 1
+        assert atrium.metric("atrium_media_tcp_connections") >= 1
         r = results(driver)
         assert r["errors"] == [] and r["janusErrors"] == [], (r["errors"], r["janusErrors"])
         assert {m["type"] for m in r["media"] if m["on"]} == {"audio", "video"}, r["media"]

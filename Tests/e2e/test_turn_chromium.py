@@ -6,22 +6,15 @@ EchoTest's media address is this machine's own, which the TURN plugin allows by 
 from __future__ import annotations
 
 import re
-import time
 from urllib.parse import urlencode
 
 from conftest import MEDIA_IP, free_port, media_config, require_media_ip
-from test_echotest import ECHO, video_stats
+from test_echotest import ECHO, assert_video_decoding, selected_pair
 from test_janusjs import chromium, page_server, results, save_artifacts, wait_for  # noqa: F401 - fixtures
 
 
 def turn_plugin_entry(**config) -> dict:
     return {"library": "libatrium_turn.so", "aliases": [], "enabled": True, "optional": False, "config": config}
-
-
-def metric(atrium, name: str) -> float:
-    m = re.search(rf"^{name} (\S+)$", atrium.metrics(), re.M)
-    assert m, f"{name} not in /metrics"
-    return float(m.group(1))
 
 
 def test_janusjs_echotest_through_atrium_turn(start_atrium, page_server, chromium):  # noqa: F811 - fixtures
@@ -40,21 +33,11 @@ def test_janusjs_echotest_through_atrium_turn(start_atrium, page_server, chromiu
         server = creds["iceServers"][0]
         assert f"turn:{MEDIA_IP}:{port}?transport=udp" in server["urls"], creds
         assert re.fullmatch(r"\d+:h\d+", server["username"]) and server["credential"], creds
-        first = video_stats(driver)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not (first and first.get("framesDecoded", 0) > 0):
-            time.sleep(0.2)
-            first = video_stats(driver)
-        assert first and first["framesDecoded"] > 0, first
-        time.sleep(1.5)
-        second = video_stats(driver)
-        assert second["framesDecoded"] > first["framesDecoded"], (first, second)
-        pair = driver.execute_async_script(
-            "const done = arguments[arguments.length - 1];"
-            "window.selectedPair().then(done, function (e) { done({error: String(e)}); });")
+        assert_video_decoding(driver)
+        pair = selected_pair(driver)
         assert pair and pair["local"]["type"] == "relay", pair
-        assert metric(atrium, "atrium_turn_allocations") >= 1
-        assert metric(atrium, "atrium_turn_relayed_packets_total") > 100
+        assert atrium.metric("atrium_turn_allocations") >= 1
+        assert atrium.metric("atrium_turn_relayed_packets_total") > 100
         r = results(driver)
         assert r["errors"] == [] and r["janusErrors"] == [], (r["errors"], r["janusErrors"])
         driver.execute_script("window.finish();")

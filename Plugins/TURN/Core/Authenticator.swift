@@ -42,7 +42,7 @@ public struct Authenticator: Sendable {
     }
 
     private func nonceMAC(time: String, client: IPAddress) -> [UInt8] {
-        hmac(sha256: true, key: nonceKey, data: Array(time.utf8) + client.bytes)
+        STUNCrypto.hmac(sha256: true, key: nonceKey, data: Array(time.utf8) + client.bytes)
     }
 
     // MARK: - Keys
@@ -79,7 +79,7 @@ public struct Authenticator: Sendable {
 
     /// The TURN REST password: base64(HMAC-SHA1(secret, username)).
     public static func restPassword(secret: String, username: String) -> String {
-        base64(hmac(sha256: false, key: Array(secret.utf8), data: Array(username.utf8)))
+        base64(STUNCrypto.hmac(sha256: false, key: Array(secret.utf8), data: Array(username.utf8)))
     }
 
     /// Credentials for `user` valid for `ttl` seconds from `now`, under the first secret.
@@ -91,17 +91,6 @@ public struct Authenticator: Sendable {
 }
 
 // MARK: - Helpers
-
-func hmac(sha256: Bool, key: [UInt8], data: [UInt8]) -> [UInt8] {
-    var out = [UInt8](repeating: 0, count: 32)
-    var length: UInt32 = 0
-    _ = key.withUnsafeBufferPointer { k in
-        data.withUnsafeBufferPointer { d in
-            HMAC(sha256 ? EVP_sha256() : EVP_sha1(), k.baseAddress, Int32(k.count), d.baseAddress, d.count, &out, &length)
-        }
-    }
-    return Array(out.prefix(Int(length)))
-}
 
 /// Bytes from OpenSSL's CSPRNG (nonce keys, reservation tokens, secrets).
 public func randomBytes(_ n: Int) -> [UInt8] {

@@ -404,6 +404,14 @@ final class TURNLoop: TURNIO, @unchecked Sendable {
     }
 }
 
+/// The machine's first non-loopback IPv4 address and first global IPv6 address.
+func defaultRelayAddresses() -> [IPAddress] {
+    let all = machineAddresses()
+    let v4 = all.first { $0.isIPv4 }
+    let v6 = all.first { if case .v6(let hi, _) = $0 { hi >> 61 == 1 } else { false } }  // 2000::/3, global unicast
+    return [v4, v6].compactMap { $0 }
+}
+
 func monotonicNanos() -> UInt64 {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)

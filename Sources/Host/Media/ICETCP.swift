@@ -11,43 +11,22 @@ final class TCPListener {
     let port: UInt16
 
     init(bind address: String, port: Int) throws(MediaSocketError) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw MediaSocketError(description: "socket: \(String(cString: strerror(errno)))") }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var sin = sockaddr_in()
-        sin.sin_family = sa_family_t(AF_INET)
-        sin.sin_port = UInt16(port).bigEndian
-        inet_pton(AF_INET, address, &sin.sin_addr)
-        let bound = withUnsafePointer(to: &sin) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        guard let local = TransportAddress(address, port) else {
+            throw MediaSocketError(description: "media.bind: \"\(address)\" is not an IP address")
         }
-        guard bound == 0, listen(fd, 128) == 0 else {
-            let reason = String(cString: strerror(errno))
-            close(fd)
-            throw MediaSocketError(description: "cannot listen on TCP \(address):\(port) (media.tcp_port): \(reason)")
+        do {
+            fd = try tcpListener(local, backlog: 128)
+        } catch {
+            throw MediaSocketError(description: "cannot listen on TCP \(address):\(port) (media.tcp_port): \(error)")
         }
-        self.fd = fd
-        self.port = localPort(of: fd)
+        self.port = localAddress(fd)?.port ?? UInt16(port)
     }
 
     deinit { close(fd) }
 
     /// One waiting connection, made non-blocking, with its peer's address; nil when none waits.
     func accept() -> (fd: Int32, remote: TransportAddress)? {
-        var sin = sockaddr_in()
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let client = withUnsafeMutablePointer(to: &sin) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                Glibc.accept(fd, $0, &length)
-            }
-        }
-        guard client >= 0 else { return nil }
-        _ = fcntl(client, F_SETFL, fcntl(client, F_GETFL) | O_NONBLOCK)
-        _ = fcntl(client, F_SETFD, FD_CLOEXEC)
-        var one: Int32 = 1
-        setsockopt(client, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-        return (client, TransportAddress(ip: .v4(UInt32(bigEndian: sin.sin_addr.s_addr)), port: UInt16(bigEndian: sin.sin_port)))
+        acceptConnection(fd)
     }
 }
 
@@ -145,15 +124,4 @@ final class TCPConnection {
         pendingStart = 0
         return true
     }
-}
-
-/// The port a socket was bound to (the kernel's choice when 0 was asked). The corresponding C
-/// call is getsockname.
-func localPort(of fd: Int32) -> UInt16 {
-    var actual = sockaddr_in()
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &actual) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-    }
-    return UInt16(bigEndian: actual.sin_port)
 }

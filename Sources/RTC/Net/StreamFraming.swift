@@ -7,35 +7,25 @@ public struct StreamFramer: Sendable {
     /// The largest payload a 16-bit length can describe.
     public static let maximumFrame = 65_535
 
-    private var buffer: [UInt8] = []
-    private var start = 0
+    private var queue = ByteQueue()
 
     public init() {}
 
     /// Bytes received and not yet handed out as frames.
-    public var buffered: Int { buffer.count - start }
+    public var buffered: Int { queue.count }
 
     /// Adds bytes read from the stream.
-    public mutating func append(_ bytes: UnsafeRawBufferPointer) {
-        if start > 0, start == buffer.count {
-            buffer.removeAll(keepingCapacity: true)
-            start = 0
-        } else if start > 65_536 {
-            buffer.removeFirst(start)
-            start = 0
-        }
-        buffer.append(contentsOf: bytes)
-    }
+    public mutating func append(_ bytes: UnsafeRawBufferPointer) { queue.append(bytes) }
 
     /// Calls `body` with the next whole frame's payload and returns its result, or nil until
     /// more bytes arrive. The payload is only valid inside `body`.
     public mutating func nextFrame<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R? {
-        guard buffer.count - start >= 2 else { return nil }
-        let length = Int(buffer[start]) << 8 | Int(buffer[start + 1])
-        guard buffer.count - start - 2 >= length else { return nil }
-        let from = start + 2
-        start = from + length
-        return buffer.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[from..<(from + length)])) }
+        guard queue.count >= 2 else { return nil }
+        let length = Int(queue[0]) << 8 | Int(queue[1])
+        guard queue.count - 2 >= length else { return nil }
+        let result = queue.withBytes(2..<(2 + length), body)
+        queue.consume(2 + length)
+        return result
     }
 
     /// The 2-byte header that precedes a payload of `length` bytes (nil if it does not fit).
@@ -51,5 +41,47 @@ public struct StreamFramer: Sendable {
         out.reserveCapacity(payload.count + 2)
         out.append(contentsOf: payload)
         return out
+    }
+}
+
+/// Bytes received from a stream and not yet consumed: appended at the end, consumed from the
+/// front without moving the rest each time (the storage is compacted when the front is empty or
+/// large).
+public struct ByteQueue: Sendable {
+    private var storage: [UInt8] = []
+    private var start = 0
+
+    public init() {}
+
+    public var count: Int { storage.count - start }
+    public var isEmpty: Bool { count == 0 }
+
+    /// The byte at `offset` from the front.
+    public subscript(offset: Int) -> UInt8 { storage[start + offset] }
+
+    public mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        if start > 0, start == storage.count {
+            storage.removeAll(keepingCapacity: true)
+            start = 0
+        } else if start > 65_536 {
+            storage.removeFirst(start)
+            start = 0
+        }
+        storage.append(contentsOf: bytes)
+    }
+
+    /// Bytes `range` (offsets from the front), copied.
+    public func bytes(_ range: Range<Int>) -> ArraySlice<UInt8> {
+        storage[(start + range.lowerBound)..<(start + range.upperBound)]
+    }
+
+    /// Calls `body` with bytes `range` (offsets from the front), borrowed for the call.
+    public func withBytes<R>(_ range: Range<Int>, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        storage.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[(start + range.lowerBound)..<(start + range.upperBound)])) }
+    }
+
+    /// Drops `n` bytes from the front.
+    public mutating func consume(_ n: Int) {
+        start += min(n, count)
     }
 }

@@ -158,9 +158,10 @@ extension STUNMessage {
     }
 }
 
-/// The hashes STUN needs, from OpenSSL and by hand (CRC-32).
-enum STUNCrypto {
-    static func hmac(sha256: Bool, key: [UInt8], data: [UInt8]) -> [UInt8] {
+/// The hashes STUN needs, from OpenSSL and by hand (CRC-32). `hmac` is public for TURN's
+/// nonces and REST passwords.
+public enum STUNCrypto {
+    public static func hmac(sha256: Bool, key: [UInt8], data: [UInt8]) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: 32)
         var length: UInt32 = 0
         _ = key.withUnsafeBufferPointer { k in

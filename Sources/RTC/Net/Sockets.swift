@@ -1,19 +1,19 @@
-import RTC
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// A socket call that failed, for the start-up message.
-struct SocketError: Error, CustomStringConvertible {
-    var description: String
-    init(_ what: String) { description = "\(what): \(String(cString: strerror(errno)))" }
-    init(message: String) { description = message }
+public struct SocketError: Error, CustomStringConvertible {
+    public var description: String
+    /// `what` failed with the current errno.
+    public init(_ what: String) { description = "\(what): \(String(cString: strerror(errno)))" }
+    public init(message: String) { description = message }
 }
 
 /// IPv4 and IPv6 socket addresses, to and from `TransportAddress`. The corresponding C types are
 /// sockaddr_in, sockaddr_in6 and sockaddr_storage.
-enum SocketAddress {
-    static func with<R>(_ address: TransportAddress, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
+public enum SocketAddress {
+    public static func with<R>(_ address: TransportAddress, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
         switch address.ip {
         case .v4(let ip):
             var sin = sockaddr_in()
@@ -31,7 +31,7 @@ enum SocketAddress {
         }
     }
 
-    static func read(_ storage: UnsafePointer<sockaddr_storage>) -> TransportAddress? {
+    public static func read(_ storage: UnsafePointer<sockaddr_storage>) -> TransportAddress? {
         switch Int32(storage.pointee.ss_family) {
         case AF_INET:
             return storage.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
@@ -50,7 +50,7 @@ enum SocketAddress {
 
 /// Opens a non-blocking socket of `type` bound to `address` (port 0: the kernel picks).
 /// IPv6 sockets are IPv6-only, so "::" and "0.0.0.0" can both be bound on one port.
-func boundSocket(_ address: TransportAddress, type: Int32, reuseAddress: Bool = false) throws(SocketError) -> Int32 {
+public func boundSocket(_ address: TransportAddress, type: Int32, reuseAddress: Bool = false) throws(SocketError) -> Int32 {
     let family = address.ip.isIPv4 ? AF_INET : AF_INET6
     let fd = socket(family, type | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     guard fd >= 0 else { throw SocketError("socket") }
@@ -66,17 +66,17 @@ func boundSocket(_ address: TransportAddress, type: Int32, reuseAddress: Bool = 
     return fd
 }
 
-func udpSocket(_ address: TransportAddress) throws(SocketError) -> Int32 {
+public func udpSocket(_ address: TransportAddress, bufferBytes: Int32 = 1 << 20) throws(SocketError) -> Int32 {
     let fd = try boundSocket(address, type: Int32(SOCK_DGRAM.rawValue))
-    var size: Int32 = 1 << 20
+    var size = bufferBytes
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
     return fd
 }
 
-func tcpListener(_ address: TransportAddress) throws(SocketError) -> Int32 {
+public func tcpListener(_ address: TransportAddress, backlog: Int32 = 256) throws(SocketError) -> Int32 {
     let fd = try boundSocket(address, type: Int32(SOCK_STREAM.rawValue), reuseAddress: true)
-    guard listen(fd, 256) == 0 else {
+    guard listen(fd, backlog) == 0 else {
         let e = SocketError("listen \(address)")
         close(fd)
         throw e
@@ -85,7 +85,7 @@ func tcpListener(_ address: TransportAddress) throws(SocketError) -> Int32 {
 }
 
 /// The address a socket is bound to.
-func localAddress(_ fd: Int32) -> TransportAddress? {
+public func localAddress(_ fd: Int32) -> TransportAddress? {
     var storage = sockaddr_storage()
     var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
     let ok = withUnsafeMutablePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
@@ -94,7 +94,7 @@ func localAddress(_ fd: Int32) -> TransportAddress? {
 }
 
 /// One datagram into `buffer`; nil when none waits.
-func receiveDatagram(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) -> (Int, TransportAddress)? {
+public func receiveDatagram(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) -> (Int, TransportAddress)? {
     var storage = sockaddr_storage()
     var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
     let n = withUnsafeMutablePointer(to: &storage) {
@@ -105,13 +105,13 @@ func receiveDatagram(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) ->
 }
 
 @discardableResult
-func sendDatagram(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, to address: TransportAddress) -> Bool {
+public func sendDatagram(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, to address: TransportAddress) -> Bool {
     let n = SocketAddress.with(address) { sendto(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL), $0, $1) }
     return n == bytes.count
 }
 
 /// One waiting connection, non-blocking, with its peer's address.
-func acceptConnection(_ listener: Int32) -> (Int32, TransportAddress)? {
+public func acceptConnection(_ listener: Int32) -> (Int32, TransportAddress)? {
     var storage = sockaddr_storage()
     var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
     let fd = withUnsafeMutablePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { accept(listener, $0, &length) } }
@@ -127,17 +127,9 @@ func acceptConnection(_ listener: Int32) -> (Int32, TransportAddress)? {
     return (fd, remote)
 }
 
-/// The machine's first non-loopback IPv4 address and first global IPv6 address.
-func defaultRelayAddresses() -> [IPAddress] {
-    let all = machineAddresses()
-    let v4 = all.first { $0.isIPv4 }
-    let v6 = all.first { if case .v6(let hi, _) = $0 { hi >> 61 == 1 } else { false } }  // 2000::/3, global unicast
-    return [v4, v6].compactMap { $0 }
-}
-
 /// Every address of the machine's interfaces that are up, loopback excepted. The corresponding C
 /// call is getifaddrs.
-func machineAddresses() -> [IPAddress] {
+public func machineAddresses() -> [IPAddress] {
     var list: UnsafeMutablePointer<ifaddrs>?
     guard getifaddrs(&list) == 0 else { return [] }
     defer { freeifaddrs(list) }

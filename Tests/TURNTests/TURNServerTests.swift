@@ -13,10 +13,12 @@ final class RecordingIO: TURNIO {
     func sendToClient(_ bytes: [UInt8], _ client: ClientKey) { toClients.append((client, bytes)) }
 
     func openRelay(family: AddressFamily, evenPort: Bool, reserveNext: Bool) -> (relay: RelayID, address: TransportAddress, reserved: (RelayID, TransportAddress)?)? {
+        guard relayFamilies.contains(family) else { return nil }
         func one(_ port: UInt16) -> (RelayID, TransportAddress) {
             let id = RelayID(next)
             next += 1
-            let address = TransportAddress(ip: .v4(0xC633_6401), port: port)  // 198.51.100.1
+            let ip: IPAddress = family == .v4 ? .v4(0xC633_6401) : IPAddress("2001:db8::1")!  // documentation ranges
+            let address = TransportAddress(ip: ip, port: port)
             open[id] = address
             return (id, address)
         }
@@ -198,6 +200,27 @@ final class RecordingIO: TURNIO {
         #expect(claimed?.messageClass == .success && io.open.count == 2)
         let third = ClientKey(.udp(listener: 0), TransportAddress("192.0.2.10", 5002)!)
         #expect(code(allocate(third)) == 486)  // two per user
+    }
+
+    @Test func addressFamilies() throws {
+        // IPv6 asked of a server without an IPv6 relay: 440. A dual allocation: IPv4 plus the
+        // reason there is no IPv6 half.
+        #expect(code(allocate(alice, extra: [STUNAttribute(type: .requestedAddressFamily, value: [2, 0, 0, 0])])) == 440)
+        let r = allocate(alice, extra: [STUNAttribute(type: .additionalAddressFamily, value: [2, 0, 0, 0])])
+        #expect(r?.messageClass == .success && r?.attributes.filter { $0.type == .xorRelayedAddress }.count == 1)
+        #expect(r?.attribute(.addressErrorCode)?.value == [2, 0, 4, 40])
+        // With both families: two relayed addresses, and peers of either family.
+        io.relayFamilies = [.v4, .v6]
+        let dual = ClientKey(.udp(listener: 0), TransportAddress("192.0.2.10", 5003)!)
+        let both = allocate(dual, extra: [STUNAttribute(type: .additionalAddressFamily, value: [2, 0, 0, 0])])
+        #expect(both?.attributes.filter { $0.type == .xorRelayedAddress }.count == 2)
+        #expect(permission(dual, TransportAddress("2001:4860::1", 9)!)?.messageClass == .success)
+        #expect(permission(dual, peer)?.messageClass == .success)
+        // Asking for both ways at once is a bad request.
+        let odd = ClientKey(.udp(listener: 0), TransportAddress("192.0.2.11", 5000)!)
+        #expect(code(allocate(odd, user: "bob", password: "otherpw", extra: [
+            STUNAttribute(type: .requestedAddressFamily, value: [1, 0, 0, 0]), STUNAttribute(type: .additionalAddressFamily, value: [2, 0, 0, 0]),
+        ])) == 400)
     }
 
     @Test func allocationsExpire() throws {

@@ -72,6 +72,12 @@ def echotest_plugin_entry(**config) -> dict:
             "optional": False, "config": config}
 
 
+def turn_plugin_entry(**config) -> dict:
+    """Atrium's TURN server (libatrium_turn.so, plugin id atrium.plugin.turn); the config keys are
+    those of Plugins/TURN/Core/TURNConfig.swift."""
+    return {"library": "libatrium_turn.so", "aliases": [], "enabled": True, "optional": False, "config": config}
+
+
 def media_config(consent_timeout_seconds: float = 30, udp_port: int | None = None, **sections) -> dict:
     """A configuration with the chat and echotest plugins and a media section on a free UDP port.
     Atrium advertises the machine's non-loopback addresses (MEDIA_IP in the test namespace)."""

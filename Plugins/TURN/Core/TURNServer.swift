@@ -99,6 +99,11 @@ public final class TURNServer {
         // A FINGERPRINT that is present must be right (RFC 8489 §7.3); a broken one is dropped.
         if parsed.fingerprintOffset != nil, !parsed.fingerprintIsValid { return drop() }
         let message = parsed.message
+        if message.messageClass == .request, let unknown = unknownComprehensionRequired(message) {
+            // RFC 8489 §6.3.1: a request with an attribute the server must understand and does not.
+            let body = unknown.flatMap { [UInt8($0.rawValue >> 8), UInt8($0.rawValue & 0xFF)] }
+            return error(420, to: message, client: client, extra: [STUNAttribute(type: .unknownAttributes, value: body)], key: nil)
+        }
         switch (message.messageClass, message.method) {
         case (.request, .binding):
             respond(to: message, client: client, attributes: [.xorAddress(.xorMappedAddress, client.address, transactionID: message.transactionID)], key: nil)
@@ -107,10 +112,6 @@ public final class TURNServer {
         case (.indication, _):
             drop()
         case (.request, .allocate), (.request, .refresh), (.request, .createPermission), (.request, .channelBind):
-            if let unknown = unknownComprehensionRequired(message) {
-                let body = unknown.flatMap { [UInt8($0.rawValue >> 8), UInt8($0.rawValue & 0xFF)] }
-                return error(420, to: message, client: client, extra: [STUNAttribute(type: .unknownAttributes, value: body)], key: nil)
-            }
             guard let (username, key) = authenticate(parsed, client: client, now: unixNow) else { return }
             switch message.method {
             case .allocate: allocate(message, client: client, username: username, key: key, now: now)

@@ -278,6 +278,9 @@ final class TURNLoop: TURNIO, @unchecked Sendable {
         for _ in 0..<16 {
             let n: Int
             if let tls = client.tls {
+                // OpenSSL's error queue is per thread: clear it, or another connection's failed
+                // handshake would read as this one's error.
+                ERR_clear_error()
                 let r = SSL_read(tls, buffer.baseAddress, Int32(buffer.count))
                 if r <= 0 {
                     let e = SSL_get_error(tls, r)
@@ -316,6 +319,7 @@ final class TURNLoop: TURNIO, @unchecked Sendable {
         defer { if client.wantsWrite != waited { pollSetStale = true } }
         if let tls = client.tls {
             while !client.pending.isEmpty {
+                ERR_clear_error()
                 let r = client.pending.withUnsafeBytes { SSL_write(tls, $0.baseAddress, Int32($0.count)) }
                 if r <= 0 {
                     let e = SSL_get_error(tls, r)
@@ -338,7 +342,10 @@ final class TURNLoop: TURNIO, @unchecked Sendable {
         guard !client.closed else { return }
         client.closed = true
         clients.removeValue(forKey: client.id)
-        if let tls = client.tls { SSL_shutdown(tls) }
+        if let tls = client.tls {
+            ERR_clear_error()
+            SSL_shutdown(tls)
+        }
         Glibc.close(client.fd)
         server.clientClosed(client.key)
         pollSetStale = true

@@ -182,6 +182,10 @@ final class RecordingIO: TURNIO {
         // ChannelData from the client reaches the peer.
         ([0x40, 0x01, 0, 2, 0xAA, 0xBB] as [UInt8]).withUnsafeBytes { server.receive($0, from: alice, now: now, unixNow: unix) }
         #expect(io.toPeers.last?.2 == [0xAA, 0xBB])
+        // A datagram too large for a Data indication or ChannelData is dropped, not relayed.
+        let before = io.toClients.count
+        [UInt8](repeating: 1, count: 65_400).withUnsafeBytes { server.receiveFromPeer($0, relay: relay, peer: peer, now: now) }
+        #expect(io.toClients.count == before)
         // A number bound to one peer cannot be moved to another.
         let other = TransportAddress("203.0.113.10", 7000)!
         let id2 = STUNTransactionID.random()

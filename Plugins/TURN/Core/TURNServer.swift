@@ -406,7 +406,11 @@ public final class TURNServer {
     /// A datagram from a peer on a relay socket: to the client as ChannelData if a channel is bound
     /// to that peer, else as a Data indication; dropped without a permission for the peer's IP.
     public func receiveFromPeer(_ payload: UnsafeRawBufferPointer, relay: RelayID, peer: TransportAddress, now: UInt64) {
-        guard let allocation = allocationsByRelay[relay], allocation.hasPermission(peer.ip, now: now) else { return drop() }
+        // A UDP payload is under 64 KiB, but a Data indication adds headers to it: keep both forms
+        // within their 16-bit lengths.
+        guard payload.count <= 65_000, let allocation = allocationsByRelay[relay], allocation.hasPermission(peer.ip, now: now) else {
+            return drop()
+        }
         guard allocation.toClient.take(payload.count, now: now) else {
             metrics.overBandwidth.add(1, ordering: .relaxed)
             return

@@ -16,7 +16,7 @@ final class StreamClient {
     let fd: Int32
     let key: ClientKey
     var framer = TURNStreamFramer()
-    var pending: [UInt8] = []
+    var pending = ByteQueue()
     var tls: OpaquePointer?
     var closed = false
 
@@ -320,19 +320,19 @@ final class TURNLoop: TURNIO, @unchecked Sendable {
         if let tls = client.tls {
             while !client.pending.isEmpty {
                 ERR_clear_error()
-                let r = client.pending.withUnsafeBytes { SSL_write(tls, $0.baseAddress, Int32($0.count)) }
+                let r = client.pending.withBytes(0..<client.pending.count) { SSL_write(tls, $0.baseAddress, Int32($0.count)) }
                 if r <= 0 {
                     let e = SSL_get_error(tls, r)
                     if e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE { break }
                     return false
                 }
-                client.pending.removeFirst(Int(r))
+                client.pending.consume(Int(r))
             }
         } else {
             while !client.pending.isEmpty {
-                let n = client.pending.withUnsafeBytes { Glibc.send(client.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                let n = client.pending.withBytes(0..<client.pending.count) { Glibc.send(client.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
                 if n < 0 { return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR }
-                client.pending.removeFirst(n)
+                client.pending.consume(n)
             }
         }
         return true
@@ -359,7 +359,7 @@ final class TURNLoop: TURNIO, @unchecked Sendable {
             bytes.withUnsafeBytes { _ = sendDatagram(udpListeners[index], $0, to: client.address) }
         case .stream(let id):
             guard let c = clients[id], c.pending.count + bytes.count <= StreamClient.pendingLimit else { return }
-            c.pending.append(contentsOf: bytes)
+            bytes.withUnsafeBytes { c.pending.append($0) }
             if !flush(c) { dropClient(c) }
         }
     }

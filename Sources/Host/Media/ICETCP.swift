@@ -11,15 +11,7 @@ final class TCPListener {
     let port: UInt16
 
     init(bind address: String, port: Int) throws(MediaSocketError) {
-        guard let local = TransportAddress(address, port) else {
-            throw MediaSocketError(description: "media.bind: \"\(address)\" is not an IP address")
-        }
-        do {
-            fd = try tcpListener(local, backlog: 128)
-        } catch {
-            throw MediaSocketError(description: "cannot listen on TCP \(address):\(port) (media.tcp_port): \(error)")
-        }
-        self.port = localAddress(fd)?.port ?? UInt16(port)
+        (fd, self.port) = try openMediaSocket(address, port, "cannot listen on TCP", key: "media.tcp_port") { (a) throws(SocketError) in try tcpListener(a, backlog: 128) }
     }
 
     deinit { close(fd) }
@@ -42,8 +34,7 @@ final class TCPConnection {
     let remote: TransportAddress
     let acceptedAt: UInt64
     var framer = StreamFramer()
-    private(set) var pending: [UInt8] = []
-    private var pendingStart = 0
+    private var pending = ByteQueue()
     weak var peer: PeerConnection?
     private(set) var isClosed = false
 
@@ -56,7 +47,7 @@ final class TCPConnection {
     deinit { closeSocket() }
 
     var path: IcePath { .tcp(remote) }
-    var wantsWrite: Bool { pending.count > pendingStart }
+    var wantsWrite: Bool { !pending.isEmpty }
 
     func closeSocket() {
         guard !isClosed else { return }
@@ -81,16 +72,14 @@ final class TCPConnection {
     /// Sends one packet as a frame. False if it was dropped: too large, the backlog is full, or
     /// the connection failed.
     func send(_ payload: UnsafeRawBufferPointer) -> Bool {
-        guard !isClosed, let (high, low) = StreamFramer.header(length: payload.count) else { return false }
+        guard !isClosed, let header = StreamFramer.header(length: payload.count) else { return false }
         if wantsWrite {
-            guard pending.count - pendingStart + payload.count + 2 <= Self.pendingLimit else { return false }
-            pending.append(high)
-            pending.append(low)
-            pending.append(contentsOf: payload)
+            guard pending.count + payload.count + 2 <= Self.pendingLimit else { return false }
+            enqueue(header, payload, after: 0)
             return true
         }
-        var header = (high, low)
-        let written = withUnsafeMutableBytes(of: &header) { h -> Int in
+        var h = header
+        let written = withUnsafeMutableBytes(of: &h) { h -> Int in
             var vectors = [iovec(iov_base: h.baseAddress, iov_len: 2),
                            iovec(iov_base: UnsafeMutableRawPointer(mutating: payload.baseAddress), iov_len: payload.count)]
             return vectors.withUnsafeMutableBufferPointer { v in
@@ -101,27 +90,26 @@ final class TCPConnection {
                 return sendmsg(fd, &message, Int32(MSG_NOSIGNAL))
             }
         }
-        let total = payload.count + 2
-        if written == total { return true }
+        if written == payload.count + 2 { return true }
         if written < 0, errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR { return false }
         // Keep the unwritten tail so the stream stays framed.
-        let done = max(written, 0)
-        pending.removeAll(keepingCapacity: true)
-        pendingStart = 0
-        if done < 2 { pending.append(contentsOf: [high, low].dropFirst(done)) }
-        pending.append(contentsOf: payload.dropFirst(max(done - 2, 0)))
+        enqueue(header, payload, after: max(written, 0))
         return true
+    }
+
+    /// Queues the frame `header` + `payload` minus its first `done` bytes (already written).
+    private func enqueue(_ header: (UInt8, UInt8), _ payload: UnsafeRawBufferPointer, after done: Int) {
+        withUnsafeBytes(of: header) { pending.append(UnsafeRawBufferPointer(rebasing: $0[min(done, 2)...])) }
+        pending.append(UnsafeRawBufferPointer(rebasing: payload[max(done - 2, 0)...]))
     }
 
     /// Writes what is pending. False when the connection failed.
     func flush() -> Bool {
         while wantsWrite {
-            let n = pending.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + pendingStart, pending.count - pendingStart, Int32(MSG_NOSIGNAL)) }
+            let n = pending.withBytes(0..<pending.count) { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             if n < 0 { return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR }
-            pendingStart += n
+            pending.consume(n)
         }
-        pending.removeAll(keepingCapacity: true)
-        pendingStart = 0
         return true
     }
 }

@@ -8,6 +8,23 @@ struct MediaSocketError: Error, CustomStringConvertible {
     var description: String
 }
 
+/// Opens one of the media ports on `address`:`port` (0: any) with `open`; a failure names the
+/// configuration key. Returns the descriptor and the port it got.
+func openMediaSocket(_ address: String, _ port: Int, _ failure: String, key: String,
+                     _ open: (TransportAddress) throws(SocketError) -> Int32) throws(MediaSocketError) -> (Int32, UInt16)
+{
+    guard let local = TransportAddress(address, port) else {
+        throw MediaSocketError(description: "media.bind: \"\(address)\" is not an IP address")
+    }
+    let fd: Int32
+    do {
+        fd = try open(local)
+    } catch {
+        throw MediaSocketError(description: "\(failure) \(address):\(port) (\(key)): \(error)")
+    }
+    return (fd, localAddress(fd)?.port ?? UInt16(port))
+}
+
 /// A non-blocking IPv4 UDP socket: the one port every peer's ICE, DTLS, SRTP and SRTCP share.
 /// The corresponding C calls are socket, bind, recvfrom and sendto (RTC's socket helpers).
 final class UDPSocket {
@@ -15,15 +32,7 @@ final class UDPSocket {
     let port: UInt16
 
     init(bind address: String, port: Int) throws(MediaSocketError) {
-        guard let local = TransportAddress(address, port) else {
-            throw MediaSocketError(description: "media.bind: \"\(address)\" is not an IP address")
-        }
-        do {
-            fd = try udpSocket(local, bufferBytes: 4 << 20)
-        } catch {
-            throw MediaSocketError(description: "cannot bind UDP \(address):\(port) (media.udp_port): \(error)")
-        }
-        self.port = localAddress(fd)?.port ?? UInt16(port)
+        (fd, self.port) = try openMediaSocket(address, port, "cannot bind UDP", key: "media.udp_port") { (a) throws(SocketError) in try udpSocket(a, bufferBytes: 4 << 20) }
     }
 
     deinit { close(fd) }

@@ -27,6 +27,8 @@ let plugins = [
     plugin("echotest", target: "EchoTestPlugin", path: "Plugins/EchoTest", extraDependencies: ["RTC"]),
     // The TURN server: its protocol logic (TURNCore, unit-tested) and the plugin that runs the sockets.
     plugin("turn", target: "TURNPlugin", path: "Plugins/TURN/Plugin", extraDependencies: ["RTC", "TURNCore", "COpenSSL"], exclude: []),
+    // The SFU: its forwarding logic and room settings (SFUCore, unit-tested) and the VideoRoom-compatible plugin.
+    plugin("sfu", target: "SFUPlugin", path: "Plugins/SFU/Plugin", extraDependencies: ["RTC", "SFUCore"], exclude: []),
 ]
 
 let package = Package(
@@ -59,6 +61,8 @@ let package = Package(
         .target(name: "PluginKit", dependencies: ["PluginAPI", "AtriumJSON"], swiftSettings: swiftSettings),
         // TURN (RFC 8656) without sockets: authentication, peer policy, allocations; the TURN plugin runs it.
         .target(name: "TURNCore", dependencies: ["RTC", "AtriumJSON", "COpenSSL"], path: "Plugins/TURN/Core", swiftSettings: swiftSettings),
+        // The SFU's forwarding logic without the plugin: continuity, simulcast choice, audio levels, room settings.
+        .target(name: "SFUCore", dependencies: ["AtriumJSON"], path: "Plugins/SFU/Core", swiftSettings: swiftSettings),
         .target(
             name: "Host",
             dependencies: [
@@ -86,6 +90,7 @@ let package = Package(
         .testTarget(name: "AtriumJSONTests", dependencies: ["AtriumJSON"], swiftSettings: swiftSettings),
         .testTarget(name: "RTCTests", dependencies: ["RTC"], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
         .testTarget(name: "TURNTests", dependencies: ["TURNCore", "RTC"], swiftSettings: swiftSettings),
+        .testTarget(name: "SFUTests", dependencies: ["SFUCore", "AtriumJSON"], swiftSettings: swiftSettings),
         .testTarget(name: "HostTests", dependencies: ["Host", "AtriumJSON", "PluginAPI"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SystemLibrariesTests",

@@ -12,6 +12,11 @@ public struct AnswerPreferences: Sendable {
     ]
     public var acceptAudio = true
     public var acceptVideo = true
+    /// Whether the answerer sends media back (false: a receive-only answer, as an SFU's to a publisher).
+    public var canSend = true
+    /// Whether offered simulcast (RFC 8853, `a=simulcast` with `a=rid`) is accepted: the answer then
+    /// receives every offered rid and keeps the rid header extension.
+    public var acceptSimulcast = false
 
     public init() {}
 }
@@ -48,6 +53,14 @@ extension SessionDescription {
                 .map { ExtensionMap(id: $0.id, uri: $0.uri) }
             m.rtcpMux = offered.rtcpMux
             m.rtcpReducedSize = offered.rtcpReducedSize
+            if !preferences.canSend { m.direction = offered.direction.answering(canSend: false) }
+            if preferences.acceptSimulcast, let simulcast = offered.simulcast, !simulcast.send.isEmpty {
+                let sent = Set(simulcast.sendRIDs)
+                m.rids = offered.rids.filter { $0.direction == .send && sent.contains($0.id) }.map { RID(id: $0.id, direction: .recv) }
+                m.simulcast = Simulcast(receive: simulcast.send)
+                let rid = offered.extensionMaps.filter { $0.uri == RTPHeaderExtensionURI.rid }.map { ExtensionMap(id: $0.id, uri: $0.uri) }
+                if !m.extensionMaps.contains(where: { $0.uri == RTPHeaderExtensionURI.rid }) { m.extensionMaps += rid }
+            }
         }
         return answer
     }

@@ -1,0 +1,164 @@
+public import AtriumJSON
+
+/// A room or participant id: a positive integer, or a string when the plugin runs with
+/// `string_ids` (Janus's option of the same name).
+public enum SFUID: Sendable, Hashable, CustomStringConvertible {
+    case number(UInt64)
+    case text(String)
+
+    public var json: JSON {
+        switch self {
+        case .number(let n): JSON(n)
+        case .text(let s): .string(s)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .number(let n): "\(n)"
+        case .text(let s): s
+        }
+    }
+
+    /// Reads `key` as an id of the kind the plugin uses; nil when absent.
+    public static func read(_ fields: Fields, _ key: String, stringIDs: Bool) throws(SFUError) -> SFUID? {
+        if stringIDs {
+            guard let s = try fields.string(key) else { return nil }
+            guard !s.isEmpty else { throw .invalid(key, "a non-empty string") }
+            return .text(s)
+        }
+        guard let n = try fields.integer(key, max: 1 << 53) else { return nil }
+        guard n > 0 else { throw .invalid(key, "a positive integer") }
+        return .number(n)
+    }
+
+    /// A fresh random id of the plugin's kind (53-bit numbers, as Janus's, or their decimal text).
+    public static func random(stringIDs: Bool) -> SFUID {
+        let n = UInt64.random(in: 1...((1 << 53) - 1))
+        return stringIDs ? .text("\(n)") : .number(n)
+    }
+}
+
+/// A room's properties, named as Janus VideoRoom names them in its configuration and in `create`.
+public struct RoomSettings: Sendable, Equatable {
+    public var description = ""
+    public var isPrivate = false
+    public var secret: String?
+    public var pin: String?
+    public var requirePrivateID = false
+    /// Concurrent publishers allowed (Janus's `publishers`, default 3).
+    public var publishers = 3
+    /// REMB cap for each publisher, bits per second; 0: no cap.
+    public var bitrate: UInt64 = 0
+    /// Whether publishers may not raise `bitrate` through `configure`.
+    public var bitrateCap = false
+    /// Seconds between periodic keyframe requests to publishers; 0: none.
+    public var firFrequency = 0
+    public var audioCodecs = ["opus"]
+    public var videoCodecs = ["vp8"]
+    public var opusFEC = true
+    public var opusDTX = false
+    public var audioLevelExtension = true
+    public var audioLevelEvent = false
+    public var audioActivePackets = 100
+    public var audioLevelAverage = 25
+    public var videoOrientationExtension = true
+    public var playoutDelayExtension = true
+    public var transportWideCCExtension = true
+    public var record = false
+    public var recordingDirectory: String?
+    public var lockRecord = false
+    public var notifyJoining = false
+    public var requireE2EE = false
+    /// ACL tokens; nil: everyone may join.
+    public var allowed: [String]?
+
+    public init() {}
+
+    static let audioCodecNames: Set<String> = ["opus", "multiopus", "g722", "pcmu", "pcma", "isac32", "isac16"]
+    static let videoCodecNames: Set<String> = ["vp8", "vp9", "h264", "av1", "h265"]
+
+    /// The keys of a room definition besides these properties (the id, and `create`'s own fields).
+    public static let nonPropertyKeys: Set<String> = ["room", "permanent", "admin_key", "request"]
+
+    /// Reads the properties present in `fields` over these defaults; unknown keys are ignored, as
+    /// Janus ignores them.
+    public init(_ fields: Fields) throws(SFUError) {
+        self.init()
+        try apply(fields)
+    }
+
+    public mutating func apply(_ f: Fields) throws(SFUError) {
+        if let v = try f.string("description") { description = v }
+        if let v = try f.bool("is_private") { isPrivate = v }
+        if let v = try f.string("secret") { secret = v }
+        if let v = try f.string("pin") { pin = v }
+        if let v = try f.bool("require_pvtid") { requirePrivateID = v }
+        if let v = try f.integer("publishers", max: 1_000) { publishers = max(1, Int(v)) }
+        if let v = try f.integer("bitrate", max: 1 << 40) { bitrate = v }
+        if let v = try f.bool("bitrate_cap") { bitrateCap = v }
+        if let v = try f.integer("fir_freq", max: 86_400) { firFrequency = Int(v) }
+        if let v = try f.string("audiocodec") { audioCodecs = try Self.codecList(v, allowed: Self.audioCodecNames, key: "audiocodec") }
+        if let v = try f.string("videocodec") { videoCodecs = try Self.codecList(v, allowed: Self.videoCodecNames, key: "videocodec") }
+        if let v = try f.bool("opus_fec") { opusFEC = v }
+        if let v = try f.bool("opus_dtx") { opusDTX = v }
+        if let v = try f.bool("audiolevel_ext") { audioLevelExtension = v }
+        if let v = try f.bool("audiolevel_event") { audioLevelEvent = v }
+        if let v = try f.integer("audio_active_packets", max: 10_000) { audioActivePackets = max(1, Int(v)) }
+        if let v = try f.integer("audio_level_average", max: 127) { audioLevelAverage = Int(v) }
+        if let v = try f.bool("videoorient_ext") { videoOrientationExtension = v }
+        if let v = try f.bool("playoutdelay_ext") { playoutDelayExtension = v }
+        if let v = try f.bool("transport_wide_cc_ext") { transportWideCCExtension = v }
+        if let v = try f.bool("record") { record = v }
+        if let v = try f.string("rec_dir") { recordingDirectory = v }
+        if let v = try f.bool("lock_record") { lockRecord = v }
+        if let v = try f.bool("notify_joining") { notifyJoining = v }
+        if let v = try f.bool("require_e2ee") { requireE2EE = v }
+        if let v = try f.strings("allowed") { allowed = v }
+    }
+
+    /// A comma-separated codec preference list, each name one Janus knows ("vp8,h264").
+    static func codecList(_ text: String, allowed: Set<String>, key: String) throws(SFUError) -> [String] {
+        let names = text.split(separator: ",").map { $0.trimmingCharacters(in: " ").lowercased() }.filter { !$0.isEmpty }
+        guard !names.isEmpty, names.count <= 5 else { throw SFUError(.invalidElement, "Invalid element (\(key) should list 1 to 5 codecs)") }
+        for name in names where !allowed.contains(name) {
+            throw SFUError(.invalidElement, "Invalid element (\(key) has unsupported codec \(name))")
+        }
+        return names
+    }
+
+    /// The room as `list` describes it (Janus's field names).
+    public func listing(room: SFUID, participants: Int) -> JSONObject {
+        var o: JSONObject = [
+            "room": room.json, "description": .string(description), "pin_required": .bool(pin != nil),
+            "is_private": .bool(isPrivate), "max_publishers": .int(Int64(publishers)), "bitrate": JSON(bitrate),
+            "fir_freq": .int(Int64(firFrequency)), "require_pvtid": .bool(requirePrivateID),
+            "require_e2ee": .bool(requireE2EE), "dummy_publisher": false, "notify_joining": .bool(notifyJoining),
+            "audiocodec": .string(audioCodecs.joined(separator: ",")), "videocodec": .string(videoCodecs.joined(separator: ",")),
+            "record": .bool(record), "lock_record": .bool(lockRecord), "num_participants": .int(Int64(participants)),
+            "audiolevel_ext": .bool(audioLevelExtension), "audiolevel_event": .bool(audioLevelEvent),
+            "videoorient_ext": .bool(videoOrientationExtension), "playoutdelay_ext": .bool(playoutDelayExtension),
+            "transport_wide_cc_ext": .bool(transportWideCCExtension),
+        ]
+        if bitrateCap { o["bitrate_cap"] = true }
+        if audioCodecs.contains("opus") {
+            o["opus_fec"] = .bool(opusFEC)
+            if opusDTX { o["opus_dtx"] = true }
+        }
+        if let recordingDirectory { o["rec_dir"] = .string(recordingDirectory) }
+        if audioLevelEvent {
+            o["audio_active_packets"] = .int(Int64(audioActivePackets))
+            o["audio_level_average"] = .int(Int64(audioLevelAverage))
+        }
+        return o
+    }
+}
+
+extension Substring {
+    func trimmingCharacters(in set: Character) -> String {
+        var s = self
+        while s.first == set { s.removeFirst() }
+        while s.last == set { s.removeLast() }
+        return String(s)
+    }
+}

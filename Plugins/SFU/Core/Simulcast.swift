@@ -1,0 +1,110 @@
+/// The simulcast layer one subscriber stream receives: the subscriber's target (`substream`,
+/// Janus's numbering: 0 lowest, 2 highest), capped by what its bandwidth carries and by the layers
+/// the publisher is actually sending. Switches happen only on a keyframe of the new layer, so the
+/// receiver's decoder never gets a frame it cannot decode.
+public struct SimulcastSelector: Sendable {
+    public var targetSubstream: Int
+    public var targetTemporal: Int
+    /// The layer being forwarded, -1 before the first keyframe.
+    public private(set) var substream = -1
+    /// The temporal layer last announced to the subscriber, -1 before any.
+    public var announcedTemporal = -1
+
+    public enum Decision: Equatable, Sendable {
+        case drop
+        case forward
+        /// Forward; this packet starts the new layer (tell the subscriber).
+        case switched
+    }
+
+    public init(targetSubstream: Int = 2, targetTemporal: Int = 2) {
+        self.targetSubstream = targetSubstream
+        self.targetTemporal = targetTemporal
+    }
+
+    /// The layer to aim for: the highest active layer at or under the target and the bandwidth cap,
+    /// else the lowest active one. `active` is a bit mask of layers with recent packets.
+    public func goal(active: UInt8, cap: Int) -> Int? {
+        let want = min(targetSubstream, cap)
+        var best: Int?
+        for layer in 0..<8 where active & (1 << layer) != 0 {
+            if layer <= want { best = layer } else if best == nil { return layer }
+        }
+        return best
+    }
+
+    /// Whether a packet of `layer` is forwarded. `active` and `cap` as in `goal`.
+    public mutating func decide(layer: Int, keyframe: Bool, active: UInt8, cap: Int) -> Decision {
+        let currentActive = substream >= 0 && active & (1 << substream) != 0
+        let goal = self.goal(active: active, cap: cap) ?? layer
+        if layer == substream && currentActive {
+            return .forward
+        }
+        if keyframe && (layer == goal || (!currentActive && layer <= goal)) {
+            substream = layer
+            return .switched
+        }
+        return .drop
+    }
+
+    /// Whether this stream waits for a keyframe on another layer (the publisher should be asked).
+    public func wantsKeyframe(active: UInt8, cap: Int) -> Bool {
+        guard let goal = goal(active: active, cap: cap) else { return false }
+        return goal != substream
+    }
+
+    /// Forgets the current layer (the source changed): the next keyframe starts again.
+    public mutating func reset() { substream = -1 }
+}
+
+/// RFC 6464 levels averaged over a number of packets, as VideoRoom's `audio_active_packets` and
+/// `audio_level_average`: levels are -dBov (0 loud, 127 silence), so "talking" is an average
+/// below the threshold.
+public struct AudioLevelMeter: Sendable {
+    private var sum = 0
+    private var count = 0
+    public private(set) var talking = false
+    public private(set) var lastAverage = 127.0
+
+    public init() {}
+
+    /// Adds one packet's level; every `packets` packets returns the new talking state when it changed.
+    public mutating func add(level: Int, packets: Int, threshold: Int) -> Bool? {
+        sum += level
+        count += 1
+        guard count >= packets else { return nil }
+        lastAverage = Double(sum) / Double(count)
+        sum = 0
+        count = 0
+        let now = lastAverage < Double(threshold)
+        guard now != talking else { return nil }
+        talking = now
+        return now
+    }
+
+    public mutating func reset() {
+        sum = 0
+        count = 0
+        talking = false
+    }
+}
+
+/// Bits per second of one stream, measured over windows of about a second.
+public struct BitrateMeter: Sendable {
+    private var windowStart: UInt64 = 0
+    private var bytes: UInt64 = 0
+    public private(set) var bitsPerSecond: UInt64 = 0
+
+    public init() {}
+
+    public mutating func add(bytes n: Int, now: UInt64) {
+        if windowStart == 0 { windowStart = now }
+        let elapsed = now - min(now, windowStart)
+        if elapsed >= 1_000_000_000 {
+            bitsPerSecond = bytes * 8 * 1_000_000_000 / elapsed
+            bytes = 0
+            windowStart = now
+        }
+        bytes += UInt64(n)
+    }
+}

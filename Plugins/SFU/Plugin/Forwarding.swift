@@ -1,0 +1,308 @@
+import AtriumJSON
+import PluginAPI
+import PluginKit
+import RTC
+import SFUCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What the media thread needs to forward packets: every publishing handle's streams and, on each,
+/// the subscriber streams fed from it. The control context builds it from the rooms (always
+/// through `ForwardingTable.shared.withLock`, never calling the host while it holds the lock, because
+/// the host's media thread takes the same lock for every packet).
+struct ForwardingTable {
+    var feeds: [UInt64: FeedMedia] = [:]
+    var subscribers: [UInt64: SubscriberMedia] = [:]
+    /// Events the media thread produced under the lock (talking, layer switches), pushed after it.
+    var pendingEvents: [PendingEvent] = []
+}
+
+struct PendingEvent {
+    let handle: PluginHandle
+    let event: JSON
+}
+
+/// A value behind a mutex. (Not `Synchronization.Mutex`: its `sending` closure rules reject a table
+/// of plain classes touched with borrowed C packets; the discipline here is the lock alone.)
+final class Guarded<Value>: @unchecked Sendable {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private var value: Value
+
+    init(_ value: Value) {
+        self.value = value
+        pthread_mutex_init(mutex, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body(&value)
+    }
+}
+
+/// One publisher's PeerConnection as the media thread sees it.
+final class FeedMedia {
+    let handle: PluginHandle
+    let room: SFUID
+    let participant: SFUID
+    /// By the publisher's m-line index.
+    var streams: [FeedStreamMedia?] = []
+    /// The handles told about talking (every publisher of the room), when the room has audiolevel_event.
+    var talkingAudience: [PluginHandle] = []
+    var audioActivePackets = 100
+    var audioLevelAverage = 25
+    /// One packet's copy, rewritten per subscriber (the host copies it again into its send buffer).
+    let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 1500, alignment: 16)
+
+    init(handle: PluginHandle, room: SFUID, participant: SFUID) {
+        self.handle = handle
+        self.room = room
+        self.participant = participant
+    }
+
+    deinit { scratch.deallocate() }
+}
+
+/// One published m-line: its codec, its simulcast layers, and its subscribers.
+final class FeedStreamMedia {
+    let mindex: Int32
+    let mid: String
+    let isVideo: Bool
+    let codec: VideoCodec?
+    let clockRate: UInt32
+    /// Simulcast layers by rid (index 0 = lowest) or by SSRC (from `a=ssrc-group:SIM`, lowest first).
+    let rids: [String]
+    let simulcastSSRCs: [UInt32]
+    var isSimulcast: Bool { rids.count > 1 || simulcastSSRCs.count > 1 }
+    /// Per layer: when its last packet arrived, and its bitrate.
+    var layerLastPacketAt = [UInt64](repeating: 0, count: 3)
+    var layerBitrates = [BitrateMeter](repeating: BitrateMeter(), count: 3)
+    /// The SSRC each layer arrives with (learned from packets that carry a rid).
+    var layerSSRCs = [UInt32](repeating: 0, count: 3)
+    var sinks: [SinkMedia] = []
+    /// Moderated: a moderator muted this stream, nothing of it is forwarded.
+    var muted = false
+    var audioLevels = AudioLevelMeter()
+    var lastKeyframeRequestAt: UInt64 = 0
+    var keyframePending = false
+
+    init(mindex: Int32, mid: String, isVideo: Bool, codec: VideoCodec?, clockRate: UInt32, rids: [String], simulcastSSRCs: [UInt32]) {
+        self.mindex = mindex
+        self.mid = mid
+        self.isVideo = isVideo
+        self.codec = codec
+        self.clockRate = clockRate
+        self.rids = rids
+        self.simulcastSSRCs = simulcastSSRCs
+    }
+
+    /// The layer of a packet: by its rid, else its SSRC, else 0.
+    func layer(rid: UnsafePointer<CChar>?, ssrc: UInt32) -> Int {
+        if let rid, !rids.isEmpty {
+            for (i, r) in rids.enumerated() where r.withCString({ strcmp($0, rid) == 0 }) {
+                if i < layerSSRCs.count { layerSSRCs[i] = ssrc }
+                return i
+            }
+        }
+        if let i = layerSSRCs.firstIndex(of: ssrc), ssrc != 0 { return i }
+        if let i = simulcastSSRCs.firstIndex(of: ssrc) { return min(i, 2) }
+        return 0
+    }
+
+    /// Bit mask of layers with a packet in the last `window` nanoseconds.
+    func activeLayers(now: UInt64, window: UInt64 = 250_000_000) -> UInt8 {
+        var mask: UInt8 = 0
+        for (i, at) in layerLastPacketAt.enumerated() where at != 0 && now - min(now, at) < window { mask |= 1 << i }
+        return mask
+    }
+
+    /// The highest layer whose measured bitrate fits `bitrate` (bits per second); 2 when unlimited.
+    func layerCap(bitrate: UInt64) -> Int {
+        guard bitrate > 0, isSimulcast else { return 2 }
+        var cap = 0
+        for i in 0..<layerBitrates.count where layerBitrates[i].bitsPerSecond > 0 && layerBitrates[i].bitsPerSecond <= bitrate { cap = i }
+        return cap
+    }
+
+    /// Asks the publisher for a keyframe, at most once a second (a request inside that second is
+    /// remembered and sent when it ends, from the packet path).
+    func requestKeyframe(host: PluginHost, feed: PluginHandle, now: UInt64) {
+        guard isVideo else { return }
+        if now - min(now, lastKeyframeRequestAt) >= 1_000_000_000 || lastKeyframeRequestAt == 0 {
+            lastKeyframeRequestAt = now
+            keyframePending = false
+            host.requestKeyframe(feed, mindex: mindex)
+        } else {
+            keyframePending = true
+        }
+    }
+}
+
+/// One subscriber PeerConnection as the media thread sees it.
+final class SubscriberMedia {
+    let handle: PluginHandle
+    let room: SFUID
+    /// By the subscriber's m-line index.
+    var sinks: [Int32: SinkMedia] = [:]
+    var paused = false
+    /// The subscriber's receive-side estimate (REMB), bits per second; 0 when unknown.
+    var estimatedBitrate: UInt64 = 0
+
+    init(handle: PluginHandle, room: SFUID) {
+        self.handle = handle
+        self.room = room
+    }
+}
+
+/// One subscriber m-line: where it is fed from and how its stream is kept continuous.
+final class SinkMedia {
+    unowned let subscriber: SubscriberMedia
+    let mindex: Int32
+    let mid: String
+    /// The feed stream it is attached to: (publisher handle id, publisher m-line index).
+    var source: (feed: UInt64, mindex: Int32)?
+    var payloadType: UInt8
+    var send = true
+    var continuity: RTPContinuity
+    var vp8 = VP8Continuity()
+    var simulcast = SimulcastSelector()
+
+    init(subscriber: SubscriberMedia, mindex: Int32, mid: String, payloadType: UInt8, clockRate: UInt32) {
+        self.subscriber = subscriber
+        self.mindex = mindex
+        self.mid = mid
+        self.payloadType = payloadType
+        continuity = RTPContinuity(clockRate: clockRate)
+    }
+}
+
+/// The media thread's work: one publisher packet in, one rewritten copy out per subscriber.
+enum Forwarder {
+    static let shared = Guarded(ForwardingTable())
+
+    static func now() -> UInt64 {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
+    }
+
+    /// [media] A publisher's RTP packet.
+    static func forward(_ packet: UnsafePointer<atrium_rtp_packet_t>, from handle: PluginHandle, host: PluginHost) {
+        let now = now()
+        let events: [PendingEvent]? = shared.withLock { table in
+            guard let feed = table.feeds[handle.id] else { return nil }
+            let p = packet.pointee
+            let index = Int(p.mindex)
+            guard index >= 0, index < feed.streams.count, let stream = feed.streams[index] else { return nil }
+            forward(p, stream: stream, feed: feed, table: &table, host: host, now: now)
+            guard !table.pendingEvents.isEmpty else { return nil }
+            defer { table.pendingEvents.removeAll(keepingCapacity: true) }
+            return table.pendingEvents
+        }
+        for e in events ?? [] { host.pushEvent(to: e.handle, event: e.event) }
+    }
+
+    private static func forward(_ p: atrium_rtp_packet_t, stream: FeedStreamMedia, feed: FeedMedia, table: inout ForwardingTable,
+                                host: PluginHost, now: UInt64) {
+        let length = Int(p.length)
+        guard length >= 12, length <= feed.scratch.count else { return }
+        feed.scratch.copyMemory(from: UnsafeRawBufferPointer(start: p.buffer, count: length))
+        guard let view = try? RTPPacketView(buffer: feed.scratch, length: length) else { return }
+        let ssrc = view.ssrc
+        let sequence = view.sequenceNumber
+        let timestamp = view.timestamp
+        let payload = UnsafeRawBufferPointer(rebasing: feed.scratch[view.payloadOffset..<(view.payloadOffset + view.payloadLength)])
+
+        if !stream.isVideo, p.audio_level >= 0, !feed.talkingAudience.isEmpty {
+            if let talking = stream.audioLevels.add(level: Int(p.audio_level), packets: feed.audioActivePackets, threshold: feed.audioLevelAverage) {
+                let event: JSON = [
+                    "videoroom": .string(talking ? "talking" : "stopped-talking"), "room": feed.room.json, "id": feed.participant.json,
+                    "mindex": .int(Int64(stream.mindex)), "mid": .string(stream.mid),
+                    "audio-level-dBov-avg": .double(stream.audioLevels.lastAverage),
+                ]
+                for h in feed.talkingAudience { table.pendingEvents.append(PendingEvent(handle: h, event: event)) }
+            }
+        }
+        if stream.muted { return }
+
+        var layer = 0
+        var keyframe = false
+        var vp8: VP8Descriptor?
+        if stream.isVideo {
+            layer = stream.isSimulcast ? min(stream.layer(rid: p.rid, ssrc: ssrc), 2) : 0
+            stream.layerLastPacketAt[layer] = now
+            stream.layerBitrates[layer].add(bytes: length, now: now)
+            if let codec = stream.codec {
+                if codec == .vp8 { vp8 = VP8Descriptor(payload) }
+                keyframe = vp8?.isKeyframe ?? VideoPayload.isKeyframe(codec, payload)
+            }
+            if stream.keyframePending { stream.requestKeyframe(host: host, feed: feed.handle, now: now) }
+        }
+        let active = stream.isSimulcast ? stream.activeLayers(now: now) : 1
+        var wantsKeyframe = false
+        var out = p
+        out.buffer = UnsafePointer(feed.scratch.baseAddress!.assumingMemoryBound(to: UInt8.self))
+        out.rid = nil
+
+        for sink in stream.sinks {
+            let subscriber = sink.subscriber
+            guard sink.send, !subscriber.paused else { continue }
+            if stream.isSimulcast {
+                let cap = stream.layerCap(bitrate: subscriber.estimatedBitrate)
+                switch sink.simulcast.decide(layer: layer, keyframe: keyframe, active: active, cap: cap) {
+                case .drop:
+                    if sink.simulcast.wantsKeyframe(active: active, cap: cap) { wantsKeyframe = true }
+                    continue
+                case .switched:
+                    table.pendingEvents.append(PendingEvent(handle: subscriber.handle, event: [
+                        "videoroom": "event", "room": subscriber.room.json, "mid": .string(sink.mid),
+                        "substream": .int(Int64(layer)),
+                    ]))
+                case .forward:
+                    if sink.simulcast.wantsKeyframe(active: active, cap: cap) { wantsKeyframe = true }
+                }
+            }
+            if let vp8, vp8.temporalID > sink.simulcast.targetTemporal {
+                sink.continuity.skip(ssrc: ssrc, sequence: sequence)
+                continue
+            }
+            let mapped = sink.continuity.map(ssrc: ssrc, sequence: sequence, timestamp: timestamp, now: now)
+            view.rewrite(ssrc: ssrc, sequenceNumber: mapped.sequence, timestamp: mapped.timestamp, payloadType: sink.payloadType)
+            if let vp8 {
+                let ids = sink.vp8.map(ssrc: ssrc, pictureID: vp8.pictureID, tl0PicIdx: vp8.tl0PicIdx)
+                vp8.rewrite(UnsafeMutableRawBufferPointer(rebasing: feed.scratch[view.payloadOffset...]), pictureID: ids.pictureID, tl0PicIdx: ids.tl0PicIdx)
+            }
+            out.mindex = sink.mindex
+            withUnsafePointer(to: &out) { _ = host.relayRTP(subscriber.handle, $0) }
+        }
+        if wantsKeyframe { stream.requestKeyframe(host: host, feed: feed.handle, now: now) }
+    }
+
+    /// [media] RTCP from a subscriber: keyframe requests go to the publisher of that stream, REMB
+    /// becomes the subscriber's bandwidth estimate.
+    static func subscriberFeedback(_ packets: [RTCPPacket], mindex: Int32, from handle: PluginHandle, host: PluginHost) {
+        let now = now()
+        shared.withLock { table in
+            guard let subscriber = table.subscribers[handle.id] else { return }
+            for packet in packets {
+                switch packet {
+                case .pictureLossIndication, .fullIntraRequest:
+                    guard let sink = subscriber.sinks[mindex], let source = sink.source, let feed = table.feeds[source.feed],
+                        Int(source.mindex) < feed.streams.count, let stream = feed.streams[Int(source.mindex)]
+                    else { continue }
+                    stream.requestKeyframe(host: host, feed: feed.handle, now: now)
+                case .remb(let remb):
+                    subscriber.estimatedBitrate = remb.bitrate
+                default:
+                    break
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,161 @@
+import AtriumJSON
+import PluginKit
+import SFUCore
+
+/// The synchronous VideoRoom requests: rooms and their participants, answered in the `success`.
+extension SFUPlugin {
+    func synchronousRequest(_ request: String, _ f: Fields) throws(SFUError) -> JSONObject {
+        switch request {
+        case "create": return try create(f)
+        case "edit": return try edit(f)
+        case "destroy": return try destroy(f)
+        case "exists":
+            let id = try f.required("room") { (k: String) throws(SFUError) in try SFUID.read(f, k, stringIDs: config.stringIDs) }
+            return ["videoroom": "success", "room": id.json, "exists": .bool(room(id) != nil)]
+        case "list":
+            let key = try f.string("admin_key")
+            let admin = config.adminKey != nil && key == config.adminKey
+            let list = rooms.filter { !$0.settings.isPrivate || admin }.map { r in
+                JSON.object(r.settings.listing(room: r.id, participants: r.participants.count))
+            }
+            return ["videoroom": "success", "list": .array(list)]
+        case "listparticipants":
+            let room = try room(in: f)
+            let talking = talkingParticipants(room)
+            let list: [JSON] = room.participants.map { p in
+                var o = p.attendeeEntry
+                o["publisher"] = .bool(p.isPublishing)
+                if p.isPublishing, p.streams.contains(where: { $0.audioLevelID != 0 }) { o["talking"] = .bool(talking.contains(p.handle.id)) }
+                return .object(o)
+            }
+            return ["videoroom": "participants", "room": room.id.json, "participants": .array(list)]
+        case "allowed": return try allowed(f)
+        case "kick": return try kick(f)
+        case "moderate": return try moderate(f)
+        case "enable_recording":
+            let room = try room(in: f)
+            try checkSecret(room, f)
+            room.settings.record = try f.required("record") { (k: String) throws(SFUError) in try f.bool(k) }
+            for p in room.participants { label(p) }
+            return ["videoroom": "success", "room": room.id.json, "record": .bool(room.settings.record)]
+        default:
+            // rtp_forward, stop_rtp_forward, listforwarders: plain RTP out of the server is not offered.
+            throw SFUError(.invalidRequest, "Unsupported request '\(request)' (Atrium does not forward plain RTP)")
+        }
+    }
+
+    func checkAdminKey(_ f: Fields) throws(SFUError) {
+        guard let key = config.adminKey else { return }
+        guard try f.string("admin_key") == key else { throw SFUError(.unauthorized, "Unauthorized (wrong admin_key)") }
+    }
+
+    func create(_ f: Fields) throws(SFUError) -> JSONObject {
+        try checkAdminKey(f)
+        let settings = try RoomSettings(f)
+        let id: SFUID
+        if let given = try SFUID.read(f, "room", stringIDs: config.stringIDs) {
+            guard room(given) == nil else { throw SFUError(.roomExists, "Room \(given) already exists") }
+            id = given
+        } else {
+            var fresh = SFUID.random(stringIDs: config.stringIDs)
+            while room(fresh) != nil { fresh = SFUID.random(stringIDs: config.stringIDs) }
+            id = fresh
+        }
+        guard rooms.count < config.maxRooms else { throw SFUError(.unknown, "Too many rooms (max_rooms is \(config.maxRooms))") }
+        _ = try f.bool("permanent")
+        rooms.append(Room(id: id, settings: settings, dynamic: true))
+        host.log(.info, "room \(id) created")
+        // Rooms created by request live as long as the process: the configuration file is not rewritten.
+        return ["videoroom": "created", "room": id.json, "permanent": false]
+    }
+
+    func edit(_ f: Fields) throws(SFUError) -> JSONObject {
+        let room = try room(in: f)
+        try checkSecret(room, f)
+        var s = room.settings
+        if let v = try f.string("new_description") { s.description = v }
+        if let v = try f.string("new_secret") { s.secret = v }
+        if let v = try f.string("new_pin") { s.pin = v.isEmpty ? nil : v }
+        if let v = try f.bool("new_is_private") { s.isPrivate = v }
+        if let v = try f.bool("new_require_pvtid") { s.requirePrivateID = v }
+        if let v = try f.integer("new_bitrate", max: 1 << 40) { s.bitrate = v }
+        if let v = try f.integer("new_fir_freq", max: 86_400) { s.firFrequency = Int(v) }
+        if let v = try f.integer("new_publishers", max: 1_000) { s.publishers = max(1, Int(v)) }
+        if let v = try f.bool("new_lock_record") { s.lockRecord = v }
+        if let v = try f.string("new_rec_dir") { s.recordingDirectory = v }
+        if let v = try f.bool("new_audiolevel_event") { s.audioLevelEvent = v }
+        _ = try f.bool("permanent")
+        room.settings = s
+        syncMedia(room)
+        return ["videoroom": "edited", "room": room.id.json, "permanent": false]
+    }
+
+    func destroy(_ f: Fields) throws(SFUError) -> JSONObject {
+        let room = try room(in: f)
+        try checkSecret(room, f)
+        let event: JSON = ["videoroom": "destroyed", "room": room.id.json]
+        for s in room.subscriptions {
+            host.pushEvent(to: s.handle, event: event)
+            remove(s)
+            host.closePC(s.handle)
+        }
+        for p in room.participants {
+            host.pushEvent(to: p.handle, event: event)
+            let wasPublishing = p.isPublishing
+            remove(p, reason: .destroyed, notifySelf: false)
+            if wasPublishing { host.closePC(p.handle) }
+        }
+        rooms.removeAll { $0 === room }
+        host.log(.info, "room \(room.id) destroyed")
+        return ["videoroom": "destroyed", "room": room.id.json, "permanent": false]
+    }
+
+    func allowed(_ f: Fields) throws(SFUError) -> JSONObject {
+        let room = try room(in: f)
+        try checkSecret(room, f)
+        let action = try f.required("action") { (k: String) throws(SFUError) in try f.string(k) }
+        let tokens = try f.strings("allowed")
+        switch action {
+        case "enable": room.checksTokens = true
+        case "disable": room.checksTokens = false
+        case "add", "remove":
+            guard let tokens else { throw SFUError.missing("allowed") }
+            if action == "add" {
+                for t in tokens where !room.allowedTokens.contains(t) { room.allowedTokens.append(t) }
+            } else {
+                room.allowedTokens.removeAll { tokens.contains($0) }
+            }
+        default:
+            throw SFUError(.invalidElement, "Unsupported action '\(action)' (allowed)")
+        }
+        return ["videoroom": "success", "room": room.id.json, "allowed": .array(room.allowedTokens.map { .string($0) })]
+    }
+
+    func kick(_ f: Fields) throws(SFUError) -> JSONObject {
+        let room = try room(in: f)
+        try checkSecret(room, f)
+        let id = try f.required("id") { (k: String) throws(SFUError) in try SFUID.read(f, k, stringIDs: config.stringIDs) }
+        guard let p = room.participant(id) else { throw SFUError(.noSuchFeed, "No such user \(id) in room \(room.id)") }
+        host.pushEvent(to: p.handle, event: ["videoroom": "event", "room": room.id.json, "leaving": "ok", "reason": "kicked"])
+        let wasPublishing = p.isPublishing
+        remove(p, reason: .kicked, notifySelf: false)
+        if wasPublishing { host.closePC(p.handle) }
+        return ["videoroom": "success"]
+    }
+
+    func moderate(_ f: Fields) throws(SFUError) -> JSONObject {
+        let room = try room(in: f)
+        try checkSecret(room, f)
+        let id = try f.required("id") { (k: String) throws(SFUError) in try SFUID.read(f, k, stringIDs: config.stringIDs) }
+        guard let p = room.participant(id) else { throw SFUError(.noSuchFeed, "No such user \(id) in room \(room.id)") }
+        let mid = try f.required("mid") { (k: String) throws(SFUError) in try f.string(k) }
+        let mute = try f.required("mute") { (k: String) throws(SFUError) in try f.bool(k) }
+        guard let i = p.streams.firstIndex(where: { $0.mid == mid }) else { throw SFUError(.noSuchFeed, "No such mid \(mid) in publisher \(id)") }
+        if p.streams[i].moderated != mute {
+            p.streams[i].moderated = mute
+            syncMedia(room)
+            if p.isPublishing { announce(p) }
+        }
+        return ["videoroom": "success"]
+    }
+}

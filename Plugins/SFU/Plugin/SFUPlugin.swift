@@ -1,0 +1,223 @@
+import AtriumJSON
+import PluginAPI
+import PluginKit
+import RTC
+import SFUCore
+
+/// Multi-party rooms compatible with Janus VideoRoom (multistream API of Janus 1.x): rooms from the
+/// configuration or by request, publishers that send one PeerConnection each, subscribers that
+/// receive any set of published streams on one PeerConnection. Requests and room state live on the
+/// plugin's control context; packets go through `Forwarder` on the media thread.
+final class SFUPlugin: AtriumPlugin {
+    let host: PluginHost
+    var config = SFUConfig()
+    var rooms: [Room] = []
+    var timer: UInt64 = 0
+
+    init(host: PluginHost) { self.host = host }
+
+    func start(config object: JSONObject) throws(PluginFailure) {
+        do throws(SFUError) {
+            config = try SFUConfig(object)
+        } catch {
+            throw PluginFailure(error.message)
+        }
+        rooms = config.rooms.map { Room(id: $0.id, settings: $0.settings, dynamic: false) }
+        timer = host.schedule(everyMilliseconds: 1_000) { [weak self] in self?.tick() }
+    }
+
+    func stop() {
+        if timer != 0 { host.cancelTimer(timer) }
+        Forwarder.shared.withLock { $0 = ForwardingTable() }
+    }
+
+    // MARK: - Handles
+
+    func handleCreated(_ handle: PluginHandle) throws(PluginFailure) {
+        handle.raw.pointee.plugin_data = Unmanaged.passRetained(HandleState()).toOpaque()
+    }
+
+    func handleDestroyed(_ handle: PluginHandle) {
+        guard let data = handle.raw.pointee.plugin_data else { return }
+        let state = Unmanaged<HandleState>.fromOpaque(data).takeUnretainedValue()
+        switch state.role {
+        case .publisher(let participant): remove(participant, reason: .left, notifySelf: false)
+        case .subscriber(let subscription): remove(subscription)
+        case .none: break
+        }
+        handle.raw.pointee.plugin_data = nil
+        Unmanaged<HandleState>.fromOpaque(data).release()
+    }
+
+    func state(_ handle: PluginHandle) -> HandleState? {
+        handle.raw.pointee.plugin_data.map { Unmanaged<HandleState>.fromOpaque($0).takeUnretainedValue() }
+    }
+
+    func room(_ id: SFUID) -> Room? { rooms.first { $0.id == id } }
+
+    /// The room a request names (`room`), or 426.
+    func room(in f: Fields) throws(SFUError) -> Room {
+        let id = try f.required("room") { (k: String) throws(SFUError) in try SFUID.read(f, k, stringIDs: config.stringIDs) }
+        guard let room = room(id) else { throw SFUError(.noSuchRoom, "No such room (\(id))") }
+        return room
+    }
+
+    func checkSecret(_ room: Room, _ f: Fields) throws(SFUError) {
+        guard let secret = room.settings.secret else { return }
+        guard try f.string("secret") == secret else { throw SFUError(.unauthorized, "Unauthorized (wrong secret)") }
+    }
+
+    // MARK: - Messages
+
+    static let synchronous: Set<String> = [
+        "create", "edit", "destroy", "exists", "list", "allowed", "kick", "moderate", "listparticipants", "enable_recording",
+        "rtp_forward", "stop_rtp_forward", "listforwarders",
+    ]
+
+    func handleMessage(_ handle: PluginHandle, transaction: String, body: JSONObject, jsep: JSONObject?) -> MessageOutcome {
+        guard let state = state(handle) else { return .failure("no state for this handle") }
+        let f = Fields(body)
+        let request: String
+        do throws(SFUError) {
+            request = try f.required("request") { (k: String) throws(SFUError) in try f.string(k) }.lowercased()
+        } catch {
+            return .reply(error.payload)
+        }
+        if Self.synchronous.contains(request) {
+            do throws(SFUError) {
+                return .reply(.object(try synchronousRequest(request, f)))
+            } catch {
+                return .reply(error.payload)
+            }
+        }
+        do throws(SFUError) {
+            try asynchronousRequest(request, f, jsep: jsep, handle: handle, state: state, transaction: transaction)
+        } catch {
+            host.pushEvent(to: handle, transaction: transaction, event: error.payload)
+        }
+        return .ack()
+    }
+
+    func adminMessage(_ body: JSONObject) -> JSON? {
+        let f = Fields(body)
+        do throws(SFUError) {
+            let request = try f.required("request") { (k: String) throws(SFUError) in try f.string(k) }.lowercased()
+            guard Self.synchronous.contains(request) else { throw SFUError(.invalidRequest, "Unknown request '\(request)'") }
+            return .object(try synchronousRequest(request, f))
+        } catch {
+            return error.payload
+        }
+    }
+
+    func asynchronousRequest(_ request: String, _ f: Fields, jsep: JSONObject?, handle: PluginHandle, state: HandleState,
+                             transaction: String) throws(SFUError) {
+        switch (request, state.role) {
+        case ("join", .none), ("joinandconfigure", .none):
+            let ptype = try f.required("ptype") { (k: String) throws(SFUError) in try f.string(k) }
+            switch ptype {
+            case "publisher": try joinPublisher(f, jsep: jsep, handle: handle, state: state, transaction: transaction, configure: request == "joinandconfigure")
+            case "subscriber", "listener": try joinSubscriber(f, handle: handle, state: state, transaction: transaction)
+            default: throw SFUError(.invalidElement, "Invalid element (ptype)")
+            }
+        case ("join", _), ("joinandconfigure", _):
+            throw SFUError(.alreadyJoined, "Already in as a \(state.isSubscriber ? "subscriber" : "publisher") on this handle")
+        case (_, .publisher(let participant)):
+            try publisherRequest(request, f, jsep: jsep, participant: participant, transaction: transaction)
+        case (_, .subscriber(let subscription)):
+            try subscriberRequest(request, f, jsep: jsep, subscription: subscription, transaction: transaction)
+        case (_, .none):
+            let known: Set<String> = ["configure", "publish", "unpublish", "start", "pause", "switch", "subscribe", "unsubscribe", "update", "leave"]
+            guard known.contains(request) else { throw SFUError(.invalidRequest, "Unknown request '\(request)'") }
+            throw SFUError(.joinFirst, "Join first")
+        }
+    }
+
+    // MARK: - Timers and media callbacks
+
+    /// Every second: periodic keyframe requests (`fir_freq`).
+    func tick() {
+        let now = Forwarder.now()
+        for room in rooms where room.settings.firFrequency > 0 {
+            let interval = UInt64(room.settings.firFrequency) * 1_000_000_000
+            for p in room.participants where p.isPublishing && now - min(now, p.lastKeyframeAt) >= interval {
+                p.lastKeyframeAt = now
+                host.requestKeyframe(p.handle)
+            }
+        }
+    }
+
+    func setupMedia(_ handle: PluginHandle) {
+        guard let state = state(handle) else { return }
+        switch state.role {
+        case .publisher(let p):
+            if p.bitrate > 0 { host.sendREMB(p.handle, bitrate: p.bitrate) }
+        case .subscriber(let s):
+            s.hasPeerConnection = true
+            requestKeyframes(for: s)
+        case .none:
+            break
+        }
+    }
+
+    func hangupMedia(_ handle: PluginHandle, reason: Int32) {
+        guard let state = state(handle) else { return }
+        switch state.role {
+        case .publisher(let p) where p.isPublishing:
+            stopPublishing(p)
+        case .subscriber(let s):
+            s.hasPeerConnection = false
+            s.awaitingAnswer = false
+        default:
+            break
+        }
+    }
+
+    func incomingRTP(_ handle: PluginHandle, _ packet: UnsafePointer<atrium_rtp_packet_t>) {
+        Forwarder.forward(packet, from: handle, host: host)
+    }
+
+    func incomingRTCP(_ handle: PluginHandle, _ packet: UnsafePointer<atrium_rtcp_packet_t>) {
+        let bytes = UnsafeRawBufferPointer(start: packet.pointee.buffer, count: Int(packet.pointee.length))
+        guard let packets = try? RTCPPacket.parseCompound(bytes) else { return }
+        let relevant = packets.contains {
+            switch $0 {
+            case .pictureLossIndication, .fullIntraRequest, .remb: true
+            default: false
+            }
+        }
+        if relevant { Forwarder.subscriberFeedback(packets, mindex: packet.pointee.mindex, from: handle, host: host) }
+    }
+
+    func describe(_ handle: PluginHandle) -> JSONObject {
+        guard let state = state(handle) else { return [:] }
+        switch state.role {
+        case .none:
+            return ["type": "none"]
+        case .publisher(let p):
+            return ["type": "publisher", "room": p.room.id.json, "id": p.id.json, "display": JSON(p.display),
+                    "publishing": .bool(p.isPublishing), "streams": .array(p.streams.map(\.descriptor))]
+        case .subscriber(let s):
+            return ["type": "subscriber", "room": s.room.id.json, "paused": .bool(s.paused), "streams": .array(s.streams.map(\.descriptor))]
+        }
+    }
+
+    func metricsText() -> String {
+        let (feeds, subscribers) = Forwarder.shared.withLock { ($0.feeds.count, $0.subscribers.count) }
+        return """
+            # HELP atrium_sfu_publishers PeerConnections publishing into SFU rooms.
+            # TYPE atrium_sfu_publishers gauge
+            atrium_sfu_publishers \(feeds)
+            # HELP atrium_sfu_subscribers Subscriber handles of SFU rooms.
+            # TYPE atrium_sfu_subscribers gauge
+            atrium_sfu_subscribers \(subscribers)
+
+            """
+    }
+}
+
+extension HandleState {
+    var isSubscriber: Bool {
+        if case .subscriber = role { return true }
+        return false
+    }
+}

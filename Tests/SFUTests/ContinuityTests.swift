@@ -10,4 +10,103 @@ import Testing
             #expect(out.timestamp == 3000 * UInt32(i))
         }
     }
+
+    @Test func aNewSourceContinuesTheSequenceAndAdvancesTheClockByWallTime() {
+        var c = RTPContinuity(clockRate: 90_000)
+        _ = c.map(ssrc: 1, sequence: 65_534, timestamp: 4_000_000_000, now: 1_000_000_000)
+        _ = c.map(ssrc: 1, sequence: 65_535, timestamp: 4_000_003_000, now: 1_033_000_000)
+        // Another layer, numbered on its own; 100 ms later.
+        let first = c.map(ssrc: 2, sequence: 17, timestamp: 123, now: 1_133_000_000)
+        #expect(first.sequence == 0)  // 65535 + 1, wrapped
+        #expect(first.timestamp == 4_000_003_000 &+ 9_000)
+        let next = c.map(ssrc: 2, sequence: 18, timestamp: 3_123, now: 1_166_000_000)
+        #expect(next.sequence == 1)
+        #expect(next.timestamp == 4_000_003_000 &+ 12_000)
+        // A late packet of the new source keeps its place.
+        let late = c.map(ssrc: 2, sequence: 16, timestamp: 0, now: 1_170_000_000)
+        #expect(late.sequence == 65_535)
+    }
+
+    @Test func droppedPacketsLeaveNoGap() {
+        var c = RTPContinuity(clockRate: 90_000)
+        _ = c.map(ssrc: 7, sequence: 100, timestamp: 0, now: 1)
+        c.skip(ssrc: 7, sequence: 101)
+        c.skip(ssrc: 7, sequence: 102)
+        #expect(c.map(ssrc: 7, sequence: 103, timestamp: 3000, now: 2).sequence == 101)
+        // A skip out of order changes nothing.
+        c.skip(ssrc: 7, sequence: 90)
+        #expect(c.map(ssrc: 7, sequence: 104, timestamp: 6000, now: 3).sequence == 102)
+    }
+
+    @Test func vp8PictureIDsContinueAcrossSources() {
+        var v = VP8Continuity()
+        #expect(v.map(ssrc: 1, pictureID: 32_766, tl0PicIdx: 250).pictureID == 32_766)
+        #expect(v.map(ssrc: 1, pictureID: 32_767, tl0PicIdx: 255) == (32_767, 255))
+        let switched = v.map(ssrc: 2, pictureID: 5, tl0PicIdx: 9)
+        #expect(switched.pictureID == 0)  // 15-bit wrap
+        #expect(switched.tl0PicIdx == 0)
+        #expect(v.map(ssrc: 2, pictureID: 6, tl0PicIdx: 10) == (1, 1))
+    }
+}
+
+@Suite struct SimulcastTests {
+    let all: UInt8 = 0b111
+
+    @Test func startsOnTheFirstKeyframeThenClimbsToTheTarget() {
+        var s = SimulcastSelector(targetSubstream: 2)
+        #expect(s.decide(layer: 2, keyframe: false, active: all, cap: 2) == .drop)
+        // Video starts on whatever keyframe comes first, rather than waiting for the target's.
+        #expect(s.decide(layer: 0, keyframe: true, active: all, cap: 2) == .switched)
+        #expect(s.wantsKeyframe(active: all, cap: 2))
+        #expect(s.decide(layer: 2, keyframe: false, active: all, cap: 2) == .drop)
+        #expect(s.decide(layer: 0, keyframe: false, active: all, cap: 2) == .forward)
+        #expect(s.decide(layer: 2, keyframe: true, active: all, cap: 2) == .switched)
+        #expect(s.decide(layer: 2, keyframe: false, active: all, cap: 2) == .forward)
+        #expect(s.decide(layer: 1, keyframe: true, active: all, cap: 2) == .drop)
+        #expect(!s.wantsKeyframe(active: all, cap: 2))
+    }
+
+    @Test func aLowerTargetKeepsTheOldLayerUntilTheNewOnesKeyframe() {
+        var s = SimulcastSelector(targetSubstream: 2)
+        _ = s.decide(layer: 2, keyframe: true, active: all, cap: 2)
+        s.targetSubstream = 0
+        #expect(s.decide(layer: 2, keyframe: false, active: all, cap: 2) == .forward)
+        #expect(s.decide(layer: 0, keyframe: false, active: all, cap: 2) == .drop)
+        #expect(s.decide(layer: 0, keyframe: true, active: all, cap: 2) == .switched)
+        #expect(s.decide(layer: 2, keyframe: false, active: all, cap: 2) == .drop)
+        #expect(s.substream == 0)
+    }
+
+    @Test func bandwidthCapsTheLayerAndMissingLayersFallBack() {
+        var s = SimulcastSelector(targetSubstream: 2)
+        #expect(s.goal(active: all, cap: 1) == 1)
+        #expect(s.decide(layer: 1, keyframe: true, active: all, cap: 1) == .switched)
+        // The high layer stops arriving: the goal becomes the highest layer still sent.
+        #expect(s.goal(active: 0b011, cap: 2) == 1)
+        // Only the high layer is sent, but the cap is low: better the high layer than nothing.
+        #expect(s.goal(active: 0b100, cap: 0) == 2)
+        // The current layer stopped: any keyframe of an active layer under the goal takes over.
+        var t = SimulcastSelector(targetSubstream: 2)
+        _ = t.decide(layer: 2, keyframe: true, active: all, cap: 2)
+        #expect(t.decide(layer: 0, keyframe: true, active: 0b011, cap: 2) == .switched)
+    }
+}
+
+@Suite struct AudioLevelTests {
+    @Test func talkingFollowsTheAverageOverTheWindow() {
+        var m = AudioLevelMeter()
+        var changes: [Bool] = []
+        for _ in 0..<10 { if let c = m.add(level: 10, packets: 5, threshold: 25) { changes.append(c) } }
+        for _ in 0..<4 { if let c = m.add(level: 127, packets: 5, threshold: 25) { changes.append(c) } }
+        #expect(changes == [true])
+        if let c = m.add(level: 127, packets: 5, threshold: 25) { changes.append(c) }
+        #expect(changes == [true, false])
+        #expect(m.lastAverage == 127)
+    }
+
+    @Test func bitrateIsMeasuredPerSecond() {
+        var b = BitrateMeter()
+        for i in 0...100 { b.add(bytes: 1250, now: 1_000_000_000 + UInt64(i) * 10_000_000) }
+        #expect(b.bitsPerSecond == 1_000_000)
+    }
 }

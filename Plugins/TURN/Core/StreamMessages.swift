@@ -1,4 +1,4 @@
-public import RTC
+import RTC
 
 /// Splits a TURN byte stream (TCP or TLS, RFC 8656 §12.5) into messages: a STUN message is its
 /// 20-byte header plus the length it states; ChannelData is 4 bytes plus its length, padded to a

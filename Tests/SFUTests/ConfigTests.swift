@@ -1,0 +1,46 @@
+import AtriumJSON
+import SFUCore
+import Testing
+
+@Suite struct SFUConfigTests {
+    func parse(_ text: String) throws -> SFUConfig {
+        guard let o = try JSON.parse(text).objectValue else { throw SFUError(.invalidJSON, "bad test JSON") }
+        return try SFUConfig(o)
+    }
+
+    @Test func roomsTakeJanusNamesAndDefaults() throws {
+        let c = try parse(#"{"rooms":[{"room":1234,"description":"Demo Room","secret":"adminpwd","publishers":6,"bitrate":128000,"fir_freq":10,"videocodec":"vp9,h264"},{"room":5}]}"#)
+        #expect(c.rooms.map(\.id) == [.number(1234), .number(5)])
+        let demo = c.rooms[0].settings
+        #expect(demo.description == "Demo Room" && demo.secret == "adminpwd" && demo.publishers == 6 && demo.bitrate == 128_000)
+        #expect(demo.videoCodecs == ["vp9", "h264"] && demo.audioCodecs == ["opus"])
+        let plain = c.rooms[1].settings
+        #expect(plain.publishers == 3 && plain.audioLevelActivePacketsDefault)
+    }
+
+    @Test func mistakesNameTheKey() {
+        #expect(throws: SFUError.self) { try parse(#"{"roms":[]}"#) }
+        #expect { try parse(#"{"rooms":[{"room":"x"}]}"#) } throws: { ($0 as? SFUError)?.message.contains("rooms[0]: Invalid element type (room") == true }
+        #expect { try parse(#"{"rooms":[{"room":1,"videocodec":"vp7"}]}"#) } throws: { ($0 as? SFUError)?.message.contains("vp7") == true }
+        #expect { try parse(#"{"rooms":[{"room":1},{"room":1}]}"#) } throws: { ($0 as? SFUError)?.code == .roomExists }
+        #expect { try parse(#"{"rooms":[{"description":"no id"}]}"#) } throws: { ($0 as? SFUError)?.code == .missingElement }
+    }
+
+    @Test func stringIDs() throws {
+        let c = try parse(#"{"string_ids":true,"rooms":[{"room":"lobby"}]}"#)
+        #expect(c.rooms[0].id == .text("lobby"))
+        #expect(throws: SFUError.self) { try parse(#"{"string_ids":true,"rooms":[{"room":7}]}"#) }
+    }
+
+    @Test func listingUsesJanusFieldNames() {
+        var s = RoomSettings()
+        s.pin = "1"
+        let o = s.listing(room: .number(9), participants: 2)
+        #expect(o["room"] == 9 && o["pin_required"] == true && o["num_participants"] == 2 && o["max_publishers"] == 3)
+        #expect(o["audiocodec"] == "opus" && o["videocodec"] == "vp8")
+    }
+}
+
+extension RoomSettings {
+    var audioLevelActivePacketsDefault: Bool { audioActivePackets == 100 && audioLevelAverage == 25 }
+}

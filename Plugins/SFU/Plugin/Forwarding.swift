@@ -151,8 +151,27 @@ final class SubscriberMedia {
     /// By the subscriber's m-line index.
     var sinks: [Int32: SinkMedia] = [:]
     var paused = false
-    /// The subscriber's receive-side estimate (REMB), bits per second; 0 when unknown.
-    var estimatedBitrate: UInt64 = 0
+    /// What is relayed to it, and the cap its estimates impose: a REMB below what it receives is
+    /// congestion, and caps its simulcast layers to that estimate for `capSeconds`. (A receive-side
+    /// estimate rises only with what arrives, so it is read as a ceiling after congestion, not
+    /// as permission: otherwise a subscriber started on a low layer could never climb.)
+    var sent = BitrateMeter()
+    var capBitrate: UInt64 = 0
+    var capUntil: UInt64 = 0
+    var firstSentAt: UInt64 = 0
+    /// Consecutive REMBs below what it receives.
+    var lowEstimates = 0
+    /// A receiver's estimator starts low and settles on what it receives within a few seconds
+    /// (libwebrtc's AIMD control initialises from the incoming rate after 5 s); before that a low
+    /// REMB is not congestion.
+    static let warmupNanos: UInt64 = 6_000_000_000
+    var videoSinks = 1
+    static let capNanos: UInt64 = 10_000_000_000
+
+    /// The bitrate one simulcast stream may use now; 0: no cap.
+    func layerBudget(now: UInt64) -> UInt64 {
+        now < capUntil ? max(1, capBitrate / UInt64(max(1, videoSinks))) : 0
+    }
 
     init(handle: PluginHandle, room: SFUID) {
         self.handle = handle
@@ -254,7 +273,7 @@ enum Forwarder {
             let subscriber = sink.subscriber
             guard sink.send, !subscriber.paused else { continue }
             if stream.isSimulcast {
-                let cap = stream.layerCap(bitrate: subscriber.estimatedBitrate)
+                let cap = stream.layerCap(bitrate: subscriber.layerBudget(now: now))
                 switch sink.simulcast.decide(layer: layer, keyframe: keyframe, active: active, cap: cap) {
                 case .drop:
                     if sink.simulcast.wantsKeyframe(active: active, cap: cap) { wantsKeyframe = true }
@@ -280,6 +299,8 @@ enum Forwarder {
             }
             out.mindex = sink.mindex
             withUnsafePointer(to: &out) { _ = host.relayRTP(subscriber.handle, $0) }
+            subscriber.sent.add(bytes: length, now: now)
+            if subscriber.firstSentAt == 0 { subscriber.firstSentAt = now }
         }
         if wantsKeyframe { stream.requestKeyframe(host: host, feed: feed.handle, now: now) }
     }
@@ -298,7 +319,17 @@ enum Forwarder {
                     else { continue }
                     stream.requestKeyframe(host: host, feed: feed.handle, now: now)
                 case .remb(let remb):
-                    subscriber.estimatedBitrate = remb.bitrate
+                    let receiving = subscriber.sent.bitsPerSecond
+                    let settled = subscriber.firstSentAt != 0 && now - subscriber.firstSentAt >= SubscriberMedia.warmupNanos
+                    guard settled, receiving > 0, remb.bitrate < receiving / 10 * 9 else {
+                        subscriber.lowEstimates = 0
+                        continue
+                    }
+                    subscriber.lowEstimates += 1
+                    if subscriber.lowEstimates >= 2 {
+                        subscriber.capBitrate = remb.bitrate
+                        subscriber.capUntil = now + SubscriberMedia.capNanos
+                    }
                 default:
                     break
                 }

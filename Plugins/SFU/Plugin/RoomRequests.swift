@@ -51,7 +51,7 @@ extension SFUPlugin {
 
     func create(_ f: Fields) throws(SFUError) -> JSONObject {
         try checkAdminKey(f)
-        let settings = try RoomSettings(f)
+        var settings = try RoomSettings(f)
         let id: SFUID
         if let given = try SFUID.read(f, "room", stringIDs: config.stringIDs) {
             guard room(given) == nil else { throw SFUError(.roomExists, "Room \(given) already exists") }
@@ -63,6 +63,7 @@ extension SFUPlugin {
         }
         guard rooms.count < config.maxRooms else { throw SFUError(.unknown, "Too many rooms (max_rooms is \(config.maxRooms))") }
         _ = try f.bool("permanent")
+        if !f.has("description") { settings.description = "Room \(id)" }
         rooms.append(Room(id: id, settings: settings, dynamic: true))
         host.log(.info, "room \(id) created")
         // Rooms created by request live as long as the process: the configuration file is not rewritten.

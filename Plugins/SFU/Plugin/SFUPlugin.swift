@@ -22,7 +22,11 @@ final class SFUPlugin: AtriumPlugin {
         } catch {
             throw PluginFailure(error.message)
         }
-        rooms = config.rooms.map { Room(id: $0.id, settings: $0.settings, dynamic: false) }
+        rooms = config.rooms.map { room in
+            var settings = room.settings
+            if settings.description.isEmpty { settings.description = "Room \(room.id)" }
+            return Room(id: room.id, settings: settings, dynamic: false)
+        }
         timer = host.schedule(everyMilliseconds: 1_000) { [weak self] in self?.tick() }
     }
 

@@ -305,6 +305,7 @@ extension SFUPlugin {
             var send: Bool
             var substream: Int
             var temporal: Int
+            var isVideo: Bool
             var source: (feed: UInt64, mindex: Int32)?
         }
         let links: [Link] = s.streams.map { stream in
@@ -315,7 +316,8 @@ extension SFUPlugin {
                 source = (feed.handle.id, Int32(published.mindex))
             }
             return Link(mindex: Int32(stream.mindex), mid: stream.mid, payloadType: stream.codec.payloadType, clockRate: stream.codec.clockRate,
-                        send: stream.send, substream: stream.substream, temporal: stream.temporal, source: source)
+                        send: stream.send, substream: stream.substream, temporal: stream.temporal, isVideo: stream.isVideo,
+                        source: source)
         }
         let handle = s.handle
         let room = s.room.id
@@ -329,6 +331,7 @@ extension SFUPlugin {
                 t.subscribers[handle.id] = media
             }
             media.paused = paused
+            media.videoSinks = max(1, links.filter { $0.isVideo && $0.source != nil }.count)
             for link in links {
                 let sink: SinkMedia
                 if let existing = media.sinks[link.mindex] {

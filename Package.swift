@@ -54,10 +54,12 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CSRTP", pkgConfig: "libsrtp2", providers: [.apt(["libsrtp2-dev"])]),
         .systemLibrary(name: "CJansson", pkgConfig: "jansson", providers: [.apt(["libjansson-dev"])]),
+        // The socket calls Glibc's module leaves out (sendmmsg).
+        .systemLibrary(name: "CSockets", path: "Sources/CSockets"),
 
         .target(name: "AtriumJSON", swiftSettings: swiftSettings),
         // The WebRTC transport stack, usable as server (the host) and as client (tests, load generator).
-        .target(name: "RTC", dependencies: ["COpenSSL", "CSRTP"], swiftSettings: swiftSettings),
+        .target(name: "RTC", dependencies: ["COpenSSL", "CSRTP", "CSockets"], swiftSettings: swiftSettings),
         .target(name: "PluginKit", dependencies: ["PluginAPI", "AtriumJSON"], swiftSettings: swiftSettings),
         // TURN (RFC 8656) without sockets: authentication, peer policy, allocations; the TURN plugin runs it.
         .target(name: "TURNCore", dependencies: ["RTC", "AtriumJSON", "COpenSSL"], path: "Plugins/TURN/Core", swiftSettings: swiftSettings),

@@ -171,6 +171,7 @@ final class MediaEngine: @unchecked Sendable {
                     guard let (length, from) = socket.receive(into: receiveBuffer) else { break }
                     metrics.received.add(1, ordering: .relaxed)
                     packet(length: length, path: .udp(from), peer: peersByAddress[from], connection: nil, now: monotonicNanos())
+                    flushSends()
                 }
             }
             if let listener {
@@ -181,7 +182,14 @@ final class MediaEngine: @unchecked Sendable {
                 if pollSet[2].revents != 0 { accept(from: listener, now: monotonicNanos()) }
             }
             tick(now: monotonicNanos())
+            flushSends()
         }
+    }
+
+    /// Hands the datagrams queued since the last flush to the kernel in one call.
+    private func flushSends() {
+        let refused = socket.flush()
+        if refused > 0 { metrics.sendErrors.add(refused, ordering: .relaxed) }
     }
 
     private func rebuildPollSet() {

@@ -42,10 +42,18 @@ final class UDPSocket {
         receiveDatagram(fd, into: buffer)
     }
 
-    /// Sends one datagram; false when the kernel refused it (buffer full, unreachable).
+    /// Datagrams waiting for one sendmmsg: what a fan-out produces goes out in one call.
+    private let batch = DatagramBatch()
+
+    /// Queues one datagram; false when it cannot be sent at all (larger than a packet).
     @discardableResult
     func send(_ bytes: UnsafeRawBufferPointer, to address: TransportAddress) -> Bool {
-        sendDatagram(fd, bytes, to: address)
+        batch.append(bytes, to: address, on: fd)
+    }
+
+    /// Sends what is queued; returns how many datagrams the kernel refused.
+    func flush() -> Int {
+        batch.count == 0 ? 0 : batch.flush(fd)
     }
 }
 

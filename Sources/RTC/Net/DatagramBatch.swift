@@ -1,0 +1,85 @@
+import CSockets
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Datagrams queued for one `sendmmsg` call: a forwarder that sends one packet to many receivers
+/// pays one system call for the lot instead of one each. Every slot, address and header is
+/// allocated once; `append` copies the bytes in, `flush` hands them to the kernel.
+/// The corresponding C call is sendmmsg (Linux).
+public final class DatagramBatch {
+    public let capacity: Int
+    public let slotSize: Int
+    private let buffers: UnsafeMutableRawPointer
+    private let addresses: UnsafeMutablePointer<sockaddr_storage>
+    private let vectors: UnsafeMutablePointer<iovec>
+    private let messages: UnsafeMutablePointer<atrium_mmsghdr>
+    /// Datagrams waiting.
+    public private(set) var count = 0
+
+    public init(capacity: Int = 64, slotSize: Int = 1_500) {
+        precondition(capacity > 0 && slotSize > 0)
+        precondition(MemoryLayout<atrium_msghdr>.size == MemoryLayout<msghdr>.size, "struct msghdr layout differs from the shim's")
+        self.capacity = capacity
+        self.slotSize = slotSize
+        buffers = UnsafeMutableRawPointer.allocate(byteCount: capacity * slotSize, alignment: 16)
+        addresses = .allocate(capacity: capacity)
+        vectors = .allocate(capacity: capacity)
+        messages = .allocate(capacity: capacity)
+        for i in 0..<capacity {
+            vectors[i] = iovec(iov_base: buffers + i * slotSize, iov_len: 0)
+            messages[i] = atrium_mmsghdr()
+            messages[i].msg_hdr.msg_name = UnsafeMutableRawPointer(addresses + i)
+            messages[i].msg_hdr.msg_iov = UnsafeMutableRawPointer(vectors + i)
+            messages[i].msg_hdr.msg_iovlen = 1
+        }
+    }
+
+    deinit {
+        buffers.deallocate()
+        addresses.deallocate()
+        vectors.deallocate()
+        messages.deallocate()
+    }
+
+    /// Queues a copy of `bytes` for `address`, sending the queue on `fd` first when it is full.
+    /// Returns false (and queues nothing) for a datagram larger than a slot.
+    @discardableResult
+    public func append(_ bytes: UnsafeRawBufferPointer, to address: TransportAddress, on fd: Int32) -> Bool {
+        guard bytes.count <= slotSize else { return false }
+        if count == capacity { flush(fd) }
+        let i = count
+        if let base = bytes.baseAddress { (buffers + i * slotSize).copyMemory(from: base, byteCount: bytes.count) }
+        vectors[i].iov_len = bytes.count
+        messages[i].msg_hdr.msg_namelen = SocketAddress.with(address) { name, length in
+            UnsafeMutableRawPointer(addresses + i).copyMemory(from: name, byteCount: Int(length))
+            return length
+        }
+        count += 1
+        return true
+    }
+
+    /// Sends everything queued on `fd`. Returns how many datagrams the kernel refused (a full
+    /// socket buffer drops the rest of the batch rather than wait: media late is media lost).
+    @discardableResult
+    public func flush(_ fd: Int32) -> Int {
+        var sent = 0
+        var refused = 0
+        while sent + refused < count {
+            let start = sent + refused
+            let n = atrium_sendmmsg(fd, messages + start, UInt32(count - start), Int32(MSG_NOSIGNAL))
+            if n > 0 {
+                sent += Int(n)
+            } else if n < 0 && errno == EINTR {
+                continue
+            } else if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
+                refused = count - sent
+            } else {
+                // This one datagram was refused (unreachable, too big): skip it, send the rest.
+                refused += 1
+            }
+        }
+        count = 0
+        return refused
+    }
+}

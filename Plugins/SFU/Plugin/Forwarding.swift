@@ -14,12 +14,19 @@ import Glibc
 struct ForwardingTable {
     var feeds: [UInt64: FeedMedia] = [:]
     var subscribers: [UInt64: SubscriberMedia] = [:]
-    /// Events the media thread produced under the lock (talking, layer switches), pushed after it.
+    /// Events the media thread produced (talking, layer switches). The control context sends them
+    /// (`SFUPlugin.deliverEvents`), to handles it still knows: a handle named here may be gone by
+    /// then, and only the control context knows that for certain.
     var pendingEvents: [PendingEvent] = []
+
+    mutating func queue(_ event: JSON, to handle: PluginHandle) {
+        guard pendingEvents.count < 10_000 else { return }
+        pendingEvents.append(PendingEvent(handleID: handle.id, event: event))
+    }
 }
 
 struct PendingEvent {
-    let handle: PluginHandle
+    let handleID: UInt64
     let event: JSON
 }
 
@@ -214,17 +221,13 @@ enum Forwarder {
     /// [media] A publisher's RTP packet.
     static func forward(_ packet: UnsafePointer<atrium_rtp_packet_t>, from handle: PluginHandle, host: PluginHost) {
         let now = now()
-        let events: [PendingEvent]? = shared.withLock { table in
-            guard let feed = table.feeds[handle.id] else { return nil }
+        shared.withLock { table in
+            guard let feed = table.feeds[handle.id] else { return }
             let p = packet.pointee
             let index = Int(p.mindex)
-            guard index >= 0, index < feed.streams.count, let stream = feed.streams[index] else { return nil }
+            guard index >= 0, index < feed.streams.count, let stream = feed.streams[index] else { return }
             forward(p, stream: stream, feed: feed, table: &table, host: host, now: now)
-            guard !table.pendingEvents.isEmpty else { return nil }
-            defer { table.pendingEvents.removeAll(keepingCapacity: true) }
-            return table.pendingEvents
         }
-        for e in events ?? [] { host.pushEvent(to: e.handle, event: e.event) }
     }
 
     private static func forward(_ p: atrium_rtp_packet_t, stream: FeedStreamMedia, feed: FeedMedia, table: inout ForwardingTable,
@@ -245,7 +248,7 @@ enum Forwarder {
                     "mindex": .int(Int64(stream.mindex)), "mid": .string(stream.mid),
                     "audio-level-dBov-avg": .double(stream.audioLevels.lastAverage),
                 ]
-                for h in feed.talkingAudience { table.pendingEvents.append(PendingEvent(handle: h, event: event)) }
+                for h in feed.talkingAudience { table.queue(event, to: h) }
             }
         }
         if stream.muted { return }
@@ -279,10 +282,8 @@ enum Forwarder {
                     if sink.simulcast.wantsKeyframe(active: active, cap: cap) { wantsKeyframe = true }
                     continue
                 case .switched:
-                    table.pendingEvents.append(PendingEvent(handle: subscriber.handle, event: [
-                        "videoroom": "event", "room": subscriber.room.json, "mid": .string(sink.mid),
-                        "substream": .int(Int64(layer)),
-                    ]))
+                    table.queue(["videoroom": "event", "room": subscriber.room.json, "mid": .string(sink.mid), "substream": .int(Int64(layer))],
+                                to: subscriber.handle)
                 case .forward:
                     if sink.simulcast.wantsKeyframe(active: active, cap: cap) { wantsKeyframe = true }
                 }

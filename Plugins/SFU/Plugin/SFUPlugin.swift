@@ -13,6 +13,9 @@ final class SFUPlugin: AtriumPlugin {
     var config = SFUConfig()
     var rooms: [Room] = []
     var timer: UInt64 = 0
+    var eventTimer: UInt64 = 0
+    /// Every live handle by id: events from the media thread go only to handles still here.
+    var handles: [UInt64: PluginHandle] = [:]
 
     init(host: PluginHost) { self.host = host }
 
@@ -28,10 +31,12 @@ final class SFUPlugin: AtriumPlugin {
             return Room(id: room.id, settings: settings, dynamic: false)
         }
         timer = host.schedule(everyMilliseconds: 1_000) { [weak self] in self?.tick() }
+        eventTimer = host.schedule(everyMilliseconds: 20) { [weak self] in self?.deliverEvents() }
     }
 
     func stop() {
         if timer != 0 { host.cancelTimer(timer) }
+        if eventTimer != 0 { host.cancelTimer(eventTimer) }
         Forwarder.shared.withLock { $0 = ForwardingTable() }
     }
 
@@ -39,6 +44,7 @@ final class SFUPlugin: AtriumPlugin {
 
     func handleCreated(_ handle: PluginHandle) throws(PluginFailure) {
         handle.raw.pointee.plugin_data = Unmanaged.passRetained(HandleState()).toOpaque()
+        handles[handle.id] = handle
     }
 
     func handleDestroyed(_ handle: PluginHandle) {
@@ -50,6 +56,7 @@ final class SFUPlugin: AtriumPlugin {
         case .none: break
         }
         handle.raw.pointee.plugin_data = nil
+        handles[handle.id] = nil
         Unmanaged<HandleState>.fromOpaque(data).release()
     }
 
@@ -147,6 +154,18 @@ final class SFUPlugin: AtriumPlugin {
                 p.lastKeyframeAt = now
                 host.requestKeyframe(p.handle)
             }
+        }
+    }
+
+    /// Sends what the media thread queued (talking, substream changes) to handles still alive.
+    func deliverEvents() {
+        let events = Forwarder.shared.withLock { t -> [PendingEvent] in
+            guard !t.pendingEvents.isEmpty else { return [] }
+            defer { t.pendingEvents.removeAll(keepingCapacity: true) }
+            return t.pendingEvents
+        }
+        for e in events {
+            if let handle = handles[e.handleID] { host.pushEvent(to: handle, event: e.event) }
         }
     }
 

@@ -15,13 +15,13 @@ DEBS_TEST  := $(DEBS_RUN) iproute2 python3-venv chromium chromium-driver janus j
 # Networked tests run in a private network namespace: nothing leaves the machine, ports never collide.
 NETNS := $(if $(filter 0,$(shell id -u)),unshare -n,unshare -rn)
 
-.PHONY: help run test build release deps deps-test venv c-plugins unit e2e check-config bench bench-turn clean
+.PHONY: help run test build release deps deps-test venv c-plugins unit e2e check-config bench bench-turn bench-sfu clean
 
 help:
 	@echo "make run    - install what is missing, build release, start atrium with $(CONFIG)"
 	@echo "make test   - install what tests need, build, run unit and e2e tests"
 	@echo "make build  - debug build of host, plugins and the C example plugin"
-	@echo "make bench  - microbenchmarks of the media path, then TURN against coturn (bench-turn)"
+	@echo "make bench  - microbenchmarks of the media path, then TURN against coturn (bench-turn), then SFU fan-out (bench-sfu)"
 
 define install_missing
 	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
@@ -84,11 +84,16 @@ bench: deps
 	ATRIUM_BENCHMARKS=1 swift package --scratch-path .build-bench --allow-writing-to-package-directory \
 	  benchmark --target RTCBenchmarks --no-progress
 	$(MAKE) bench-turn
+	$(MAKE) bench-sfu
 
 # The same UDP load through Atrium's TURN plugin and through coturn (Benchmarks/turn/bench_turn.py).
 bench-turn: release
 	$(call install_missing,coturn)
 	$(NETNS) -- bash -c '$(E2E_NET) && $(PYTHON) Benchmarks/turn/bench_turn.py'
+
+# Server CPU per forwarded packet at fan-out 1->N through the SFU plugin, aiortc clients (Benchmarks/sfu/bench_sfu.py).
+bench-sfu: release venv
+	$(NETNS) -- bash -c '$(E2E_NET) && $(VENV)/bin/python Benchmarks/sfu/bench_sfu.py'
 
 clean:
 	rm -rf .build $(VENV) Tests/e2e/artifacts

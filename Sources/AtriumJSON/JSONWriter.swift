@@ -31,7 +31,8 @@ extension JSON {
             if !d.isFinite {
                 out.append(contentsOf: "null".utf8)
             } else if d.rounded() == d && abs(d) < 1e15 {
-                out.append(contentsOf: String(Int64(d)).utf8)
+                // A real stays a real ("15.0"), as jansson writes it, so readers keep its type.
+                out.append(contentsOf: (String(Int64(d)) + ".0").utf8)
             } else {
                 out.append(contentsOf: "\(d)".utf8)
             }

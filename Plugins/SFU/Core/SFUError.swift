@@ -43,7 +43,7 @@ public struct SFUError: Error, Sendable, Equatable, CustomStringConvertible {
         ["videoroom": "event", "error_code": .int(Int64(code.rawValue)), "error": .string(message)]
     }
 
-    public static func missing(_ key: String) -> SFUError { SFUError(.missingElement, "Missing element (\(key))") }
+    public static func missing(_ key: String) -> SFUError { SFUError(.missingElement, "Missing mandatory element (\(key))") }
     public static func invalid(_ key: String, _ expected: String) -> SFUError {
         SFUError(.invalidElement, "Invalid element type (\(key) should be \(expected))")
     }

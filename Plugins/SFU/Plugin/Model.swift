@@ -43,6 +43,8 @@ struct PublishedStream {
     var talking = false
     /// The publisher's extension id for RFC 6464 levels (0: not negotiated).
     var audioLevelID = 0
+    /// The room sends talking events, so descriptors say whether this stream is talking.
+    var reportsTalking = false
 
     var type: String { isVideo ? "video" : "audio" }
     var codecName: String { codec.name.lowercased() }
@@ -66,7 +68,7 @@ struct PublishedStream {
             if codec.channels == 2, codec.parameter("stereo") == "1" { o["stereo"] = true }
             if codec.parameter("useinbandfec") == "1" { o["fec"] = true }
             if codec.parameter("usedtx") == "1" { o["dtx"] = true }
-            if audioLevelID != 0 { o["talking"] = .bool(talking) }
+            if audioLevelID != 0 && reportsTalking { o["talking"] = .bool(talking) }
         }
         return .object(o)
     }

@@ -52,8 +52,9 @@ extension SFUPlugin {
 
     /// Pin and ACL token checks shared by publishers and subscribers.
     func checkAccess(_ room: Room, _ f: Fields) throws(SFUError) {
-        if let pin = room.settings.pin, try f.string("pin") != pin {
-            throw SFUError(.unauthorized, "Unauthorized (wrong pin)")
+        if let pin = room.settings.pin {
+            guard let given = try f.string("pin") else { throw SFUError.missing("pin") }
+            guard given == pin else { throw SFUError(.unauthorized, "Unauthorized (wrong pin)") }
         }
         if room.checksTokens {
             guard let token = try f.string("token"), room.allowedTokens.contains(token) else {
@@ -72,8 +73,8 @@ extension SFUPlugin {
         let room = p.room
         switch request {
         case "publish", "configure":
+            if request == "publish" && p.isPublishing { throw SFUError(.alreadyPublished, "Can't publish, already published") }
             if let jsep {
-                if request == "publish" && p.isPublishing { throw SFUError(.alreadyPublished, "Can't publish, already published") }
                 if !p.isPublishing { try checkCanPublish(room) }
                 try publish(p, f, jsep: jsep, transaction: transaction, reply: nil)
                 return
@@ -156,7 +157,10 @@ extension SFUPlugin {
         }
         // A renegotiation keeps what moderators set on mids that stay.
         var next = streams
-        for i in next.indices { next[i].moderated = p.streams.first { $0.mid == next[i].mid }?.moderated ?? false }
+        for i in next.indices {
+            next[i].moderated = p.streams.first { $0.mid == next[i].mid }?.moderated ?? false
+            next[i].reportsTalking = p.room.settings.audioLevelEvent
+        }
         try applyConfigure(p, f)
         let wasPublishing = p.isPublishing
         p.streams = next
@@ -195,11 +199,8 @@ extension SFUPlugin {
                 for sink in stream.sinks { sink.source = nil }
             }
         }
-        if announce {
-            var event: JSONObject = ["videoroom": "event", "room": p.room.id.json, "unpublished": p.id.json]
-            if let display = p.display { event["display"] = .string(display) }
-            for other in p.room.participants where other !== p { host.pushEvent(to: other.handle, event: .object(event)) }
-        }
+        // Subscribers hear first, as from Janus: a page that detaches its subscriber handle on
+        // `unpublished` then never answers an offer on a handle it is closing.
         for s in p.room.subscriptions where s.streams.contains(where: { $0.active && $0.feed == p.id }) {
             for i in s.streams.indices where s.streams[i].feed == p.id {
                 s.streams[i].active = false
@@ -207,6 +208,11 @@ extension SFUPlugin {
             }
             syncMedia(s)
             if s.autoupdate { renegotiate(s, transaction: nil) }
+        }
+        if announce {
+            var event: JSONObject = ["videoroom": "event", "room": p.room.id.json, "unpublished": p.id.json]
+            if let display = p.display { event["display"] = .string(display) }
+            for other in p.room.participants where other !== p { host.pushEvent(to: other.handle, event: .object(event)) }
         }
     }
 

@@ -14,6 +14,7 @@ extension SFUPlugin {
             return ["videoroom": "success", "room": id.json, "exists": .bool(room(id) != nil)]
         case "list":
             let key = try f.string("admin_key")
+            if let key, let expected = config.adminKey, key != expected { throw SFUError(.unauthorized, "Unauthorized (wrong admin_key)") }
             let admin = config.adminKey != nil && key == config.adminKey
             let list = rooms.filter { !$0.settings.isPrivate || admin }.map { r in
                 JSON.object(r.settings.listing(room: r.id, participants: r.participants.count))
@@ -46,7 +47,8 @@ extension SFUPlugin {
 
     func checkAdminKey(_ f: Fields) throws(SFUError) {
         guard let key = config.adminKey else { return }
-        guard try f.string("admin_key") == key else { throw SFUError(.unauthorized, "Unauthorized (wrong admin_key)") }
+        guard let given = try f.string("admin_key") else { throw SFUError.missing("admin_key") }
+        guard given == key else { throw SFUError(.unauthorized, "Unauthorized (wrong admin_key)") }
     }
 
     func create(_ f: Fields) throws(SFUError) -> JSONObject {
@@ -129,6 +131,8 @@ extension SFUPlugin {
         default:
             throw SFUError(.invalidElement, "Unsupported action '\(action)' (allowed)")
         }
+        // As Janus: "disable" answers without the list.
+        guard action != "disable" else { return ["videoroom": "success", "room": room.id.json] }
         return ["videoroom": "success", "room": room.id.json, "allowed": .array(room.allowedTokens.map { .string($0) })]
     }
 
@@ -151,12 +155,12 @@ extension SFUPlugin {
         guard let p = room.participant(id) else { throw SFUError(.noSuchFeed, "No such user \(id) in room \(room.id)") }
         let mid = try f.required("mid") { (k: String) throws(SFUError) in try f.string(k) }
         let mute = try f.required("mute") { (k: String) throws(SFUError) in try f.bool(k) }
-        guard let i = p.streams.firstIndex(where: { $0.mid == mid }) else { throw SFUError(.noSuchFeed, "No such mid \(mid) in publisher \(id)") }
-        if p.streams[i].moderated != mute {
-            p.streams[i].moderated = mute
-            syncMedia(room)
-            if p.isPublishing { announce(p) }
-        }
+        guard let i = p.streams.firstIndex(where: { $0.mid == mid }) else { throw SFUError(.noSuchFeed, "No such stream \(mid)") }
+        p.streams[i].moderated = mute
+        syncMedia(room)
+        let event: JSON = ["videoroom": "event", "room": room.id.json, "id": p.id.json, "mid": .string(mid),
+                           "moderation": .string(mute ? "muted" : "unmuted")]
+        for other in room.participants { host.pushEvent(to: other.handle, event: event) }
         return ["videoroom": "success"]
     }
 }

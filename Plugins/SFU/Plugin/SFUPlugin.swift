@@ -75,7 +75,8 @@ final class SFUPlugin: AtriumPlugin {
 
     func checkSecret(_ room: Room, _ f: Fields) throws(SFUError) {
         guard let secret = room.settings.secret else { return }
-        guard try f.string("secret") == secret else { throw SFUError(.unauthorized, "Unauthorized (wrong secret)") }
+        guard let given = try f.string("secret") else { throw SFUError.missing("secret") }
+        guard given == secret else { throw SFUError(.unauthorized, "Unauthorized (wrong secret)") }
     }
 
     // MARK: - Messages
@@ -83,6 +84,11 @@ final class SFUPlugin: AtriumPlugin {
     static let synchronous: Set<String> = [
         "create", "edit", "destroy", "exists", "list", "allowed", "kick", "moderate", "listparticipants", "enable_recording",
         "rtp_forward", "stop_rtp_forward", "listforwarders",
+    ]
+
+    static let asynchronous: Set<String> = [
+        "join", "joinandconfigure", "configure", "publish", "unpublish", "start", "pause", "switch", "subscribe", "unsubscribe",
+        "update", "leave",
     ]
 
     func handleMessage(_ handle: PluginHandle, transaction: String, body: JSONObject, jsep: JSONObject?) -> MessageOutcome {
@@ -93,6 +99,9 @@ final class SFUPlugin: AtriumPlugin {
             request = try f.required("request") { (k: String) throws(SFUError) in try f.string(k) }.lowercased()
         } catch {
             return .reply(error.payload)
+        }
+        guard Self.synchronous.contains(request) || Self.asynchronous.contains(request) else {
+            return .reply(SFUError(.invalidRequest, "Unknown request '\(request)'").payload)
         }
         if Self.synchronous.contains(request) {
             do throws(SFUError) {
@@ -137,9 +146,7 @@ final class SFUPlugin: AtriumPlugin {
         case (_, .subscriber(let subscription)):
             try subscriberRequest(request, f, jsep: jsep, subscription: subscription, transaction: transaction)
         case (_, .none):
-            let known: Set<String> = ["configure", "publish", "unpublish", "start", "pause", "switch", "subscribe", "unsubscribe", "update", "leave"]
-            guard known.contains(request) else { throw SFUError(.invalidRequest, "Unknown request '\(request)'") }
-            throw SFUError(.joinFirst, "Join first")
+            throw SFUError(.joinFirst, "Invalid request on unconfigured participant")
         }
     }
 

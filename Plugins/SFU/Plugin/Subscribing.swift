@@ -31,6 +31,7 @@ extension SFUPlugin {
         } else {
             throw SFUError.missing("streams")
         }
+        guard !requested.isEmpty else { throw SFUError.missing("feed") }
         try add(requested, to: subscription)
         guard !subscription.streams.isEmpty else { throw SFUError(.noSuchFeed, "No streams to subscribe to") }
         room.subscriptions.append(subscription)

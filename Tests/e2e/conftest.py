@@ -78,6 +78,16 @@ def turn_plugin_entry(**config) -> dict:
     return {"library": "libatrium_turn.so", "aliases": [], "enabled": True, "optional": False, "config": config}
 
 
+def sfu_plugin_entry(**config) -> dict:
+    """Atrium's SFU (libatrium_sfu.so, plugin id atrium.plugin.sfu), also reachable as
+    janus.plugin.videoroom. Config: {"admin_key": None or str, "rooms": [{"room": 1234,
+    "description": ..., "secret": ..., "publishers": ..., any Janus VideoRoom room property under
+    Janus's name}]}; without "rooms" it ships rooms 1234 and 5678 as Debian's
+    janus.plugin.videoroom.jcfg does."""
+    return {"library": "libatrium_sfu.so", "aliases": ["janus.plugin.videoroom"], "enabled": True,
+            "optional": False, "config": config}
+
+
 def media_config(consent_timeout_seconds: float = 30, udp_port: int | None = None, **sections) -> dict:
     """A configuration with the chat and echotest plugins and a media section on a free UDP port.
     Atrium advertises the machine's non-loopback addresses (MEDIA_IP in the test namespace)."""

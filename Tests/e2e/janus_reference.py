@@ -31,12 +31,24 @@ What the generated configuration does:
   it): media tests need it, because browsers and aioice never offer loopback
   host candidates.  The HTTP and WebSocket transports stay on 127.0.0.1.
 * Logging goes to stdout (redirected to ``<tmp_path>/janus.log``), colours
-  off (``-o``), no log file (no ``-L``), no external loggers.
+  off (``-o``), no log file (no ``-L``), no external loggers; debug_level 4,
+  or ``$ATRIUM_E2E_JANUS_DEBUG_LEVEL``.
+* More plugins: ``start_janus(..., plugins=["libjanus_videoroom.so"])`` enables
+  further plugin libraries (their Debian configuration is copied when there
+  is one).  ``videoroom_rooms=[{"room": 1234, "description": ..., ...}]``
+  enables ``janus.plugin.videoroom`` (libjanus_videoroom.so) with exactly
+  these rooms, written as ``room-<id>: { ... }`` categories of a generated
+  ``janus.plugin.videoroom.jcfg`` (every other key of a room dict is a room
+  property under Janus's own name; lists become comma-separated strings);
+  ``videoroom_general={"admin_key": ...}`` fills its ``general`` category
+  (``None`` values are left out).  This takes the same room dicts as
+  Atrium's SFU plugin configuration (conftest.sfu_plugin_entry).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import signal
 import socket
@@ -120,10 +132,42 @@ class JanusServer:
         self.stop()
 
 
+def _jcfg_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        value = ",".join(str(v) for v in value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _jcfg_category(name: str, items: dict) -> str:
+    body = "".join(f"\t{key} = {_jcfg_value(value)}\n" for key, value in items.items() if value is not None)
+    return f"{name}: {{\n{body}}}\n"
+
+
+def videoroom_jcfg(rooms: list[dict], general: dict | None = None) -> str:
+    """janus.plugin.videoroom.jcfg text for *rooms* (dicts with a "room" id and room properties)."""
+    text = _jcfg_category("general", general or {})
+    for room in rooms:
+        props = {k: v for k, v in room.items() if k != "room"}
+        text += _jcfg_category(f"room-{room['room']}", props)
+    return text
+
+
 def write_config(cfg_dir: Path, http_port: int, ws_port: int,
-                 session_timeout: int = 60, ice_ip: str | None = None) -> None:
+                 session_timeout: int = 60, ice_ip: str | None = None,
+                 plugins: tuple[str, ...] | list[str] = (),
+                 videoroom_rooms: list[dict] | None = None,
+                 videoroom_general: dict | None = None) -> None:
     interface = ice_ip or "127.0.0.1"
     enforce = ice_ip or "lo"
+    # ATRIUM_E2E_JANUS_DEBUG_LEVEL=5 (verbose) or 7 (huge) when a test needs Janus's reasons.
+    debug_level = int(os.environ.get("ATRIUM_E2E_JANUS_DEBUG_LEVEL", "4"))
+    enabled = tuple(ENABLED_PLUGINS) + tuple(plugins)
+    if videoroom_rooms is not None and "libjanus_videoroom.so" not in enabled:
+        enabled += ("libjanus_videoroom.so",)
     cfg_dir.mkdir(parents=True, exist_ok=True)
     (cfg_dir / "janus.jcfg").write_text(f"""\
 general: {{
@@ -133,7 +177,7 @@ general: {{
 	events_folder = "{EVENTS_FOLDER}"
 	loggers_folder = "{LOGGERS_FOLDER}"
 	log_to_stdout = true
-	debug_level = 4
+	debug_level = {debug_level}
 	debug_colors = false
 	interface = "{interface}"
 	server_name = "JanusReference"
@@ -150,7 +194,7 @@ nat: {{
 	ice_enforce_list = "{enforce}"
 }}
 plugins: {{
-	disable = "{_disable_list(PLUGINS_FOLDER, ENABLED_PLUGINS)}"
+	disable = "{_disable_list(PLUGINS_FOLDER, enabled)}"
 }}
 transports: {{
 	disable = "{_disable_list(TRANSPORTS_FOLDER, ENABLED_TRANSPORTS)}"
@@ -194,17 +238,29 @@ admin: {{
 cors: {{
 }}
 """)
-    for name in PLUGIN_CONFIGS:
+    configs = list(PLUGIN_CONFIGS)
+    for library in plugins:  # libjanus_<name>.so reads janus.plugin.<name>.jcfg
+        name = library.removeprefix("libjanus_").removesuffix(".so")
+        configs.append(f"janus.plugin.{name}.jcfg")
+    for name in configs:
         src = DEBIAN_CONFIGS / name
         if src.exists():
             shutil.copyfile(src, cfg_dir / name)
         else:
             (cfg_dir / name).write_text("general: {\n}\n")
+    if videoroom_rooms is not None:
+        (cfg_dir / "janus.plugin.videoroom.jcfg").write_text(videoroom_jcfg(videoroom_rooms, videoroom_general))
 
 
 def start_janus(tmp_path, startup_timeout: float = 20.0,
-                session_timeout: int = 60, ice_ip: str | None = None) -> JanusServer:
-    """Write a config into *tmp_path*, start Janus and wait for /janus/info."""
+                session_timeout: int = 60, ice_ip: str | None = None,
+                plugins: tuple[str, ...] | list[str] = (),
+                videoroom_rooms: list[dict] | None = None,
+                videoroom_general: dict | None = None) -> JanusServer:
+    """Write a config into *tmp_path*, start Janus and wait for /janus/info.
+
+    *plugins* enables more plugin libraries; *videoroom_rooms* (and
+    *videoroom_general*) enable the VideoRoom with exactly those rooms."""
     tmp_path = Path(tmp_path)
     last_error = None
     for _attempt in range(3):  # retry if a chosen port got taken meanwhile
@@ -214,7 +270,8 @@ def start_janus(tmp_path, startup_timeout: float = 20.0,
         cfg_dir = tmp_path / "janus-conf"
         if cfg_dir.exists():
             shutil.rmtree(cfg_dir)
-        write_config(cfg_dir, http_port, ws_port, session_timeout, ice_ip)
+        write_config(cfg_dir, http_port, ws_port, session_timeout, ice_ip,
+                     plugins, videoroom_rooms, videoroom_general)
         log_path = tmp_path / "janus.log"
         log = open(log_path, "wb")
         proc = subprocess.Popen(

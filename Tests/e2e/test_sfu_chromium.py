@@ -311,6 +311,7 @@ def test_nack_recovers_loss_on_one_subscriber_path(sfu, page_server, chromium): 
         assert pair and pair.get("local", {}).get("protocol") == "udp", pair
         port = pair["local"]["port"]
         before = {name: feed_stats(drivers[name])[feed]["video"] for name in ("lossy", "clean")}
+        resent_before = sfu.metric("atrium_media_rtp_retransmitted_total") if sfu.metric else 0
         with LossyPort(port, 10) as loss:
             time.sleep(2.0)
             middle = feed_stats(drivers["lossy"])[feed]["video"]
@@ -328,6 +329,10 @@ def test_nack_recovers_loss_on_one_subscriber_path(sfu, page_server, chromium): 
         assert clean_b["framesDecoded"] > clean_a["framesDecoded"], (clean_a, clean_b)
         lossy_nacks, clean_nacks = lossy_b["nackCount"] - lossy_a["nackCount"], clean_b["nackCount"] - clean_a["nackCount"]
         assert lossy_nacks >= 10 and clean_nacks * 4 < lossy_nacks, (lossy_a, lossy_b, clean_a, clean_b)
+        if sfu.metric:
+            # Atrium answered those NACKs from its retransmission buffer.
+            resent = sfu.metric("atrium_media_rtp_retransmitted_total") - resent_before
+            assert resent >= lossy_nacks / 2, f"{resent} retransmissions for {lossy_nacks} NACKs"
         for name, driver in drivers.items():
             r = results(driver)
             assert r["errors"] == [] and r["janusErrors"] == [], f"{name}: {r['errors']} {r['janusErrors']}"

@@ -68,8 +68,10 @@ ROOMS = [
 
 class SfuServer:
     def __init__(self, kind: str, http_url: str, ws_url: str, log_path: Path, alive: Callable[[], bool],
-                 udp_port: int | None):
+                 udp_port: int | None, metric: Callable[[str], float] | None = None):
         self.kind = kind
+        # Atrium's /metrics (None for Janus, which has none).
+        self.metric = metric
         self.http_url = http_url
         self.ws_url = ws_url
         self.log_path = log_path
@@ -115,7 +117,7 @@ def start_sfu(folder: Path, rooms: list[dict] = ROOMS, admin_key: str | None = A
                 f"\n{plugin} does not exist: the SFU plugin is not built (yet). "
                 f"ATRIUM_E2E_SFU=janus runs these tests against the real Janus VideoRoom instead.")
             pytest.fail(f"atrium with the SFU plugin did not start{hint}\n{e}", pytrace=False)
-        server = SfuServer("atrium", atrium.http_url, atrium.ws_url, atrium.log_path, atrium.alive, udp_port)
+        server = SfuServer("atrium", atrium.http_url, atrium.ws_url, atrium.log_path, atrium.alive, udp_port, atrium.metric)
 
         def stop():
             code = atrium.stop()

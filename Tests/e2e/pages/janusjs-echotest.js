@@ -53,22 +53,7 @@
 
   // The candidate pair ICE selected: {local, remote} protocol and type, from getStats.
   window.selectedPair = function () {
-    var pc = handle && handle.webrtcStuff && handle.webrtcStuff.pc;
-    if (!pc) return Promise.resolve(null);
-    return pc.getStats().then(function (report) {
-      var byId = {};
-      var pairId = null;
-      report.forEach(function (s) {
-        byId[s.id] = s;
-        if (s.type === "transport" && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId;
-      });
-      var pair = pairId && byId[pairId];
-      if (!pair) return null;
-      var local = byId[pair.localCandidateId] || {};
-      var remote = byId[pair.remoteCandidateId] || {};
-      return { state: pair.state, local: { protocol: local.protocol, type: local.candidateType, tcpType: local.tcpType || null },
-               remote: { protocol: remote.protocol, type: remote.candidateType, address: remote.address, port: remote.port } };
-    });
+    return selectedPairOf(handle && handle.webrtcStuff && handle.webrtcStuff.pc);
   };
 
   window.videoElement = function () {

@@ -66,3 +66,25 @@
     else start();
   };
 })();
+
+// The candidate pair ICE selected on `pc`, from getStats: {state, local, remote}, each side's
+// address, port, protocol and candidate type (and tcpType locally); null before there is one.
+function selectedPairOf(pc) {
+  if (!pc) return Promise.resolve(null);
+  return pc.getStats().then(function (report) {
+    var byId = {};
+    var pairId = null;
+    report.forEach(function (s) {
+      byId[s.id] = s;
+      if (s.type === "transport" && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId;
+    });
+    var pair = pairId && byId[pairId];
+    if (!pair) return null;
+    var local = byId[pair.localCandidateId] || {};
+    var remote = byId[pair.remoteCandidateId] || {};
+    return { state: pair.state,
+             local: { address: local.address, port: local.port, protocol: local.protocol, type: local.candidateType,
+                      tcpType: local.tcpType || null },
+             remote: { address: remote.address, port: remote.port, protocol: remote.protocol, type: remote.candidateType } };
+  });
+}

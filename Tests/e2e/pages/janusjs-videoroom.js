@@ -243,23 +243,7 @@
   };
 
   window.subscriberPair = function () {
-    var pc = pcOf(subscriber);
-    if (!pc) return Promise.resolve(null);
-    return pc.getStats().then(function (report) {
-      var byId = {};
-      var pairId = null;
-      report.forEach(function (s) {
-        byId[s.id] = s;
-        if (s.type === "transport" && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId;
-      });
-      var pair = pairId && byId[pairId];
-      if (!pair) return null;
-      var local = byId[pair.localCandidateId] || {};
-      var remote = byId[pair.remoteCandidateId] || {};
-      return { state: pair.state,
-               local: { address: local.address, port: local.port, protocol: local.protocol },
-               remote: { address: remote.address, port: remote.port, protocol: remote.protocol } };
-    });
+    return selectedPairOf(pcOf(subscriber));
   };
 
   window.configureSubscription = function (feedId, body) {

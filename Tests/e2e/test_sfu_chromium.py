@@ -147,6 +147,31 @@ def test_three_chromium_participants_see_and_hear_each_other(sfu, page_server, c
 
 
 # --------------------------------------------------------------------------------------------
+# 3b. The room's video codec
+
+@pytest.mark.parametrize("codec", ["vp9", "h264", "av1"])
+def test_room_video_codec_is_forwarded(sfu, page_server, chromium, codec):  # noqa: F811
+    """A room whose videocodec is VP9, H.264 or AV1: the publisher's answer picks it, and the
+    subscriber decodes that codec."""
+    room = create_room_sync(sfu, publishers=2, videocodec=codec)
+    try:
+        drivers = start_pages(chromium, ["sender", "viewer"])
+        sender, viewer = drivers["sender"], drivers["viewer"]
+        sender.get(page_url(page_server, sfu.ws_url, room, "sender"))
+        feed = wait_for(sender, "sender", "joined", lambda r: r["joined"], timeout=15)["id"]
+        wait_for(sender, "sender", "publishing", lambda r: r["publisherUp"] and r["published"], timeout=MEDIA_WAIT)
+        configured = [e["data"] for e in results(sender)["pubEvents"] if e["data"].get("configured") == "ok"]
+        assert configured and configured[-1].get("video_codec") == codec, configured
+        viewer.get(page_url(page_server, sfu.ws_url, room, "viewer", publish="0"))
+        wait_feeds(viewer, "viewer", [feed])
+        _, second = assert_still_decoding(viewer, "viewer", [feed])
+        assert (second[feed]["video"]["codec"] or "").lower() == f"video/{codec}", second
+    except BaseException:
+        save_artifacts(chromium, sfu, f"sfu-codec-{codec}-{sfu.kind}")
+        raise
+
+
+# --------------------------------------------------------------------------------------------
 # 4. Simulcast
 
 def publisher_encodings(driver) -> list[dict]:

@@ -214,7 +214,8 @@
           feed.video = { mid: s.mid, framesDecoded: s.framesDecoded || 0, frameWidth: s.frameWidth || 0,
                          frameHeight: s.frameHeight || 0, packetsReceived: s.packetsReceived || 0,
                          packetsLost: s.packetsLost || 0, nackCount: s.nackCount || 0,
-                         keyFramesDecoded: s.keyFramesDecoded || 0 };
+                         keyFramesDecoded: s.keyFramesDecoded || 0,
+                         codec: (report.get(s.codecId) || {}).mimeType || null };
         } else if (s.kind === "audio") {
           feed.audio = { mid: s.mid, totalSamplesReceived: s.totalSamplesReceived || 0,
                          packetsReceived: s.packetsReceived || 0, concealedSamples: s.concealedSamples || 0 };

@@ -79,7 +79,6 @@ final class Allocation {
     let client: ClientKey
     let username: String
     let identity: String
-    let key: [UInt8]
     var relays: [(id: RelayID, address: TransportAddress)]
     var expiry: UInt64
     /// Peer IP → expiry (RFC 8656 §9: permissions are per IP, ports ignored).
@@ -93,13 +92,12 @@ final class Allocation {
     var toPeers: ByteBucket
     var toClient: ByteBucket
 
-    init(client: ClientKey, username: String, key: [UInt8], relays: [(id: RelayID, address: TransportAddress)], expiry: UInt64,
+    init(client: ClientKey, username: String, relays: [(id: RelayID, address: TransportAddress)], expiry: UInt64,
          transaction: STUNTransactionID, response: [UInt8], bandwidth: UInt64, now: UInt64)
     {
         self.client = client
         self.username = username
         identity = Authenticator.quotaIdentity(username)
-        self.key = key
         self.relays = relays
         self.expiry = expiry
         allocateTransaction = transaction

@@ -102,25 +102,25 @@ public final class TURNServer {
         if message.messageClass == .request, let unknown = unknownComprehensionRequired(message) {
             // RFC 8489 §6.3.1: a request with an attribute the server must understand and does not.
             let body = unknown.flatMap { [UInt8($0.rawValue >> 8), UInt8($0.rawValue & 0xFF)] }
-            return error(420, to: message, client: client, extra: [STUNAttribute(type: .unknownAttributes, value: body)], key: nil)
+            return error(420, to: message, client: client, extra: [STUNAttribute(type: .unknownAttributes, value: body)], sign: nil)
         }
         switch (message.messageClass, message.method) {
         case (.request, .binding):
-            respond(to: message, client: client, attributes: [.xorAddress(.xorMappedAddress, client.address, transactionID: message.transactionID)], key: nil)
+            respond(to: message, client: client, attributes: [.xorAddress(.xorMappedAddress, client.address, transactionID: message.transactionID)], sign: nil)
         case (.indication, .send):
             sendIndication(message, from: client, now: now)
         case (.indication, _):
             drop()
         case (.request, .allocate), (.request, .refresh), (.request, .createPermission), (.request, .channelBind):
-            guard let (username, key) = authenticate(parsed, client: client, now: unixNow) else { return }
+            guard let credential = authenticate(parsed, client: client, now: unixNow) else { return }
             switch message.method {
-            case .allocate: allocate(message, client: client, username: username, key: key, now: now)
-            case .refresh: refresh(message, client: client, username: username, key: key, now: now)
-            case .createPermission: createPermission(message, client: client, username: username, key: key, now: now)
-            default: channelBind(message, client: client, username: username, key: key, now: now)
+            case .allocate: allocate(message, client: client, credential: credential, now: now)
+            case .refresh: refresh(message, client: client, credential: credential, now: now)
+            case .createPermission: createPermission(message, client: client, credential: credential, now: now)
+            default: channelBind(message, client: client, credential: credential, now: now)
             }
         case (.request, _):
-            error(400, to: message, client: client, key: nil)
+            error(400, to: message, client: client, sign: nil)
         default:
             drop()  // responses: a server sends no requests, so expects none
         }
@@ -133,32 +133,24 @@ public final class TURNServer {
 
     // MARK: - Authentication
 
-    /// The user and key of a request whose MESSAGE-INTEGRITY verifies; otherwise the error is
-    /// sent (401 with a fresh nonce, 438, 400) and nil returned. Nothing is stored for a client
-    /// before this succeeds.
-    private func authenticate(_ parsed: ParsedSTUNMessage, client: ClientKey, now: UInt64) -> (String, [UInt8])? {
-        let message = parsed.message
-        let challenge: [STUNAttribute] = [.string(.realm, auth.realm), .string(.nonce, auth.nonce(for: client.address.ip, now: now))]
-        guard parsed.integrityOffset != nil || parsed.integritySHA256Offset != nil else {
-            error(401, to: message, client: client, extra: challenge, key: nil)
-            return nil
-        }
-        guard let username = message.attribute(.username)?.stringValue, let realm = message.attribute(.realm)?.stringValue,
-            let nonce = message.attribute(.nonce)?.stringValue
-        else {
-            error(400, to: message, client: client, key: nil)
-            return nil
-        }
-        guard auth.check(nonce: nonce, client: client.address.ip, now: now) == .fresh else {
-            error(438, to: message, client: client, extra: challenge, key: nil)
-            return nil
-        }
-        guard realm == auth.realm, let key = auth.keys(for: username, now: now).first(where: { parsed.verifyIntegrity(key: $0) }) else {
+    /// The credential of a request whose MESSAGE-INTEGRITY(-SHA256) verifies; otherwise the error
+    /// is sent (401 or 438 with a fresh challenge, 400) and nil returned. Nothing is stored for a
+    /// client before this succeeds.
+    private func authenticate(_ parsed: ParsedSTUNMessage, client: ClientKey, now: UInt64) -> Credential? {
+        let verdict = auth.verify(parsed, client: client.address.ip, now: now)
+        let code: Int
+        switch verdict {
+        case .verified(let credential): return credential
+        case .unauthenticated: code = 401
+        case .badRequest: code = 400
+        case .refused:
             metrics.authFailures.add(1, ordering: .relaxed)
-            error(401, to: message, client: client, extra: challenge, key: nil)
-            return nil
+            code = 401
+        case .staleNonce: code = 438
         }
-        return (username, key)
+        let challenge = code == 400 ? [] : auth.challenge(for: client.address.ip, now: now)
+        error(code, to: parsed.message, client: client, extra: challenge, sign: nil)
+        return nil
     }
 
     private func unknownComprehensionRequired(_ message: STUNMessage) -> [STUNAttributeType]? {
@@ -173,55 +165,55 @@ public final class TURNServer {
 
     // MARK: - Allocate
 
-    private func allocate(_ message: STUNMessage, client: ClientKey, username: String, key: [UInt8], now: UInt64) {
+    private func allocate(_ message: STUNMessage, client: ClientKey, credential: Credential, now: UInt64) {
         if let existing = allocations[client] {
             // A retransmission of the request that made it gets the same answer; anything else 437.
-            if existing.allocateTransaction == message.transactionID, existing.username == username {
+            if existing.allocateTransaction == message.transactionID, existing.username == credential.username {
                 io.sendToClient(existing.allocateResponse, client)
             } else {
-                error(437, to: message, client: client, key: key)
+                error(437, to: message, client: client, sign: credential.integrity)
             }
             return
         }
         guard let transport = message.attribute(.requestedTransport)?.value, transport.count == 4 else {
-            return error(400, to: message, client: client, key: key)
+            return error(400, to: message, client: client, sign: credential.integrity)
         }
-        guard transport[0] == 17 else { return error(442, to: message, client: client, key: key) }
+        guard transport[0] == 17 else { return error(442, to: message, client: client, sign: credential.integrity) }
         let evenPort = message.attribute(.evenPort)
         let token = message.attribute(.reservationToken)?.value
         let requested = message.attribute(.requestedAddressFamily)
         let additional = message.attribute(.additionalAddressFamily)
-        if token != nil, evenPort != nil || requested != nil { return error(400, to: message, client: client, key: key) }
-        if requested != nil, additional != nil { return error(400, to: message, client: client, key: key) }
-        if let evenPort, evenPort.value.count != 1 { return error(400, to: message, client: client, key: key) }
+        if token != nil, evenPort != nil || requested != nil { return error(400, to: message, client: client, sign: credential.integrity) }
+        if requested != nil, additional != nil { return error(400, to: message, client: client, sign: credential.integrity) }
+        if let evenPort, evenPort.value.count != 1 { return error(400, to: message, client: client, sign: credential.integrity) }
 
         var family = AddressFamily.v4
         if let requested {
-            guard let f = AddressFamily(attribute: requested.value) else { return error(440, to: message, client: client, key: key) }
+            guard let f = AddressFamily(attribute: requested.value) else { return error(440, to: message, client: client, sign: credential.integrity) }
             family = f
         }
         var dual = false
         if let additional {
-            guard AddressFamily(attribute: additional.value) == .v6 else { return error(400, to: message, client: client, key: key) }
+            guard AddressFamily(attribute: additional.value) == .v6 else { return error(400, to: message, client: client, sign: credential.integrity) }
             dual = true
         }
-        guard io.relayFamilies.contains(family) else { return error(440, to: message, client: client, key: key) }
+        guard io.relayFamilies.contains(family) else { return error(440, to: message, client: client, sign: credential.integrity) }
 
-        let identity = Authenticator.quotaIdentity(username)
+        let identity = Authenticator.quotaIdentity(credential.username)
         guard allocations.count < config.maxAllocations, allocationsPerIdentity[identity, default: 0] < config.maxAllocationsPerUser else {
             metrics.quotaRefusals.add(1, ordering: .relaxed)
-            return error(486, to: message, client: client, key: key)
+            return error(486, to: message, client: client, sign: credential.integrity)
         }
 
         var relays: [(id: RelayID, address: TransportAddress)] = []
         var extra: [STUNAttribute] = []
         if let token {
-            guard let reserved = reservations.removeValue(forKey: token) else { return error(508, to: message, client: client, key: key) }
+            guard let reserved = reservations.removeValue(forKey: token) else { return error(508, to: message, client: client, sign: credential.integrity) }
             relays.append((reserved.relay, reserved.address))
         } else {
             let reserveNext = evenPort.map { $0.value[0] & 0x80 != 0 } ?? false
             guard let opened = io.openRelay(family: family, evenPort: evenPort != nil, reserveNext: reserveNext) else {
-                return error(508, to: message, client: client, key: key)
+                return error(508, to: message, client: client, sign: credential.integrity)
             }
             relays.append((opened.relay, opened.address))
             if let (reservedID, reservedAddress) = opened.reserved {
@@ -243,8 +235,8 @@ public final class TURNServer {
         attributes.append(.uint32(.lifetime, UInt32(lifetime)))
         attributes += extra
         attributes.append(.xorAddress(.xorMappedAddress, client.address, transactionID: message.transactionID))
-        let response = encode(message, .success, attributes, key: key)
-        let allocation = Allocation(client: client, username: username, key: key, relays: relays, expiry: now + UInt64(lifetime) * 1_000_000_000,
+        let response = encode(message, .success, attributes, sign: credential.integrity)
+        let allocation = Allocation(client: client, username: credential.username, relays: relays, expiry: now + UInt64(lifetime) * 1_000_000_000,
                                     transaction: message.transactionID, response: response,
                                     bandwidth: UInt64(config.bandwidthBytesPerSecond), now: now)
         allocations[client] = allocation
@@ -265,24 +257,24 @@ public final class TURNServer {
     // MARK: - Refresh, CreatePermission, ChannelBind
 
     /// The allocation a request on `client` acts on, made by the same user (437 and 441 otherwise).
-    private func ownAllocation(_ message: STUNMessage, client: ClientKey, username: String, key: [UInt8]) -> Allocation? {
+    private func ownAllocation(_ message: STUNMessage, client: ClientKey, credential: Credential) -> Allocation? {
         guard let allocation = allocations[client] else {
-            error(437, to: message, client: client, key: key)
+            error(437, to: message, client: client, sign: credential.integrity)
             return nil
         }
-        guard allocation.username == username else {
+        guard allocation.username == credential.username else {
             metrics.authFailures.add(1, ordering: .relaxed)
-            error(441, to: message, client: client, key: key)
+            error(441, to: message, client: client, sign: credential.integrity)
             return nil
         }
         return allocation
     }
 
-    private func refresh(_ message: STUNMessage, client: ClientKey, username: String, key: [UInt8], now: UInt64) {
-        guard let allocation = ownAllocation(message, client: client, username: username, key: key) else { return }
+    private func refresh(_ message: STUNMessage, client: ClientKey, credential: Credential, now: UInt64) {
+        guard let allocation = ownAllocation(message, client: client, credential: credential) else { return }
         if let requested = message.attribute(.requestedAddressFamily) {
             guard let family = AddressFamily(attribute: requested.value), allocation.relay(for: family) != nil else {
-                return error(443, to: message, client: client, key: key)
+                return error(443, to: message, client: client, sign: credential.integrity)
             }
         }
         let lifetime = lifetimeSeconds(message, allocate: false)
@@ -291,30 +283,30 @@ public final class TURNServer {
         } else {
             allocation.expiry = now + UInt64(lifetime) * 1_000_000_000
         }
-        respond(to: message, client: client, attributes: [.uint32(.lifetime, UInt32(lifetime))], key: key)
+        respond(to: message, client: client, attributes: [.uint32(.lifetime, UInt32(lifetime))], sign: credential.integrity)
     }
 
     /// The peer addresses of a request, each checked: well-formed (400), allowed by the policy
     /// (403), of a family the allocation relays (443). Nil after sending the error.
-    private func peers(_ message: STUNMessage, allocation: Allocation, client: ClientKey, key: [UInt8]) -> [TransportAddress]? {
+    private func peers(_ message: STUNMessage, allocation: Allocation, client: ClientKey, credential: Credential) -> [TransportAddress]? {
         let attributes = message.attributes.filter { $0.type == .xorPeerAddress }
         guard !attributes.isEmpty else {
-            error(400, to: message, client: client, key: key)
+            error(400, to: message, client: client, sign: credential.integrity)
             return nil
         }
         var out: [TransportAddress] = []
         for attribute in attributes {
             guard let peer = attribute.xorAddress(transactionID: message.transactionID) else {
-                error(400, to: message, client: client, key: key)
+                error(400, to: message, client: client, sign: credential.integrity)
                 return nil
             }
             if case .denied = policy.check(peer.ip) {
                 metrics.deniedPeers.add(1, ordering: .relaxed)
-                error(403, to: message, client: client, key: key)
+                error(403, to: message, client: client, sign: credential.integrity)
                 return nil
             }
             guard allocation.relay(for: AddressFamily(peer.ip)) != nil else {
-                error(443, to: message, client: client, key: key)
+                error(443, to: message, client: client, sign: credential.integrity)
                 return nil
             }
             out.append(peer)
@@ -322,43 +314,43 @@ public final class TURNServer {
         return out
     }
 
-    private func createPermission(_ message: STUNMessage, client: ClientKey, username: String, key: [UInt8], now: UInt64) {
-        guard let allocation = ownAllocation(message, client: client, username: username, key: key),
-            let peers = peers(message, allocation: allocation, client: client, key: key)
+    private func createPermission(_ message: STUNMessage, client: ClientKey, credential: Credential, now: UInt64) {
+        guard let allocation = ownAllocation(message, client: client, credential: credential),
+            let peers = peers(message, allocation: allocation, client: client, credential: credential)
         else { return }
         let new = Set(peers.map(\.ip)).filter { allocation.permissions[$0] == nil }
         guard allocation.permissions.count + new.count <= config.maxPermissionsPerAllocation else {
             metrics.quotaRefusals.add(1, ordering: .relaxed)
-            return error(508, to: message, client: client, key: key)
+            return error(508, to: message, client: client, sign: credential.integrity)
         }
         for peer in peers { allocation.permissions[peer.ip] = now + Self.permissionLifetime }
         metrics.permissions.add(new.count, ordering: .relaxed)
-        respond(to: message, client: client, attributes: [], key: key)
+        respond(to: message, client: client, attributes: [], sign: credential.integrity)
     }
 
-    private func channelBind(_ message: STUNMessage, client: ClientKey, username: String, key: [UInt8], now: UInt64) {
-        guard let allocation = ownAllocation(message, client: client, username: username, key: key) else { return }
+    private func channelBind(_ message: STUNMessage, client: ClientKey, credential: Credential, now: UInt64) {
+        guard let allocation = ownAllocation(message, client: client, credential: credential) else { return }
         guard let value = message.attribute(.channelNumber)?.value, value.count == 4 else {
-            return error(400, to: message, client: client, key: key)
+            return error(400, to: message, client: client, sign: credential.integrity)
         }
         let number = UInt16(value[0]) << 8 | UInt16(value[1])
         // RFC 8656 narrowed channels to 0x4000–0x4FFF; RFC 5766 clients (coturn's own tools among
         // them) still pick up to 0x7FFF, and ChannelData framing tells both apart from STUN alike.
-        guard (0x4000...0x7FFF).contains(number) else { return error(400, to: message, client: client, key: key) }
-        guard let peers = peers(message, allocation: allocation, client: client, key: key) else { return }
-        guard peers.count == 1, let peer = peers.first else { return error(400, to: message, client: client, key: key) }
+        guard (0x4000...0x7FFF).contains(number) else { return error(400, to: message, client: client, sign: credential.integrity) }
+        guard let peers = peers(message, allocation: allocation, client: client, credential: credential) else { return }
+        guard peers.count == 1, let peer = peers.first else { return error(400, to: message, client: client, sign: credential.integrity) }
         // A number stays with one peer and a peer with one number while bound (RFC 8656 §11.2).
-        if let bound = allocation.channelPeers[number], bound != peer { return error(400, to: message, client: client, key: key) }
-        if let bound = allocation.channelNumbers[peer], bound != number { return error(400, to: message, client: client, key: key) }
+        if let bound = allocation.channelPeers[number], bound != peer { return error(400, to: message, client: client, sign: credential.integrity) }
+        if let bound = allocation.channelNumbers[peer], bound != number { return error(400, to: message, client: client, sign: credential.integrity) }
         let isNew = allocation.channelPeers[number] == nil
         if isNew, allocation.channelPeers.count >= config.maxChannelsPerAllocation {
             metrics.quotaRefusals.add(1, ordering: .relaxed)
-            return error(508, to: message, client: client, key: key)
+            return error(508, to: message, client: client, sign: credential.integrity)
         }
         let newPermission = allocation.permissions[peer.ip] == nil
         if newPermission, allocation.permissions.count >= config.maxPermissionsPerAllocation {
             metrics.quotaRefusals.add(1, ordering: .relaxed)
-            return error(508, to: message, client: client, key: key)
+            return error(508, to: message, client: client, sign: credential.integrity)
         }
         allocation.channelPeers[number] = peer
         allocation.channelNumbers[peer] = number
@@ -366,7 +358,7 @@ public final class TURNServer {
         allocation.permissions[peer.ip] = max(allocation.permissions[peer.ip] ?? 0, now + Self.permissionLifetime)
         if isNew { metrics.channels.add(1, ordering: .relaxed) }
         if newPermission { metrics.permissions.add(1, ordering: .relaxed) }
-        respond(to: message, client: client, attributes: [], key: key)
+        respond(to: message, client: client, attributes: [], sign: credential.integrity)
     }
 
     // MARK: - Data
@@ -487,18 +479,18 @@ public final class TURNServer {
 
     private func drop() { metrics.dropped.add(1, ordering: .relaxed) }
 
-    private func encode(_ request: STUNMessage, _ messageClass: STUNClass, _ attributes: [STUNAttribute], key: [UInt8]?) -> [UInt8] {
+    private func encode(_ request: STUNMessage, _ messageClass: STUNClass, _ attributes: [STUNAttribute], sign: STUNIntegrity?) -> [UInt8] {
         let response = STUNMessage(method: request.method, messageClass: messageClass, transactionID: request.transactionID, attributes: attributes)
-        return response.encode(integrity: key.map { .sha1(key: $0) }, fingerprint: true)
+        return response.encode(integrity: sign, fingerprint: true)
     }
 
-    private func respond(to request: STUNMessage, client: ClientKey, attributes: [STUNAttribute], key: [UInt8]?) {
-        io.sendToClient(encode(request, .success, attributes, key: key), client)
+    private func respond(to request: STUNMessage, client: ClientKey, attributes: [STUNAttribute], sign: STUNIntegrity?) {
+        io.sendToClient(encode(request, .success, attributes, sign: sign), client)
     }
 
     /// An error response. No reason phrase (it would only make answers to spoofed requests larger);
     /// signed when the request was authenticated.
-    private func error(_ code: Int, to request: STUNMessage, client: ClientKey, extra: [STUNAttribute] = [], key: [UInt8]?) {
-        io.sendToClient(encode(request, .error, [.errorCode(code, "")] + extra, key: key), client)
+    private func error(_ code: Int, to request: STUNMessage, client: ClientKey, extra: [STUNAttribute] = [], sign: STUNIntegrity?) {
+        io.sendToClient(encode(request, .error, [.errorCode(code, "")] + extra, sign: sign), client)
     }
 }

@@ -27,6 +27,10 @@ What is proved (the issue's "Done when"):
   4. Atrium only: the credentials request through the Janus API gives iceServers that
      turnutils_uclient relays with (coturn mode: the same credentials minted here), and the
      atrium_turn_* metrics move.
+  5. Atrium only (coturn has no RFC 8489 SHA-256 credentials): our client with rfc8489=True
+     negotiates SHA-256 from the 401's PASSWORD-ALGORITHMS, allocates and relays both ways with
+     static and REST credentials over UDP, TCP (with USERHASH) and TLS, every answer signed with
+     MESSAGE-INTEGRITY-SHA256; a tampered PASSWORD-ALGORITHMS or an unknown algorithm gets 400.
 
 Where coturn 4.6.1 differs from Atrium's documented behaviour, that single case is xfail in
 coturn mode (never in atrium mode), with the reason:
@@ -66,10 +70,11 @@ import pytest
 from conftest import (ARTIFACTS, BUILD_DIR, AtriumServer, MEDIA_IP, base_config, require_media_ip,
                       turn_plugin_entry)
 from janus_client import HttpJanus
-from turn_client import (ALLOCATE, BINDING, CHANNEL_BIND, CHANNEL_NUMBER, CREATE_PERMISSION, ERROR, LIFETIME,
-                         MESSAGE_INTEGRITY, NONCE, REALM, REFRESH, REQUEST, REQUESTED_TRANSPORT, SUCCESS,
-                         UNKNOWN_ATTRIBUTES, XOR_MAPPED_ADDRESS, XOR_PEER_ADDRESS, XOR_RELAYED_ADDRESS, Message,
-                         TurnClient, channel_data, rest_credentials)
+from turn_client import (ALLOCATE, BINDING, CHANNEL_BIND, CHANNEL_NUMBER, CREATE_PERMISSION, ERROR, LIFETIME, MD5,
+                         MESSAGE_INTEGRITY, NONCE, PASSWORD_ALGORITHM, PASSWORD_ALGORITHMS, REALM, REFRESH, REQUEST,
+                         REQUESTED_TRANSPORT, SHA256, SUCCESS, UNKNOWN_ATTRIBUTES, USERNAME, XOR_MAPPED_ADDRESS,
+                         XOR_PEER_ADDRESS, XOR_RELAYED_ADDRESS, Message, TurnClient, channel_data, long_term_key,
+                         rest_credentials)
 
 TURN_KIND = os.environ.get("ATRIUM_E2E_TURN", "atrium")
 COTURN = TURN_KIND == "coturn"
@@ -537,7 +542,8 @@ def refused(response: Message | None, code: int, what: str, client: TurnClient, 
     assert response is not None, f"{what}: no answer (expected error {code})\n{server.log(20)}"
     assert response.cls == ERROR and response.error_code == code, \
         f"{what}: expected error {code}, got {response}\n{server.log(20)}"
-    if response.integrity_offset is not None and client.key is not None and code not in (401, 441):
+    signed = response.integrity_offset is not None or response.integrity_sha256_offset is not None
+    if signed and client.key is not None and code not in (401, 441):
         assert response.check_integrity(client.key), f"{what}: MESSAGE-INTEGRITY does not verify: {response}"
     return response
 
@@ -861,6 +867,96 @@ def test_a_failed_tls_handshake_leaves_other_tls_clients_alone(turn):
             c.expect_success(refresh, "Refresh over TLS")
     finally:
         peer.close()
+
+
+# --------------------------------------------------------------------------------------------
+# RFC 8489 SHA-256 credentials (Atrium only: coturn has no PASSWORD-ALGORITHMS)
+
+OFFERED_ALGORITHMS = struct.pack("!HHHH", SHA256, 0, MD5, 0)     # SHA-256 first, then MD5
+
+
+def sha256_client(server: TurnServer, creds: str, transport: str = "udp", userhash: bool | None = None) -> TurnClient:
+    if creds == "lt":
+        user, password = "alice", USERS["alice"]
+    else:
+        user, password = rest_credentials(SECRETS[1], "sha-user")
+    return TurnClient(server.addr(creds, transport), user, password, transport=transport, local_ip=MEDIA_IP,
+                      rfc8489=True, userhash=userhash)
+
+
+def signed_sha256(response: Message | None, what: str, client: TurnClient) -> Message:
+    """A success answer to an RFC 8489 client: MESSAGE-INTEGRITY-SHA256 with its SHA-256 key, and
+    no MESSAGE-INTEGRITY."""
+    r = client.expect_success(response, what)
+    assert r.integrity_sha256_offset is not None and r.integrity_offset is None, \
+        f"{what}: expected MESSAGE-INTEGRITY-SHA256 only: {r}"
+    assert r.check_integrity(client.key), f"{what}: MESSAGE-INTEGRITY-SHA256 does not verify: {r}"
+    return r
+
+
+@pytest.mark.atrium_only
+@pytest.mark.parametrize("creds,transport,userhash", [
+    ("lt", "udp", None), ("lt", "tcp", True), ("rest", "udp", None), ("rest", "tls", None)],
+    ids=["static-udp", "static-tcp-userhash", "rest-udp", "rest-tls"])
+def test_sha256_credentials_allocate_and_relay(turn, creds, transport, userhash):
+    """An RFC 8489 client: the 401 offers SHA-256 and MD5 in a nonce whose cookie says so; the
+    client answers with PASSWORD-ALGORITHM SHA-256, the echoed list and MESSAGE-INTEGRITY-SHA256
+    (USERHASH instead of USERNAME for alice over TCP), and every answer is signed the same way
+    while data is relayed both ways."""
+    assert not COTURN, "RFC 8489 SHA-256 credentials (coturn has none): run coturn mode with -m 'not atrium_only'"
+    peer = UdpPeer()
+    c = sha256_client(turn, creds, transport, userhash)
+    try:
+        bare = c.transact(Message(ALLOCATE, REQUEST).add(REQUESTED_TRANSPORT, bytes([17, 0, 0, 0])))
+        refused(bare, 401, "unsigned Allocate", c, turn)
+        assert bare.get(PASSWORD_ALGORITHMS) == OFFERED_ALGORITHMS, f"PASSWORD-ALGORITHMS in {bare}"
+        assert bare.get(NONCE).startswith(b"obMatJos2AAAB"), f"nonce cookie in {bare}"
+        r = signed_sha256(c.allocate_request(), "Allocate", c)
+        assert c.algorithm == SHA256 and c.anonymous == bool(userhash), (c.algorithm, c.anonymous)
+        relayed = r.xor(XOR_RELAYED_ADDRESS)
+        c.relayed = relayed
+        signed_sha256(c.create_permission(peer.addr), "CreatePermission", c)
+        signed_sha256(c.channel_bind(0x4006, peer.addr), "ChannelBind", c)
+        signed_sha256(c.refresh(600), "Refresh", c)
+        refused(c.create_permission(("127.0.0.1", 5000)), 403, "CreatePermission for 127.0.0.1", c, turn)
+        c.send_channel_data(0x4006, b"sha-256 channel")
+        c.send_indication(peer.addr, b"sha-256 send")
+        got = peer.receive(2, 2.0)
+        assert sorted(d for d, _ in got) == [b"sha-256 channel", b"sha-256 send"], got
+        assert {source for _, source in got} == {relayed}, got
+        peer.sock.sendto(b"sha-256 back", relayed)
+        assert c.wait_data(2.0) == [(0x4006, b"sha-256 back")]
+        signed_sha256(c.refresh(0), "Refresh 0", c)
+        c.relayed = None
+    finally:
+        c.close()
+        peer.close()
+
+
+@pytest.mark.atrium_only
+@pytest.mark.parametrize("case", ["md5-only list", "reordered list", "no list", "unknown algorithm"])
+def test_sha256_negotiation_tampering_gets_400(turn, case):
+    """A PASSWORD-ALGORITHMS that is not the one the server sent (a man in the middle dropped
+    SHA-256, or reordered it), a PASSWORD-ALGORITHM without it, or an algorithm never offered: 400,
+    and no allocation; the same client then allocates with the honest negotiation."""
+    assert not COTURN, "RFC 8489 SHA-256 credentials (coturn has none): run coturn mode with -m 'not atrium_only'"
+    lists = {"md5-only list": struct.pack("!HH", MD5, 0), "reordered list": struct.pack("!HHHH", MD5, 0, SHA256, 0),
+             "no list": None, "unknown algorithm": OFFERED_ALGORITHMS}
+    chosen = {"md5-only list": MD5, "reordered list": MD5, "no list": SHA256, "unknown algorithm": 0x0003}[case]
+    with sha256_client(turn, "lt") as c:
+        challenge = c.transact(Message(ALLOCATE, REQUEST).add(REQUESTED_TRANSPORT, bytes([17, 0, 0, 0])))
+        refused(challenge, 401, "unsigned Allocate", c, turn)
+        realm, nonce = challenge.get(REALM).decode(), challenge.get(NONCE)
+        m = Message(ALLOCATE, REQUEST).add(REQUESTED_TRANSPORT, bytes([17, 0, 0, 0]))
+        m.add(USERNAME, b"alice").add(REALM, realm.encode()).add(NONCE, nonce)
+        m.add(PASSWORD_ALGORITHM, struct.pack("!HH", chosen, 0))
+        if lists[case] is not None:
+            m.add(PASSWORD_ALGORITHMS, lists[case])
+        key = long_term_key("alice", realm, USERS["alice"], MD5 if chosen == MD5 else SHA256)
+        answer = c.transact(m, key, sha256=True)
+        refused(answer, 400, f"Allocate with {case}", c, turn)
+        assert answer.get(XOR_RELAYED_ADDRESS) is None and answer.get(NONCE) is None, answer
+        assert c.allocate()[0] == MEDIA_IP and c.algorithm == SHA256
 
 
 # --------------------------------------------------------------------------------------------

@@ -2,37 +2,67 @@ import RTC
 import Testing
 @testable import TURNCore
 
-/// The socket side, recorded: what the server sent to clients and peers, which relays it opened.
+/// The socket side, recorded: what the server sent to clients and peers, which relays it opened,
+/// and what it asked of TCP connections (RFC 6062).
 final class RecordingIO: TURNIO {
     var toClients: [(ClientKey, [UInt8])] = []
     var toPeers: [(RelayID, TransportAddress, [UInt8])] = []
     var open: [RelayID: TransportAddress] = [:]
+    var tcpRelays: Set<RelayID> = []
     var next: UInt64 = 1
     var relayFamilies: Set<AddressFamily> = [.v4]
+    /// Connect attempts started, peer connections closed at the server's request, data connections bound.
+    var connects: [(relay: RelayID, peer: TransportAddress, socket: PeerSocketID)] = []
+    var closedPeers: [PeerSocketID] = []
+    var bound: [(PeerSocketID, ClientKey)] = []
+    var connectStarts = true
 
     func sendToClient(_ bytes: [UInt8], _ client: ClientKey) { toClients.append((client, bytes)) }
 
-    func openRelay(family: AddressFamily, evenPort: Bool, reserveNext: Bool) -> (relay: RelayID, address: TransportAddress, reserved: (RelayID, TransportAddress)?)? {
-        guard relayFamilies.contains(family) else { return nil }
-        func one(_ port: UInt16) -> (RelayID, TransportAddress) {
-            let id = RelayID(next)
-            next += 1
-            let ip: IPAddress = family == .v4 ? .v4(0xC633_6401) : IPAddress("2001:db8::1")!  // documentation ranges
-            let address = TransportAddress(ip: ip, port: port)
-            open[id] = address
-            return (id, address)
-        }
-        let first = one(UInt16(50_000 + 2 * next))
-        return (first.0, first.1, reserveNext ? one(first.1.port + 1) : nil)
+    private func relay(_ family: AddressFamily, port: UInt16) -> (RelayID, TransportAddress) {
+        let id = RelayID(next)
+        next += 1
+        let ip: IPAddress = family == .v4 ? .v4(0xC633_6401) : IPAddress("2001:db8::1")!  // documentation ranges
+        let address = TransportAddress(ip: ip, port: port)
+        open[id] = address
+        return (id, address)
     }
 
-    func closeRelay(_ id: RelayID) { open.removeValue(forKey: id) }
+    func openRelay(family: AddressFamily, evenPort: Bool, reserveNext: Bool) -> (relay: RelayID, address: TransportAddress, reserved: (RelayID, TransportAddress)?)? {
+        guard relayFamilies.contains(family) else { return nil }
+        let first = relay(family, port: UInt16(50_000 + 2 * next))
+        return (first.0, first.1, reserveNext ? relay(family, port: first.1.port + 1) : nil)
+    }
+
+    func openTCPRelay(family: AddressFamily) -> (relay: RelayID, address: TransportAddress)? {
+        guard relayFamilies.contains(family) else { return nil }
+        let r = relay(family, port: UInt16(50_000 + 2 * next))
+        tcpRelays.insert(r.0)
+        return r
+    }
+
+    func closeRelay(_ id: RelayID) {
+        open.removeValue(forKey: id)
+        tcpRelays.remove(id)
+    }
+
     func isRelay(_ address: TransportAddress) -> Bool { open.values.contains(address) }
 
     func sendToPeer(_ bytes: UnsafeRawBufferPointer, from relay: RelayID, to peer: TransportAddress) -> Bool {
         toPeers.append((relay, peer, Array(bytes)))
         return true
     }
+
+    func connectPeer(from relay: RelayID, to peer: TransportAddress) -> PeerSocketID? {
+        guard connectStarts, tcpRelays.contains(relay) else { return nil }
+        let socket = PeerSocketID(next)
+        next += 1
+        connects.append((relay, peer, socket))
+        return socket
+    }
+
+    func closePeerConnection(_ socket: PeerSocketID) { closedPeers.append(socket) }
+    func bindDataConnection(_ socket: PeerSocketID, to client: ClientKey) { bound.append((socket, client)) }
 
     func lastResponse() throws -> STUNMessage { try STUNMessage.parse(toClients.last!.1).message }
 }

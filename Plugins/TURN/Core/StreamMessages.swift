@@ -1,4 +1,4 @@
-public import RTC
+import RTC
 
 /// Splits a TURN byte stream (TCP or TLS, RFC 8656 §12.5) into messages: a STUN message is its
 /// 20-byte header plus the length it states; ChannelData is 4 bytes plus its length, padded to a
@@ -11,6 +11,14 @@ public struct TURNStreamFramer: Sendable {
     public enum Next { case message(ArraySlice<UInt8>), needMore, invalid }
 
     public mutating func append(_ bytes: UnsafeRawBufferPointer) { queue.append(bytes) }
+
+    /// Everything not yet framed, which is no longer framed: the connection became an RFC 6062
+    /// client data connection, and bytes that came behind its ConnectionBind are the client's data.
+    public mutating func takeRemaining() -> [UInt8] {
+        let rest = Array(queue.bytes(0..<queue.count))
+        queue.consume(queue.count)
+        return rest
+    }
 
     public mutating func next() -> Next {
         guard queue.count >= 4 else { return .needMore }

@@ -53,6 +53,10 @@ public struct TURNConfig: Sendable {
     public var maxAllocations = 1_000
     public var maxPermissionsPerAllocation = 64
     public var maxChannelsPerAllocation = 64
+    /// RFC 6062 TCP allocations (REQUESTED-TRANSPORT 6 on a TCP or TLS connection), and how many
+    /// TCP connections to peers one may have at a time.
+    public var tcpRelays = true
+    public var maxTCPConnectionsPerAllocation = 16
     /// Relayed bytes per second per allocation, each direction (0: no cap).
     public var bandwidthBytesPerSecond = 1_000_000
     /// Allocation lifetimes (RFC 8656 §3.2 defaults).
@@ -67,7 +71,7 @@ public struct TURNConfig: Sendable {
         "realm", "listen", "udp_port", "tcp_port", "tls_port", "certificate_file", "key_file", "relay_addresses",
         "advertised_host", "min_port", "max_port", "users", "secrets", "sha256_credentials", "advertise_userhash", "credential_ttl_seconds", "allowed_peer_ips",
         "denied_peer_ips", "allow_own_addresses", "max_allocations_per_user", "max_allocations", "max_permissions_per_allocation",
-        "max_channels_per_allocation", "bandwidth_bytes_per_second", "default_lifetime_seconds",
+        "max_channels_per_allocation", "tcp_relays", "max_tcp_connections_per_allocation", "bandwidth_bytes_per_second", "default_lifetime_seconds",
         "max_lifetime_seconds", "nonce_seconds",
     ]
 
@@ -160,6 +164,8 @@ public struct TURNConfig: Sendable {
         maxAllocations = try int("max_allocations", 1...1_000_000) ?? maxAllocations
         maxPermissionsPerAllocation = try int("max_permissions_per_allocation", 1...10_000) ?? maxPermissionsPerAllocation
         maxChannelsPerAllocation = try int("max_channels_per_allocation", 1...4_096) ?? maxChannelsPerAllocation
+        tcpRelays = try bool("tcp_relays") ?? tcpRelays
+        maxTCPConnectionsPerAllocation = try int("max_tcp_connections_per_allocation", 1...1_000) ?? maxTCPConnectionsPerAllocation
         bandwidthBytesPerSecond = try int("bandwidth_bytes_per_second", 0...1_000_000_000) ?? bandwidthBytesPerSecond
         defaultLifetimeSeconds = try int("default_lifetime_seconds", 60...86_400) ?? defaultLifetimeSeconds
         maxLifetimeSeconds = try int("max_lifetime_seconds", 60...86_400) ?? maxLifetimeSeconds

@@ -16,6 +16,21 @@ public protocol TURNIO: AnyObject {
     func isRelay(_ address: TransportAddress) -> Bool
     /// Families a relay can be opened in.
     var relayFamilies: Set<AddressFamily> { get }
+
+    // RFC 6062 TCP allocations. The I/O side reports back through `peerConnectionAccepted`,
+    // `peerConnectFinished` and `peerConnectionClosed`.
+
+    /// Opens a listening TCP socket on a relay address of `family`, in the port range: a TCP
+    /// allocation's relayed address, where peers connect and from where Connect connects.
+    func openTCPRelay(family: AddressFamily) -> (relay: RelayID, address: TransportAddress)?
+    /// Starts a TCP connection from `relay`'s address to `peer`; nil if it could not even start.
+    func connectPeer(from relay: RelayID, to peer: TransportAddress) -> PeerSocketID?
+    /// Closes a peer connection, and the client data connection bound to it if any.
+    func closePeerConnection(_ socket: PeerSocketID)
+    /// Makes the stream connection `client` a client data connection: from now on bytes go as
+    /// they are between it and the peer connection, both ways, starting with whatever the peer
+    /// sent while it waited (RFC 6062 §5.4). Bytes already queued for `client` go first.
+    func bindDataConnection(_ socket: PeerSocketID, to client: ClientKey)
 }
 
 /// Live counters for /metrics, written by the TURN thread and read by any.
@@ -30,6 +45,7 @@ public final class TURNMetrics: Sendable {
     public let dropped = Atomic<Int>(0)
     public let overBandwidth = Atomic<Int>(0)
     public let quotaRefusals = Atomic<Int>(0)
+    public let tcpConnections = Atomic<Int>(0)
 
     public init() {}
 
@@ -38,30 +54,35 @@ public final class TURNMetrics: Sendable {
             ("atrium_turn_allocations", "gauge", "TURN allocations open", allocations.load(ordering: .relaxed)),
             ("atrium_turn_permissions", "gauge", "TURN permissions installed", permissions.load(ordering: .relaxed)),
             ("atrium_turn_channels", "gauge", "TURN channels bound", channels.load(ordering: .relaxed)),
+            ("atrium_turn_tcp_connections", "gauge", "RFC 6062 TCP connections to peers (connecting, waiting for ConnectionBind or relaying)", tcpConnections.load(ordering: .relaxed)),
             ("atrium_turn_relayed_bytes_total", "counter", "Bytes relayed between clients and peers (payload)", relayedBytes.load(ordering: .relaxed)),
             ("atrium_turn_relayed_packets_total", "counter", "Packets relayed between clients and peers", relayedPackets.load(ordering: .relaxed)),
             ("atrium_turn_auth_failures_total", "counter", "Requests refused for their credentials (wrong user, key or expired)", authFailures.load(ordering: .relaxed)),
             ("atrium_turn_denied_peers_total", "counter", "Peer addresses refused by the peer policy (403)", deniedPeers.load(ordering: .relaxed)),
             ("atrium_turn_dropped_total", "counter", "Packets dropped: malformed, no allocation, no permission", dropped.load(ordering: .relaxed)),
             ("atrium_turn_over_bandwidth_total", "counter", "Packets dropped by an allocation's bandwidth cap", overBandwidth.load(ordering: .relaxed)),
-            ("atrium_turn_quota_refusals_total", "counter", "Allocations, permissions or channels refused by a quota", quotaRefusals.load(ordering: .relaxed)),
+            ("atrium_turn_quota_refusals_total", "counter", "Allocations, permissions, channels or TCP connections refused by a quota", quotaRefusals.load(ordering: .relaxed)),
         ]
         return rows.map { "# HELP \($0.0) \($0.2)\n# TYPE \($0.0) \($0.1)\n\($0.0) \($0.3)\n" }.joined()
     }
 }
 
 /// RFC 8656 TURN (with RFC 8489 STUN) for every client of the plugin: authentication, allocations,
-/// permissions, channels, Send/Data, lifetimes and quotas. Driven by one thread: packets in
-/// (`receive`, `receiveFromPeer`), time in (`tick`), and out through `TURNIO`.
+/// permissions, channels, Send/Data, lifetimes and quotas, and RFC 6062 TCP allocations
+/// (TCPAllocations.swift). Driven by one thread: packets in (`receive`, `receiveFromPeer`), TCP
+/// connection events in, time in (`tick`), and out through `TURNIO`.
 public final class TURNServer {
     public let config: TURNConfig
     public let auth: Authenticator
     public let policy: PeerPolicy
     public let metrics: TURNMetrics
-    private unowned let io: any TURNIO
+    unowned let io: any TURNIO
 
-    private var allocations: [ClientKey: Allocation] = [:]
-    private var allocationsByRelay: [RelayID: Allocation] = [:]
+    var allocations: [ClientKey: Allocation] = [:]
+    var allocationsByRelay: [RelayID: Allocation] = [:]
+    /// RFC 6062 peer connections by CONNECTION-ID, and by the I/O side's number.
+    var peerConnections: [UInt32: PeerConnection] = [:]
+    var peerConnectionsBySocket: [PeerSocketID: PeerConnection] = [:]
     private var allocationsPerIdentity: [String: Int] = [:]
     /// RESERVATION-TOKEN → the reserved relay and when it lapses (RFC 8656 §7.2: about 30 s).
     private var reservations: [[UInt8]: (relay: RelayID, address: TransportAddress, expiry: UInt64)] = [:]
@@ -71,10 +92,12 @@ public final class TURNServer {
     public var ownAddresses: Set<IPAddress> = []
     public var ownPorts: Set<UInt16> = []
 
-    /// Permissions last 300 s, channels 600 s, reservations 30 s (RFC 8656 §9, §12, §7.2).
+    /// Permissions last 300 s, channels 600 s, reservations 30 s (RFC 8656 §9, §12, §7.2); a TCP
+    /// connection waits 30 s for Connect to succeed and then for its ConnectionBind (RFC 6062 §5.2).
     static let permissionLifetime: UInt64 = 300_000_000_000
     static let channelLifetime: UInt64 = 600_000_000_000
     static let reservationLifetime: UInt64 = 30_000_000_000
+    static let connectionTimeout: UInt64 = 30_000_000_000
 
     public init(config: TURNConfig, auth: Authenticator, policy: PeerPolicy, metrics: TURNMetrics, io: any TURNIO) {
         self.config = config
@@ -111,13 +134,16 @@ public final class TURNServer {
             sendIndication(message, from: client, now: now)
         case (.indication, _):
             drop()
-        case (.request, .allocate), (.request, .refresh), (.request, .createPermission), (.request, .channelBind):
+        case (.request, .allocate), (.request, .refresh), (.request, .createPermission), (.request, .channelBind),
+             (.request, .connect), (.request, .connectionBind):
             guard let credential = authenticate(parsed, client: client, now: unixNow) else { return }
             switch message.method {
             case .allocate: allocate(message, client: client, credential: credential, now: now)
             case .refresh: refresh(message, client: client, credential: credential, now: now)
             case .createPermission: createPermission(message, client: client, credential: credential, now: now)
-            default: channelBind(message, client: client, credential: credential, now: now)
+            case .channelBind: channelBind(message, client: client, credential: credential, now: now)
+            case .connect: connect(message, client: client, credential: credential, now: now)
+            default: connectionBind(message, client: client, credential: credential, now: now)
             }
         case (.request, _):
             error(400, to: message, client: client, sign: nil)
@@ -157,7 +183,7 @@ public final class TURNServer {
         let known: Set<STUNAttributeType> = [
             .username, .messageIntegrity, .messageIntegritySHA256, .realm, .nonce, .lifetime, .requestedTransport, .dontFragment,
             .evenPort, .reservationToken, .requestedAddressFamily, .xorPeerAddress, .channelNumber, .data, .priority,
-            .useCandidate, .fingerprint, .software, .xorMappedAddress, .userhash, .passwordAlgorithm,
+            .useCandidate, .fingerprint, .software, .xorMappedAddress, .userhash, .passwordAlgorithm, .connectionID,
         ]
         let unknown = message.attributes.map(\.type).filter { $0.isComprehensionRequired && !known.contains($0) }
         return unknown.isEmpty ? nil : unknown
@@ -178,11 +204,23 @@ public final class TURNServer {
         guard let transport = message.attribute(.requestedTransport)?.value, transport.count == 4 else {
             return error(400, to: message, client: client, sign: credential.integrity)
         }
-        guard transport[0] == 17 else { return error(442, to: message, client: client, sign: credential.integrity) }
+        let relayTransport: RelayTransport
+        switch transport[0] {
+        case 17: relayTransport = .udp
+        case 6 where config.tcpRelays: relayTransport = .tcp
+        default: return error(442, to: message, client: client, sign: credential.integrity)
+        }
         let evenPort = message.attribute(.evenPort)
         let token = message.attribute(.reservationToken)?.value
         let requested = message.attribute(.requestedAddressFamily)
         let additional = message.attribute(.additionalAddressFamily)
+        if relayTransport == .tcp {
+            // RFC 6062 §5.1: only on a TCP or TLS control connection, and without the UDP-only
+            // attributes.
+            guard client.isStream, evenPort == nil, token == nil, message.attribute(.dontFragment) == nil else {
+                return error(400, to: message, client: client, sign: credential.integrity)
+            }
+        }
         if token != nil, evenPort != nil || requested != nil { return error(400, to: message, client: client, sign: credential.integrity) }
         if requested != nil, additional != nil { return error(400, to: message, client: client, sign: credential.integrity) }
         if let evenPort, evenPort.value.count != 1 { return error(400, to: message, client: client, sign: credential.integrity) }
@@ -207,7 +245,10 @@ public final class TURNServer {
 
         var relays: [(id: RelayID, address: TransportAddress)] = []
         var extra: [STUNAttribute] = []
-        if let token {
+        if relayTransport == .tcp {
+            guard let opened = io.openTCPRelay(family: family) else { return error(508, to: message, client: client, sign: credential.integrity) }
+            relays.append((opened.relay, opened.address))
+        } else if let token {
             guard let reserved = reservations.removeValue(forKey: token) else { return error(508, to: message, client: client, sign: credential.integrity) }
             relays.append((reserved.relay, reserved.address))
         } else {
@@ -223,7 +264,12 @@ public final class TURNServer {
             }
         }
         if dual {
-            if io.relayFamilies.contains(.v6), let second = io.openRelay(family: .v6, evenPort: false, reserveNext: false) {
+            var second: (relay: RelayID, address: TransportAddress)?
+            if io.relayFamilies.contains(.v6) {
+                second = relayTransport == .tcp
+                    ? io.openTCPRelay(family: .v6) : io.openRelay(family: .v6, evenPort: false, reserveNext: false).map { (relay: $0.relay, address: $0.address) }
+            }
+            if let second {
                 relays.append((second.relay, second.address))
             } else {
                 // The IPv4 half stands; the client learns why there is no IPv6 one (RFC 8656 §7.2).
@@ -236,7 +282,7 @@ public final class TURNServer {
         attributes += extra
         attributes.append(.xorAddress(.xorMappedAddress, client.address, transactionID: message.transactionID))
         let response = encode(message, .success, attributes, sign: credential.integrity)
-        let allocation = Allocation(client: client, username: credential.username, relays: relays, expiry: now + UInt64(lifetime) * 1_000_000_000,
+        let allocation = Allocation(client: client, username: credential.username, transport: relayTransport, relays: relays, expiry: now + UInt64(lifetime) * 1_000_000_000,
                                     transaction: message.transactionID, response: response,
                                     bandwidth: UInt64(config.bandwidthBytesPerSecond), now: now)
         allocations[client] = allocation
@@ -248,7 +294,7 @@ public final class TURNServer {
 
     /// RFC 8656 §7.2/§7.3: the requested lifetime, raised to the default and capped at the maximum;
     /// 0 on a Refresh means delete.
-    private func lifetimeSeconds(_ message: STUNMessage, allocate: Bool) -> Int {
+    func lifetimeSeconds(_ message: STUNMessage, allocate: Bool) -> Int {
         guard let requested = message.attribute(.lifetime)?.uint32Value else { return config.defaultLifetimeSeconds }
         if !allocate, requested == 0 { return 0 }
         return min(max(Int(requested), config.defaultLifetimeSeconds), config.maxLifetimeSeconds)
@@ -257,7 +303,7 @@ public final class TURNServer {
     // MARK: - Refresh, CreatePermission, ChannelBind
 
     /// The allocation a request on `client` acts on, made by the same user (437 and 441 otherwise).
-    private func ownAllocation(_ message: STUNMessage, client: ClientKey, credential: Credential) -> Allocation? {
+    func ownAllocation(_ message: STUNMessage, client: ClientKey, credential: Credential) -> Allocation? {
         guard let allocation = allocations[client] else {
             error(437, to: message, client: client, sign: credential.integrity)
             return nil
@@ -288,7 +334,7 @@ public final class TURNServer {
 
     /// The peer addresses of a request, each checked: well-formed (400), allowed by the policy
     /// (403), of a family the allocation relays (443). Nil after sending the error.
-    private func peers(_ message: STUNMessage, allocation: Allocation, client: ClientKey, credential: Credential) -> [TransportAddress]? {
+    func peers(_ message: STUNMessage, allocation: Allocation, client: ClientKey, credential: Credential) -> [TransportAddress]? {
         let attributes = message.attributes.filter { $0.type == .xorPeerAddress }
         guard !attributes.isEmpty else {
             error(400, to: message, client: client, sign: credential.integrity)
@@ -330,6 +376,8 @@ public final class TURNServer {
 
     private func channelBind(_ message: STUNMessage, client: ClientKey, credential: Credential, now: UInt64) {
         guard let allocation = ownAllocation(message, client: client, credential: credential) else { return }
+        // A TCP allocation relays over connections, never in channels (RFC 6062 §4).
+        guard allocation.transport == .udp else { return error(400, to: message, client: client, sign: credential.integrity) }
         guard let value = message.attribute(.channelNumber)?.value, value.count == 4 else {
             return error(400, to: message, client: client, sign: credential.integrity)
         }
@@ -364,7 +412,8 @@ public final class TURNServer {
     // MARK: - Data
 
     private func sendIndication(_ message: STUNMessage, from client: ClientKey, now: UInt64) {
-        guard let allocation = allocations[client], let peer = message.attribute(.xorPeerAddress)?.xorAddress(transactionID: message.transactionID),
+        guard let allocation = allocations[client], allocation.transport == .udp,
+            let peer = message.attribute(.xorPeerAddress)?.xorAddress(transactionID: message.transactionID),
             let data = message.attribute(.data)?.value, let relay = allocation.relay(for: AddressFamily(peer.ip)),
             allocation.hasPermission(peer.ip, now: now)
         else { return drop() }
@@ -374,7 +423,7 @@ public final class TURNServer {
     private func channelData(_ bytes: UnsafeRawBufferPointer, from client: ClientKey, now: UInt64) {
         let number = UInt16(bytes[0]) << 8 | UInt16(bytes[1])
         let length = Int(bytes[2]) << 8 | Int(bytes[3])
-        guard length <= bytes.count - 4, let allocation = allocations[client], let peer = allocation.channelPeers[number],
+        guard length <= bytes.count - 4, let allocation = allocations[client], allocation.transport == .udp, let peer = allocation.channelPeers[number],
             let expiry = allocation.channelExpiry[number], expiry > now, let relay = allocation.relay(for: AddressFamily(peer.ip))
         else { return drop() }
         toPeer(UnsafeRawBufferPointer(rebasing: bytes[4..<(4 + length)]), allocation: allocation, relay: relay, peer: peer, now: now)
@@ -400,7 +449,9 @@ public final class TURNServer {
     public func receiveFromPeer(_ payload: UnsafeRawBufferPointer, relay: RelayID, peer: TransportAddress, now: UInt64) {
         // A UDP payload is under 64 KiB, but a Data indication adds headers to it: keep both forms
         // within their 16-bit lengths.
-        guard payload.count <= 65_000, let allocation = allocationsByRelay[relay], allocation.hasPermission(peer.ip, now: now) else {
+        guard payload.count <= 65_000, let allocation = allocationsByRelay[relay], allocation.transport == .udp,
+            allocation.hasPermission(peer.ip, now: now)
+        else {
             return drop()
         }
         guard allocation.toClient.take(payload.count, now: now) else {
@@ -448,6 +499,7 @@ public final class TURNServer {
                 metrics.channels.subtract(1, ordering: .relaxed)
             }
         }
+        expireConnections(now: now)
         for (token, reserved) in reservations where reserved.expiry <= now {
             reservations.removeValue(forKey: token)
             io.closeRelay(reserved.relay)
@@ -461,9 +513,12 @@ public final class TURNServer {
         reservations.removeAll()
     }
 
-    private func remove(_ allocation: Allocation) {
+    func remove(_ allocation: Allocation) {
         guard allocations[allocation.client] === allocation else { return }
         allocations.removeValue(forKey: allocation.client)
+        for id in allocation.connections {
+            if let connection = peerConnections[id] { close(connection) }
+        }
         for r in allocation.relays {
             allocationsByRelay.removeValue(forKey: r.id)
             io.closeRelay(r.id)
@@ -477,20 +532,20 @@ public final class TURNServer {
 
     // MARK: - Responses
 
-    private func drop() { metrics.dropped.add(1, ordering: .relaxed) }
+    func drop() { metrics.dropped.add(1, ordering: .relaxed) }
 
-    private func encode(_ request: STUNMessage, _ messageClass: STUNClass, _ attributes: [STUNAttribute], sign: STUNIntegrity?) -> [UInt8] {
+    func encode(_ request: STUNMessage, _ messageClass: STUNClass, _ attributes: [STUNAttribute], sign: STUNIntegrity?) -> [UInt8] {
         let response = STUNMessage(method: request.method, messageClass: messageClass, transactionID: request.transactionID, attributes: attributes)
         return response.encode(integrity: sign, fingerprint: true)
     }
 
-    private func respond(to request: STUNMessage, client: ClientKey, attributes: [STUNAttribute], sign: STUNIntegrity?) {
+    func respond(to request: STUNMessage, client: ClientKey, attributes: [STUNAttribute], sign: STUNIntegrity?) {
         io.sendToClient(encode(request, .success, attributes, sign: sign), client)
     }
 
     /// An error response. No reason phrase (it would only make answers to spoofed requests larger);
     /// signed when the request was authenticated.
-    private func error(_ code: Int, to request: STUNMessage, client: ClientKey, extra: [STUNAttribute] = [], sign: STUNIntegrity?) {
+    func error(_ code: Int, to request: STUNMessage, client: ClientKey, extra: [STUNAttribute] = [], sign: STUNIntegrity?) {
         io.sendToClient(encode(request, .error, [.errorCode(code, "")] + extra, sign: sign), client)
     }
 }

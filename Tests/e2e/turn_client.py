@@ -46,6 +46,9 @@ SEND = 0x006
 DATA = 0x007
 CREATE_PERMISSION = 0x008
 CHANNEL_BIND = 0x009
+CONNECT = 0x00A             # RFC 6062
+CONNECTION_BIND = 0x00B
+CONNECTION_ATTEMPT = 0x00C
 
 # Classes
 REQUEST = 0b00
@@ -75,11 +78,13 @@ PASSWORD_ALGORITHM = 0x001D
 USERHASH = 0x001E
 XOR_MAPPED_ADDRESS = 0x0020
 RESERVATION_TOKEN = 0x0022
+CONNECTION_ID = 0x002A
 PASSWORD_ALGORITHMS = 0x8002
 SOFTWARE = 0x8022
 FINGERPRINT = 0x8028
 
 UDP_TRANSPORT = 17
+TCP_TRANSPORT = 6
 
 # RFC 8489 password algorithms (§18.5) and the nonce cookie's security features (§9.2, §18.1).
 # Bit 0 is the least significant of the 24 bits (verified erratum 6290).
@@ -98,11 +103,12 @@ ATTRIBUTE_NAMES = {value: name for name, value in (
     ("EVEN_PORT", EVEN_PORT), ("REQUESTED_TRANSPORT", REQUESTED_TRANSPORT), ("DONT_FRAGMENT", DONT_FRAGMENT),
     ("XOR_MAPPED_ADDRESS", XOR_MAPPED_ADDRESS), ("RESERVATION_TOKEN", RESERVATION_TOKEN),
     ("MESSAGE_INTEGRITY_SHA256", MESSAGE_INTEGRITY_SHA256), ("PASSWORD_ALGORITHM", PASSWORD_ALGORITHM),
-    ("USERHASH", USERHASH), ("PASSWORD_ALGORITHMS", PASSWORD_ALGORITHMS),
+    ("USERHASH", USERHASH), ("PASSWORD_ALGORITHMS", PASSWORD_ALGORITHMS), ("CONNECTION_ID", CONNECTION_ID),
     ("SOFTWARE", SOFTWARE), ("FINGERPRINT", FINGERPRINT),
 )}
 METHOD_NAMES = {BINDING: "Binding", ALLOCATE: "Allocate", REFRESH: "Refresh", SEND: "Send", DATA: "Data",
-                CREATE_PERMISSION: "CreatePermission", CHANNEL_BIND: "ChannelBind"}
+                CREATE_PERMISSION: "CreatePermission", CHANNEL_BIND: "ChannelBind", CONNECT: "Connect",
+                CONNECTION_BIND: "ConnectionBind", CONNECTION_ATTEMPT: "ConnectionAttempt"}
 CLASS_NAMES = {REQUEST: "request", INDICATION: "indication", SUCCESS: "success", ERROR: "error"}
 
 
@@ -314,6 +320,11 @@ class Message:
         v = self.get(LIFETIME)
         return struct.unpack("!I", v)[0] if v else None
 
+    @property
+    def connection_id(self) -> int | None:
+        v = self.get(CONNECTION_ID)
+        return struct.unpack("!I", v)[0] if v is not None and len(v) == 4 else None
+
     def __str__(self) -> str:
         parts = []
         for t, v in self.attrs:
@@ -332,6 +343,8 @@ class Message:
                 parts.append(f"{name}={v.decode(errors='replace')!r}")
             elif t == LIFETIME:
                 parts.append(f"LIFETIME={self.lifetime}")
+            elif t == CONNECTION_ID and len(v) == 4:
+                parts.append(f"CONNECTION_ID={struct.unpack('!I', v)[0]:#x}")
             else:
                 parts.append(f"{name}({len(v)})")
         return f"{METHOD_NAMES.get(self.method, hex(self.method))} {CLASS_NAMES[self.cls]} [{', '.join(parts)}]"
@@ -599,15 +612,15 @@ class TurnClient:
         return response
 
     # ---- TURN operations ----------------------------------------------------------------------
-    def allocate_request(self, lifetime: int | None = None,
-                         extra: list[tuple[int, bytes]] | None = None) -> Message | None:
-        attrs = [(REQUESTED_TRANSPORT, bytes([UDP_TRANSPORT, 0, 0, 0]))]
+    def allocate_request(self, lifetime: int | None = None, extra: list[tuple[int, bytes]] | None = None,
+                         relay_transport: int = UDP_TRANSPORT) -> Message | None:
+        attrs = [(REQUESTED_TRANSPORT, bytes([relay_transport, 0, 0, 0]))]
         if lifetime is not None:
             attrs.append((LIFETIME, struct.pack("!I", lifetime)))
         return self.request(ALLOCATE, attrs + (extra or []))
 
-    def allocate(self, lifetime: int | None = None) -> tuple[str, int]:
-        r = self.expect_success(self.allocate_request(lifetime), "Allocate")
+    def allocate(self, lifetime: int | None = None, relay_transport: int = UDP_TRANSPORT) -> tuple[str, int]:
+        r = self.expect_success(self.allocate_request(lifetime, relay_transport=relay_transport), "Allocate")
         self.relayed = r.xor(XOR_RELAYED_ADDRESS)
         self.mapped = r.xor(XOR_MAPPED_ADDRESS)
         assert self.relayed is not None, f"Allocate success without XOR-RELAYED-ADDRESS: {r}"
@@ -623,6 +636,21 @@ class TurnClient:
 
     def channel_bind(self, channel: int, peer: tuple[str, int], **kw) -> Message | None:
         return self.request(CHANNEL_BIND, [(CHANNEL_NUMBER, struct.pack("!HH", channel, 0))], xor_peers=[peer], **kw)
+
+    # ---- RFC 6062 -----------------------------------------------------------------------------
+    def connect(self, peer: tuple[str, int], **kw) -> Message | None:
+        """Connect (on the control connection of a TCP allocation); the success carries CONNECTION-ID."""
+        return self.request(CONNECT, xor_peers=[peer], **kw)
+
+    def connection_bind(self, connection_id: int, **kw) -> Message | None:
+        """ConnectionBind on this (new) connection; after a success it carries raw bytes only."""
+        return self.request(CONNECTION_BIND, [(CONNECTION_ID, struct.pack("!I", connection_id))], **kw)
+
+    def data_socket(self) -> tuple[socket.socket, bytes]:
+        """After a successful ConnectionBind: the socket, and the bytes already read past the
+        response (the peer's first data)."""
+        rest, self.buffer = self.buffer, b""
+        return self.sock, rest
 
     def send_indication(self, peer: tuple[str, int], payload: bytes) -> None:
         m = Message(SEND, INDICATION).add_xor(XOR_PEER_ADDRESS, *peer).add(DATA_ATTR, payload)

@@ -253,8 +253,12 @@ final class TURNLoop: TURNIO, @unchecked Sendable {
             for id in acceptPeersOn { acceptPeers(on: id) }
             let now = monotonicNanos()
             if nextResume != 0, now >= nextResume {
+                // Paused readers resume; a TLS one may hold decrypted bytes that poll cannot see.
                 nextResume = 0
                 pollSetStale = true
+                for client in Array(clients.values) where client.tls != nil {
+                    if let peer = client.peer { finishIfDrained(client, peer) }
+                }
             }
             server.tick(now: now)
         }

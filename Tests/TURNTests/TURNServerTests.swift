@@ -243,6 +243,9 @@ final class RecordingIO: TURNIO {
         let r = allocate(alice, extra: [STUNAttribute(type: .additionalAddressFamily, value: [2, 0, 0, 0])])
         #expect(r?.messageClass == .success && r?.attributes.filter { $0.type == .xorRelayedAddress }.count == 1)
         #expect(r?.attribute(.addressErrorCode)?.value == [2, 0, 4, 40])
+        let draftClient = ClientKey(.udp(listener: 0), TransportAddress("192.0.2.10", 5005)!)
+        let draftAnswer = allocate(draftClient, user: "bob", password: "otherpw", extra: [STUNAttribute(type: STUNAttributeType(rawValue: 0x8032), value: [2, 0, 0, 0])])
+        #expect(draftAnswer?.attribute(STUNAttributeType(rawValue: 0x8033))?.value == [2, 0, 4, 40] && draftAnswer?.attribute(.addressErrorCode) == nil)
         // With both families: two relayed addresses, and peers of either family.
         io.relayFamilies = [.v4, .v6]
         let dual = ClientKey(.udp(listener: 0), TransportAddress("192.0.2.10", 5003)!)
@@ -250,11 +253,45 @@ final class RecordingIO: TURNIO {
         #expect(both?.attributes.filter { $0.type == .xorRelayedAddress }.count == 2)
         #expect(permission(dual, TransportAddress("2001:4860::1", 9)!)?.messageClass == .success)
         #expect(permission(dual, peer)?.messageClass == .success)
+        // coturn before 4.10 asks with the draft's code point (0x8032), and gets the same.
+        let draft = ClientKey(.udp(listener: 0), TransportAddress("192.0.2.10", 5004)!)
+        let viaDraft = allocate(draft, user: "bob", password: "otherpw", extra: [STUNAttribute(type: STUNAttributeType(rawValue: 0x8032), value: [2, 0, 0, 0])])
+        #expect(viaDraft?.attributes.filter { $0.type == .xorRelayedAddress }.count == 2)
         // Asking for both ways at once is a bad request.
         let odd = ClientKey(.udp(listener: 0), TransportAddress("192.0.2.11", 5000)!)
         #expect(code(allocate(odd, user: "bob", password: "otherpw", extra: [
             STUNAttribute(type: .requestedAddressFamily, value: [1, 0, 0, 0]), STUNAttribute(type: .additionalAddressFamily, value: [2, 0, 0, 0]),
         ])) == 400)
+    }
+
+    @Test func eachHalfOfADualAllocationIsRefreshedOrDeletedOnItsOwn() throws {
+        io.relayFamilies = [.v4, .v6]
+        let r = allocate(alice, extra: [STUNAttribute(type: .additionalAddressFamily, value: [2, 0, 0, 0])])
+        #expect(r?.attributes.filter { $0.type == .xorRelayedAddress }.count == 2 && io.open.count == 2)
+        func refresh(_ family: UInt8?, _ lifetime: UInt32, at time: UInt64) -> STUNMessage? {
+            var attributes: [STUNAttribute] = [.uint32(.lifetime, lifetime)]
+            if let family { attributes.append(STUNAttribute(type: .requestedAddressFamily, value: [family, 0, 0, 0])) }
+            return send(STUNMessage(method: .refresh, messageClass: .request, attributes: attributes), from: alice, at: time)
+        }
+        // IPv4 refreshed to 1200 s: IPv6 still ends at 600 s, and the allocation lives on without it.
+        #expect(refresh(1, 1_200, at: now)?.attribute(.lifetime)?.uint32Value == 1_200)
+        server.tick(now: now + 601_000_000_000)
+        #expect(server.allocationCount == 1 && io.open.values.allSatisfy(\.ip.isIPv4))
+        #expect(code(refresh(2, 600, at: now + 602_000_000_000)) == 443)
+        #expect(code(permission(alice, TransportAddress("2001:4860::1", 9)!)) == 443)
+        server.tick(now: now + 1_201_000_000_000)
+        #expect(server.allocationCount == 0 && io.open.isEmpty)
+        // Lifetime 0 with a family deletes that half only; without one, everything.
+        let dual = ClientKey(.udp(listener: 0), TransportAddress("192.0.2.10", 5009)!)
+        _ = allocate(dual, extra: [STUNAttribute(type: .additionalAddressFamily, value: [2, 0, 0, 0])])
+        let id = STUNTransactionID.random()
+        let deleteV6 = STUNMessage(method: .refresh, messageClass: .request, transactionID: id, attributes: [
+            .uint32(.lifetime, 0), STUNAttribute(type: .requestedAddressFamily, value: [2, 0, 0, 0]),
+        ])
+        #expect(send(deleteV6, from: dual)?.messageClass == .success)
+        #expect(server.allocationCount == 1 && io.open.count == 1 && io.open.values.first!.ip.isIPv4)
+        #expect(send(STUNMessage(method: .refresh, messageClass: .request, attributes: [.uint32(.lifetime, 0)]), from: dual)?.messageClass == .success)
+        #expect(server.allocationCount == 0 && io.open.isEmpty)
     }
 
     @Test func allocationsExpire() throws {

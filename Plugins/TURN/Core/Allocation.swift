@@ -116,7 +116,11 @@ final class Allocation {
     let identity: String
     let transport: RelayTransport
     var relays: [(id: RelayID, address: TransportAddress)]
-    var expiry: UInt64
+    /// Each relayed address lasts until its own time: a Refresh with REQUESTED-ADDRESS-FAMILY
+    /// refreshes or deletes one half of a dual allocation only (RFC 8656 §7.4). The allocation
+    /// lasts as long as its last relayed address.
+    var relayExpiry: [RelayID: UInt64]
+    var expiry: UInt64 { relayExpiry.values.max() ?? 0 }
     /// Peer IP → expiry (RFC 8656 §9: permissions are per IP, ports ignored).
     var permissions: [IPAddress: UInt64] = [:]
     var channelPeers: [UInt16: TransportAddress] = [:]
@@ -138,7 +142,7 @@ final class Allocation {
         identity = Authenticator.quotaIdentity(username)
         self.transport = transport
         self.relays = relays
-        self.expiry = expiry
+        relayExpiry = Dictionary(uniqueKeysWithValues: relays.map { ($0.id, expiry) })
         allocateTransaction = transaction
         allocateResponse = response
         toPeers = ByteBucket(rate: bandwidth, now: now)

@@ -99,6 +99,11 @@ public final class TURNServer {
     static let reservationLifetime: UInt64 = 30_000_000_000
     static let connectionTimeout: UInt64 = 30_000_000_000
 
+    /// ADDITIONAL-ADDRESS-FAMILY and ADDRESS-ERROR-CODE as draft-ietf-tram-turn-ipv6 numbered them,
+    /// before RFC 8656 gave them 0x8000 and 0x8001.
+    static let draftAdditionalAddressFamily = STUNAttributeType(rawValue: 0x8032)
+    static let draftAddressErrorCode = STUNAttributeType(rawValue: 0x8033)
+
     public init(config: TURNConfig, auth: Authenticator, policy: PeerPolicy, metrics: TURNMetrics, io: any TURNIO) {
         self.config = config
         self.auth = auth
@@ -213,7 +218,10 @@ public final class TURNServer {
         let evenPort = message.attribute(.evenPort)
         let token = message.attribute(.reservationToken)?.value
         let requested = message.attribute(.requestedAddressFamily)
-        let additional = message.attribute(.additionalAddressFamily)
+        // coturn before 4.10 (Debian's 4.6 among them) sends ADDITIONAL-ADDRESS-FAMILY under the
+        // draft's code point and reads ADDRESS-ERROR-CODE under the draft's too.
+        let draftDual = message.attribute(.additionalAddressFamily) == nil && message.attribute(Self.draftAdditionalAddressFamily) != nil
+        let additional = message.attribute(.additionalAddressFamily) ?? message.attribute(Self.draftAdditionalAddressFamily)
         if relayTransport == .tcp {
             // RFC 6062 §5.1: only on a TCP or TLS control connection, and without the UDP-only
             // attributes.
@@ -273,7 +281,7 @@ public final class TURNServer {
                 relays.append((second.relay, second.address))
             } else {
                 // The IPv4 half stands; the client learns why there is no IPv6 one (RFC 8656 §7.2).
-                extra.append(STUNAttribute(type: .addressErrorCode, value: [0x02, 0, 4, 40]))
+                extra.append(STUNAttribute(type: draftDual ? Self.draftAddressErrorCode : .addressErrorCode, value: [0x02, 0, 4, 40]))
             }
         }
         let lifetime = lifetimeSeconds(message, allocate: true)
@@ -318,18 +326,40 @@ public final class TURNServer {
 
     private func refresh(_ message: STUNMessage, client: ClientKey, credential: Credential, now: UInt64) {
         guard let allocation = ownAllocation(message, client: client, credential: credential) else { return }
+        // The relayed addresses it acts on: all, or the one of REQUESTED-ADDRESS-FAMILY (443 if
+        // the allocation has none of that family).
+        var targets = allocation.relays.map(\.id)
         if let requested = message.attribute(.requestedAddressFamily) {
-            guard let family = AddressFamily(attribute: requested.value), allocation.relay(for: family) != nil else {
+            guard let family = AddressFamily(attribute: requested.value), let relay = allocation.relay(for: family) else {
                 return error(443, to: message, client: client, sign: credential.integrity)
             }
+            targets = [relay]
         }
         let lifetime = lifetimeSeconds(message, allocate: false)
         if lifetime == 0 {
-            remove(allocation)
+            if targets.count == allocation.relays.count {
+                remove(allocation)
+            } else {
+                for relay in targets { removeRelay(relay, of: allocation) }
+            }
         } else {
-            allocation.expiry = now + UInt64(lifetime) * 1_000_000_000
+            for relay in targets { allocation.relayExpiry[relay] = now + UInt64(lifetime) * 1_000_000_000 }
         }
         respond(to: message, client: client, attributes: [.uint32(.lifetime, UInt32(lifetime))], sign: credential.integrity)
+    }
+
+    /// Ends one relayed address of a dual allocation whose other one stays, with the TCP
+    /// connections that went through it.
+    private func removeRelay(_ relay: RelayID, of allocation: Allocation) {
+        guard let index = allocation.relays.firstIndex(where: { $0.id == relay }) else { return }
+        let family = AddressFamily(allocation.relays[index].address.ip)
+        allocation.relays.remove(at: index)
+        allocation.relayExpiry.removeValue(forKey: relay)
+        allocationsByRelay.removeValue(forKey: relay)
+        io.closeRelay(relay)
+        for id in allocation.connections {
+            if let connection = peerConnections[id], AddressFamily(connection.peer.ip) == family { close(connection) }
+        }
     }
 
     /// The peer addresses of a request, each checked: well-formed (400), allowed by the policy
@@ -490,6 +520,7 @@ public final class TURNServer {
                 remove(allocation)
                 continue
             }
+            for (relay, expiry) in allocation.relayExpiry where expiry <= now { removeRelay(relay, of: allocation) }
             let permissionsBefore = allocation.permissions.count
             allocation.permissions = allocation.permissions.filter { $0.value > now }
             metrics.permissions.subtract(permissionsBefore - allocation.permissions.count, ordering: .relaxed)

@@ -8,8 +8,9 @@ Atrium's plugin existed. coturn cannot serve static long-term users and TURN RES
 one process, so coturn mode starts two: ``lt`` (alice and carol) and ``rest`` (the secrets);
 Atrium serves both from one plugin and the two names map to the same ports. The peer policy
 coturn is given (--denied-peer-ip/--allowed-peer-ip/--no-multicast-peers) mirrors Atrium's
-defaults plus ``allowed_peer_ips: ["10.99.0.0/24"]``. The one test about Atrium's own /metrics is
-marked ``atrium_only``: deselect it with ``-m "not atrium_only"`` in coturn mode.
+defaults plus ``allowed_peer_ips: ["10.99.0.0/24", "fd99::/64"]``. Tests of what coturn does not
+have (Atrium's /metrics, RFC 8489 SHA-256 credentials, the ``listen`` key) are marked ``atrium_only``: deselect them with ``-m "not atrium_only"`` in coturn
+mode.
 
 What is proved (the issue's "Done when"):
   1. turnutils_uclient relays with zero loss to turnutils_peer, with long-term and REST
@@ -37,6 +38,14 @@ What is proved (the issue's "Done when"):
      over TLS, held to the bandwidth cap by Atrium), a peer connecting in is announced with a
      ConnectionAttempt only with a permission, Connect to denied peers gets 403, to a closed port
      447, twice to one peer 446, and ConnectionBind with an unknown CONNECTION-ID gets 400.
+  7. IPv6 (the fixture adds fd99::1 to atrium0 when the namespace lacks it): turnutils_uclient
+     over IPv6 (UDP, TCP, TLS; -x IPv6 relays), across families both ways, and dual allocations
+     (-Z) to IPv6 and IPv4 echo peers, with zero loss; our client's dual allocation relays to a
+     peer of each family from the matching relayed address and sheds its IPv6 half with a
+     per-family Refresh; REQUESTED-ADDRESS-FAMILY IPv6 for an IPv4 client (443 for IPv4 peers);
+     IPv4 by default for an IPv6 client; IPv6 peers denied (loopback, link-local, ULA outside
+     fd99::/64, multicast, 6to4 and NAT64 of loopback and the metadata service); a TCP relay
+     over IPv6; Atrium listening on "0.0.0.0" and "::" at once.
 
 Where coturn 4.6.1 differs from Atrium's documented behaviour, that single case is xfail in
 coturn mode (never in atrium mode), with the reason:
@@ -49,12 +58,17 @@ coturn mode (never in atrium mode), with the reason:
     coturn; Atrium drops malformed datagrams without a word.
   - ConnectionBind with an unknown CONNECTION-ID: coturn answers 400 and resets the connection at
     once, so the client reads the reset, not the answer.
+  - ADDITIONAL-ADDRESS-FAMILY 0x8000 (RFC 8656): coturn 4.6.1 knows only the draft's 0x8032 and
+    makes an IPv4 allocation.
+  - 6to4 and NAT64 addresses carrying 127.0.0.1 or 169.254.169.254: coturn 4.6.1 does not look
+    inside them (CVE-2026-73212, fixed in 4.13.1).
 
 The peer 10.99.0.1 is allowed twice over in Atrium: by allowed_peer_ips and because it is one of
 this machine's own addresses (allow_own_addresses, default true); 10.99.0.2 checks the allow-list
 alone.
 
-Runs in the e2e network namespace (MEDIA_IP = 10.99.0.1 on a veth); nothing leaves the machine.
+Runs in the e2e network namespace (MEDIA_IP = 10.99.0.1 and MEDIA_IP6 = fd99::1 on a veth);
+nothing leaves the machine.
 Relay ports are 61000-61999, above Linux's default ephemeral range, so the kernel never hands a
 test socket a port the server wants for a relay.
 """
@@ -81,12 +95,12 @@ import pytest
 from conftest import (ARTIFACTS, BUILD_DIR, AtriumServer, MEDIA_IP, base_config, require_media_ip,
                       turn_plugin_entry)
 from janus_client import HttpJanus
-from turn_client import (ALLOCATE, BINDING, CHANNEL_BIND, CHANNEL_NUMBER, CONNECTION_ATTEMPT, CREATE_PERMISSION, ERROR,
-                         INDICATION, LIFETIME, MD5, TCP_TRANSPORT,
-                         MESSAGE_INTEGRITY, NONCE, PASSWORD_ALGORITHM, PASSWORD_ALGORITHMS, REALM, REFRESH, REQUEST,
-                         REQUESTED_TRANSPORT, SHA256, SUCCESS, UNKNOWN_ATTRIBUTES, USERNAME, XOR_MAPPED_ADDRESS,
-                         XOR_PEER_ADDRESS, XOR_RELAYED_ADDRESS, Message, TurnClient, channel_data, long_term_key,
-                         rest_credentials)
+from turn_client import (ADDITIONAL_ADDRESS_FAMILY, ADDRESS_ERROR_CODE, ALLOCATE, BINDING, CHANNEL_BIND, CHANNEL_NUMBER,
+                         CONNECTION_ATTEMPT, CREATE_PERMISSION, ERROR, INDICATION, LIFETIME, MD5, MESSAGE_INTEGRITY,
+                         NONCE, PASSWORD_ALGORITHM, PASSWORD_ALGORITHMS, REALM, REFRESH, REQUEST,
+                         REQUESTED_ADDRESS_FAMILY, REQUESTED_TRANSPORT, SHA256, SUCCESS, TCP_TRANSPORT,
+                         UNKNOWN_ATTRIBUTES, USERNAME, XOR_MAPPED_ADDRESS, XOR_PEER_ADDRESS, XOR_RELAYED_ADDRESS,
+                         Message, TurnClient, channel_data, long_term_key, rest_credentials)
 
 TURN_KIND = os.environ.get("ATRIUM_E2E_TURN", "atrium")
 COTURN = TURN_KIND == "coturn"
@@ -97,6 +111,10 @@ USERS = {"alice": "secretpw", "carol": "carolpw"}
 SECRETS = ["s3cr3t", "0ld-s3cr3t"]        # the first mints, both are accepted (rotation)
 RELAY_MIN, RELAY_MAX = 61000, 61999
 ALLOWED_PEERS = "10.99.0.0/24"
+# IPv6: the namespace's atrium0 also gets MEDIA_IP6 (see require_media_ip6); a ULA, so the peer
+# policy denies it by default and the tests re-open its /64 as they do 10.99.0.0/24.
+MEDIA_IP6 = os.environ.get("ATRIUM_E2E_MEDIA_IP6", "fd99::1")
+ALLOWED_PEERS6 = "fd99::/64"
 CREDENTIAL_TTL = 86400
 
 # What coturn needs to refuse what Atrium refuses by default (it already refuses 0/8, 127/8, ::1).
@@ -110,6 +128,9 @@ COTURN_PEER_POLICY = [
     "--denied-peer-ip=169.254.0.0-169.254.255.255",
     "--denied-peer-ip=192.0.2.0-192.0.2.255",
     "--allowed-peer-ip=10.99.0.0-10.99.0.255",
+    "--denied-peer-ip=fc00::-fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+    "--denied-peer-ip=fe80::-febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+    "--allowed-peer-ip=fd99::-fd99::ffff:ffff:ffff:ffff",
 ]
 
 
@@ -117,19 +138,19 @@ def turn_config(udp_tcp_port: int, tls_port: int, cert: Path, key: Path) -> dict
     """The TURN plugin's config in the tests (keys: Plugins/TURN/Core/TURNConfig.swift)."""
     return {
         "realm": REALM_NAME,
-        "listen": [MEDIA_IP],
+        "listen": [MEDIA_IP, MEDIA_IP6],
         "udp_port": udp_tcp_port,
         "tcp_port": udp_tcp_port,
         "tls_port": tls_port,
         "certificate_file": str(cert),
         "key_file": str(key),
-        "relay_addresses": [MEDIA_IP],
+        "relay_addresses": [MEDIA_IP, MEDIA_IP6],
         "min_port": RELAY_MIN,
         "max_port": RELAY_MAX,
         "users": USERS,
         "secrets": SECRETS,
         "credential_ttl_seconds": CREDENTIAL_TTL,
-        "allowed_peer_ips": [ALLOWED_PEERS],
+        "allowed_peer_ips": [ALLOWED_PEERS, ALLOWED_PEERS6],
         # turnutils_uclient never deallocates over UDP (its allocations live out their 600 s), and
         # the matrix below runs alice's clients side by side: the default 10 would be reached.
         "max_allocations_per_user": 100,
@@ -139,23 +160,53 @@ def turn_config(udp_tcp_port: int, tls_port: int, cert: Path, key: Path) -> dict
 # --------------------------------------------------------------------------------------------
 # Ports, processes, the server
 
-def free_udp_tcp_port(ip: str = MEDIA_IP, count: int = 1) -> int:
-    """A port free for both UDP and TCP on `ip` (with `count` consecutive ports free for UDP)."""
+def family(ip: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in ip else socket.AF_INET
+
+
+def require_media_ip6() -> str:
+    """MEDIA_IP6 on atrium0, added here when missing: `make e2e`'s namespace set-up (E2E_NET) gives
+    atrium0 only 10.99.0.1. Inside that private namespace the tests may add an address; outside
+    one, require_media_ip has already failed. `nodad` makes the address usable at once."""
+    require_media_ip()
+
+    def usable() -> bool:
+        try:
+            with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+                s.bind((MEDIA_IP6, 0))
+            return True
+        except OSError:
+            return False
+
+    if not usable():
+        subprocess.run(["ip", "-6", "addr", "add", f"{MEDIA_IP6}/64", "dev", "atrium0", "nodad"],
+                       capture_output=True, timeout=10)
+    if not usable():
+        pytest.fail(f"{MEDIA_IP6} is not a local address and could not be added to atrium0: the TURN tests need it "
+                    f"next to {MEDIA_IP} (`ip -6 addr add {MEDIA_IP6}/64 dev atrium0 nodad` in the namespace)",
+                    pytrace=False)
+    return MEDIA_IP6
+
+
+def free_udp_tcp_port(ip: str = MEDIA_IP, count: int = 1, also: str | None = None) -> int:
+    """A port free for both UDP and TCP on `ip` (with `count` consecutive ports free for UDP), and
+    on `also` too if given (a server listening on both families)."""
     for _ in range(200):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        with socket.socket(family(ip), socket.SOCK_DGRAM) as s:
             s.bind((ip, 0))
             port = s.getsockname()[1]
         if port + count > RELAY_MIN:
             continue
         try:
             socks = []
-            for p in range(port, port + count):
-                u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(u)
-                u.bind((ip, p))
-            t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            socks.append(t)
-            t.bind((ip, port))
+            for address in [ip] + ([also] if also else []):
+                for p in range(port, port + count):
+                    u = socket.socket(family(address), socket.SOCK_DGRAM)
+                    socks.append(u)
+                    u.bind((address, p))
+                t = socket.socket(family(address), socket.SOCK_STREAM)
+                socks.append(t)
+                t.bind((address, port))
             return port
         except OSError:
             continue
@@ -192,8 +243,8 @@ class TurnServer:
     def port(self, creds: str = "lt", transport: str = "udp") -> int:
         return self.ports[(creds, transport)]
 
-    def addr(self, creds: str = "lt", transport: str = "udp") -> tuple[str, int]:
-        return MEDIA_IP, self.port(creds, transport)
+    def addr(self, creds: str = "lt", transport: str = "udp", ip: str = MEDIA_IP) -> tuple[str, int]:
+        return ip, self.port(creds, transport)
 
     def alive(self) -> bool:
         if self.atrium is not None:
@@ -213,12 +264,13 @@ def wait_until_serving(server: TurnServer, timeout: float = 10.0) -> None:
             break
         for (creds, transport), port in list(pending):
             try:
-                if transport == "udp":
-                    with TurnClient((MEDIA_IP, port), timeout=0.2) as c:
-                        if c.request(BINDING, auth=False) is None:
-                            continue
-                else:
-                    socket.create_connection((MEDIA_IP, port), timeout=0.2).close()
+                for ip in (MEDIA_IP, MEDIA_IP6):
+                    if transport == "udp":
+                        with TurnClient((ip, port), timeout=0.2) as c:
+                            if c.request(BINDING, auth=False) is None:
+                                raise OSError(f"no Binding answer on [{ip}]:{port}")
+                    else:
+                        socket.create_connection((ip, port), timeout=0.2).close()
                 pending.discard(((creds, transport), port))
             except OSError:
                 pass
@@ -233,6 +285,7 @@ def start_coturn(name: str, folder: Path, port: int, tls_port: int, relay: tuple
                  auth: list[str], cert: Path, key: Path) -> tuple[subprocess.Popen, Path]:
     log = folder / f"coturn-{name}.log"
     cmd = ["turnserver", "-n", "-v", f"--listening-ip={MEDIA_IP}", f"--relay-ip={MEDIA_IP}",
+           f"--listening-ip={MEDIA_IP6}", f"--relay-ip={MEDIA_IP6}",
            f"--listening-port={port}", f"--tls-listening-port={tls_port}",
            f"--min-port={relay[0]}", f"--max-port={relay[1]}", f"--realm={REALM_NAME}",
            f"--cert={cert}", f"--pkey={key}", "--no-dtls", "--no-cli",
@@ -246,13 +299,13 @@ def start_coturn(name: str, folder: Path, port: int, tls_port: int, relay: tuple
 
 @pytest.fixture(scope="module")
 def turn(tmp_path_factory):
-    require_media_ip()
+    require_media_ip6()
     folder = tmp_path_factory.mktemp(f"turn-{TURN_KIND}")
     cert, key = make_certificate(folder)
     if COTURN:
         if shutil.which("turnserver") is None:
             pytest.fail("ATRIUM_E2E_TURN=coturn needs coturn's turnserver (Debian package coturn)", pytrace=False)
-        lt_port, lt_tls, rest_port, rest_tls = (free_udp_tcp_port() for _ in range(4))
+        lt_port, lt_tls, rest_port, rest_tls = (free_udp_tcp_port(also=MEDIA_IP6) for _ in range(4))
         half = (RELAY_MIN + RELAY_MAX) // 2
         lt, lt_log = start_coturn("lt", folder, lt_port, lt_tls, (RELAY_MIN, half), [
             "--lt-cred-mech", *(f"--user={u}:{p}" for u, p in USERS.items())], cert, key)
@@ -275,7 +328,7 @@ def turn(tmp_path_factory):
                     p.kill()
                     p.wait()
     elif TURN_KIND == "atrium":
-        port, tls_port = free_udp_tcp_port(), free_udp_tcp_port()
+        port, tls_port = free_udp_tcp_port(also=MEDIA_IP6), free_udp_tcp_port(also=MEDIA_IP6)
         config = base_config([turn_plugin_entry(**turn_config(port, tls_port, cert, key))])
         atrium = AtriumServer(config, folder / "atrium")
         failure = None
@@ -302,20 +355,18 @@ def turn(tmp_path_factory):
         pytest.fail(f"ATRIUM_E2E_TURN={TURN_KIND!r}: expected 'atrium' or 'coturn'", pytrace=False)
 
 
-@pytest.fixture(scope="module")
-def echo_peer(tmp_path_factory):
-    """turnutils_peer: a UDP echo on MEDIA_IP, on a port and the next (uclient's RTCP goes to +1)."""
-    require_media_ip()
-    port = free_udp_tcp_port(count=2)
-    log = tmp_path_factory.mktemp("turn-peer") / "turnutils_peer.log"
-    proc = subprocess.Popen(["turnutils_peer", "-L", MEDIA_IP, "-p", str(port)],
+def start_echo_peer(ip: str, folder: Path):
+    """turnutils_peer: a UDP echo on `ip`, on a port and the next (uclient's RTCP goes to +1)."""
+    port = free_udp_tcp_port(ip, count=2)
+    log = folder / "turnutils_peer.log"
+    proc = subprocess.Popen(["turnutils_peer", "-L", ip, "-p", str(port)],
                             stdout=open(log, "w"), stderr=subprocess.STDOUT)
     try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.bind((MEDIA_IP, 0))
+        with socket.socket(family(ip), socket.SOCK_DGRAM) as s:
+            s.bind((ip, 0))
             s.settimeout(0.1)
             for _ in range(50):
-                s.sendto(b"ping", (MEDIA_IP, port))
+                s.sendto(b"ping", (ip, port))
                 try:
                     if s.recvfrom(100)[0] == b"ping":
                         break
@@ -327,6 +378,18 @@ def echo_peer(tmp_path_factory):
     finally:
         proc.terminate()
         proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def echo_peer(tmp_path_factory):
+    require_media_ip()
+    yield from start_echo_peer(MEDIA_IP, tmp_path_factory.mktemp("turn-peer"))
+
+
+@pytest.fixture(scope="module")
+def echo_peer6(tmp_path_factory):
+    require_media_ip6()
+    yield from start_echo_peer(MEDIA_IP6, tmp_path_factory.mktemp("turn-peer6"))
 
 
 @pytest.fixture(autouse=True)
@@ -530,7 +593,7 @@ class UdpPeer:
     """A plain UDP socket standing in for the far side of a relay."""
 
     def __init__(self, ip: str = MEDIA_IP):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock = socket.socket(family(ip), socket.SOCK_DGRAM)
         self.sock.bind((ip, 0))
         self.addr = self.sock.getsockname()[:2]
 
@@ -560,8 +623,9 @@ def refused(response: Message | None, code: int, what: str, client: TurnClient, 
     return response
 
 
-def lt_client(server: TurnServer, user: str = "alice", transport: str = "udp") -> TurnClient:
-    return TurnClient(server.addr("lt", transport), user, USERS[user], transport=transport, local_ip=MEDIA_IP)
+def lt_client(server: TurnServer, user: str = "alice", transport: str = "udp", ip: str = MEDIA_IP) -> TurnClient:
+    """alice (or `user`) on the static-user listener, reaching it at `ip` from the same address."""
+    return TurnClient(server.addr("lt", transport, ip), user, USERS[user], transport=transport, local_ip=ip)
 
 
 @pytest.fixture(scope="module")
@@ -1145,6 +1209,259 @@ def test_connection_bind_with_an_unknown_id_gets_400(turn):
 def test_tcp_allocation_over_udp_gets_400(turn):
     with lt_client(turn) as c:
         refused(c.allocate_request(relay_transport=TCP_TRANSPORT), 400, "Allocate TCP over UDP", c, turn)
+
+
+# --------------------------------------------------------------------------------------------
+# IPv6 (RFC 8656 address families): MEDIA_IP6 on atrium0, the listeners and relays on both families
+
+@dataclass(frozen=True)
+class Uclient6Case:
+    id: str
+    server_ip: str          # the address uclient reaches the server at (the control family)
+    transport: str
+    creds: str
+    peer_ip: str            # the echo peer's address (uclient asks for a relay of its family)
+    flags: tuple[str, ...]  # -x / -X: IPv6 / IPv4 relay; -Z: dual allocation; -s: Send indications
+
+
+UCLIENT6_CASES = [
+    Uclient6Case("v6-udp-lt", MEDIA_IP6, "udp", "lt", MEDIA_IP6, ("-x",)),
+    Uclient6Case("v6-tcp-rest-send", MEDIA_IP6, "tcp", "rest", MEDIA_IP6, ("-x", "-s")),
+    Uclient6Case("v6-tls-lt", MEDIA_IP6, "tls", "lt", MEDIA_IP6, ("-x",)),
+    Uclient6Case("v4-control-v6-relay", MEDIA_IP, "udp", "rest", MEDIA_IP6, ("-x",)),
+    Uclient6Case("v6-control-v4-relay", MEDIA_IP6, "udp", "lt", MEDIA_IP, ("-X",)),
+    Uclient6Case("dual-to-v6-peer", MEDIA_IP, "udp", "lt", MEDIA_IP6, ("-Z",)),
+    Uclient6Case("dual-to-v4-peer", MEDIA_IP6, "tcp", "rest", MEDIA_IP, ("-Z",)),
+]
+
+
+@pytest.fixture(scope="module")
+def uclient6_runs(request, turn, echo_peer, echo_peer6, tmp_path_factory):
+    """Every selected IPv6 uclient case at once, as uclient_runs does for the IPv4 matrix."""
+    wanted = {item.callspec.params["case"] for item in request.session.items
+              if getattr(item, "originalname", "") == "test_uclient_ipv6_relays_with_zero_loss"
+              and hasattr(item, "callspec")}
+    folder = tmp_path_factory.mktemp("uclient6")
+    runs = {}
+    for case in UCLIENT6_CASES:
+        if case not in wanted:
+            continue
+        args = ["-p", str(turn.port(case.creds, case.transport))]
+        if case.transport in ("tcp", "tls"):
+            args.append("-t")
+        if case.transport == "tls":
+            args.append("-S")
+        if case.creds == "lt":
+            args += ["-u", "alice", "-w", USERS["alice"]]
+        else:
+            args += ["-u", f"bob-{case.id}", "-W", SECRETS[0]]
+        peer_port = echo_peer6 if ":" in case.peer_ip else echo_peer
+        args += [*case.flags, "-c", "-e", case.peer_ip, "-r", str(peer_port), "-m", str(UCLIENT_CLIENTS),
+                 "-n", str(UCLIENT_MESSAGES), "-l", "200", "-z", "10", case.server_ip]
+        runs[case] = UclientRun(args, folder / f"{case.id}.txt")
+    yield runs
+    for run in runs.values():
+        if run.proc.poll() is None:
+            run.proc.kill()
+            run.proc.wait()
+
+
+@pytest.mark.parametrize("case", UCLIENT6_CASES, ids=lambda c: c.id)
+def test_uclient_ipv6_relays_with_zero_loss(turn, uclient6_runs, case):
+    """turnutils_uclient over IPv6 and across families: an IPv6 control connection (UDP, TCP, TLS)
+    with an IPv6 relay (-x), an IPv4 control with an IPv6 relay and the reverse, and dual
+    allocations (-Z: ADDITIONAL-ADDRESS-FAMILY, which coturn 4.6.1's uclient sends under the
+    draft's code point 0x8032) relaying to an IPv6 or an IPv4 echo peer. uclient takes the relay
+    family from the peer's address; -x/-X only say the same."""
+    uclient6_runs[case].check_zero_loss(turn, UCLIENT_CLIENTS * UCLIENT_MESSAGES)
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
+def test_binding_over_ipv6_answers_the_client_address(turn, transport):
+    with TurnClient(turn.addr("lt", transport, MEDIA_IP6), transport=transport, local_ip=MEDIA_IP6) as c:
+        r = c.request(BINDING, auth=False)
+        assert r is not None and r.cls == SUCCESS, f"Binding over IPv6 {transport}: {r}\n{turn.log(20)}"
+        assert r.xor(XOR_MAPPED_ADDRESS) == c.local, f"{r} for a client at {c.local}"
+
+
+@pytest.mark.xfail(COTURN, reason="coturn 4.6.1 knows ADDITIONAL-ADDRESS-FAMILY only under the draft's code point "
+                                   "0x8032 (RFC 8656's 0x8000 since coturn 4.10), so it gives an IPv4 allocation")
+def test_dual_allocation_relays_to_both_families_and_sheds_one(turn):
+    """Our client asks for a dual allocation (ADDITIONAL-ADDRESS-FAMILY IPv6) and gets an IPv4
+    and an IPv6 relayed address. One CreatePermission covers a peer of each family; channels and
+    Send indications reach each peer from the relayed address of its family, and come back. A
+    Refresh with REQUESTED-ADDRESS-FAMILY IPv6 and lifetime 0 then deletes the IPv6 half only."""
+    peer4, peer6 = UdpPeer(MEDIA_IP), UdpPeer(MEDIA_IP6)
+    c = lt_client(turn)
+    try:
+        r = c.expect_success(c.allocate_request(extra=[(ADDITIONAL_ADDRESS_FAMILY, bytes([2, 0, 0, 0]))]),
+                             "dual Allocate")
+        relayed = r.xor_all(XOR_RELAYED_ADDRESS)
+        assert sorted(ip for ip, _ in relayed) == sorted([MEDIA_IP, MEDIA_IP6]) and r.get(ADDRESS_ERROR_CODE) is None, r
+        relay4, relay6 = (next(a for a in relayed if a[0] == ip) for ip in (MEDIA_IP, MEDIA_IP6))
+        c.relayed = relay4
+        c.expect_success(c.create_permission(peer4.addr, peer6.addr), "CreatePermission for both families")
+        c.expect_success(c.channel_bind(0x4010, peer4.addr), "ChannelBind IPv4")
+        c.expect_success(c.channel_bind(0x4011, peer6.addr), "ChannelBind IPv6")
+        c.send_channel_data(0x4010, b"to v4 on a channel")
+        c.send_channel_data(0x4011, b"to v6 on a channel")
+        c.send_indication(peer4.addr, b"to v4 in a Send")
+        c.send_indication(peer6.addr, b"to v6 in a Send")
+        got4, got6 = peer4.receive(2, 2.0), peer6.receive(2, 2.0)
+        assert sorted(d for d, _ in got4) == [b"to v4 in a Send", b"to v4 on a channel"] and \
+            {src for _, src in got4} == {relay4}, got4
+        assert sorted(d for d, _ in got6) == [b"to v6 in a Send", b"to v6 on a channel"] and \
+            {src for _, src in got6} == {relay6}, got6
+        peer4.sock.sendto(b"from v4", relay4)
+        peer6.sock.sendto(b"from v6", relay6)
+        back = c.wait_data(2.0)
+        back += c.wait_data(1.0) if len(back) < 2 else []
+        assert sorted(back) == [(0x4010, b"from v4"), (0x4011, b"from v6")], back
+        # Shed the IPv6 half.
+        c.expect_success(c.request(REFRESH, [(LIFETIME, struct.pack("!I", 0)),
+                                             (REQUESTED_ADDRESS_FAMILY, bytes([2, 0, 0, 0]))]), "Refresh IPv6 with lifetime 0")
+        c.send_channel_data(0x4011, b"v6 after its half was deleted")
+        c.send_channel_data(0x4010, b"v4 still relays")
+        assert [d for d, _ in peer4.receive(1, 1.0)] == [b"v4 still relays"]
+        assert peer6.receive(1, 0.3) == [], "relayed to IPv6 after its half was deleted"
+        refused(c.request(REFRESH, [(LIFETIME, struct.pack("!I", 600)), (REQUESTED_ADDRESS_FAMILY, bytes([2, 0, 0, 0]))]),
+                443, "Refresh of the deleted IPv6 half", c, turn)
+    finally:
+        c.close()
+        peer4.close()
+        peer6.close()
+
+
+def test_requested_ipv6_relay_for_an_ipv4_client(turn):
+    """REQUESTED-ADDRESS-FAMILY IPv6 over an IPv4 5-tuple: the relayed address is IPv6, an IPv6
+    peer is reached from it, and an IPv4 peer is 443 (RFC 8656 §9.1)."""
+    peer6 = UdpPeer(MEDIA_IP6)
+    c = lt_client(turn)
+    try:
+        r = c.expect_success(c.allocate_request(extra=[(REQUESTED_ADDRESS_FAMILY, bytes([2, 0, 0, 0]))]), "Allocate IPv6")
+        relayed = r.xor(XOR_RELAYED_ADDRESS)
+        assert relayed[0] == MEDIA_IP6 and r.xor(XOR_MAPPED_ADDRESS)[0] == MEDIA_IP, r
+        c.relayed = relayed
+        refused(c.create_permission((MEDIA_IP, 5000)), 443, "CreatePermission for an IPv4 peer on an IPv6 relay", c, turn)
+        c.expect_success(c.create_permission(peer6.addr), "CreatePermission IPv6")
+        c.send_indication(peer6.addr, b"over an IPv6 relay")
+        assert peer6.receive(1, 2.0) == [(b"over an IPv6 relay", relayed)]
+    finally:
+        c.close()
+        peer6.close()
+
+
+def test_an_ipv6_client_gets_an_ipv4_relay_by_default(turn):
+    """No REQUESTED-ADDRESS-FAMILY from an IPv6 client: IPv4, as RFC 8656 §7.2 says."""
+    peer4 = UdpPeer(MEDIA_IP)
+    c = lt_client(turn, ip=MEDIA_IP6)
+    try:
+        relayed = c.allocate()
+        assert relayed[0] == MEDIA_IP and c.mapped == c.local, (relayed, c.mapped, c.local)
+        c.expect_success(c.channel_bind(0x4012, peer4.addr), "ChannelBind")
+        c.send_channel_data(0x4012, b"from an IPv6 client")
+        assert peer4.receive(1, 2.0) == [(b"from an IPv6 client", relayed)]
+        peer4.sock.sendto(b"back to IPv6", relayed)
+        assert c.wait_data(2.0) == [(0x4012, b"back to IPv6")]
+    finally:
+        c.close()
+        peer4.close()
+
+
+EMBEDDED_V6_XFAIL = pytest.mark.xfail(
+    COTURN, reason="coturn 4.6.1 does not look at the IPv4 inside 6to4 and NAT64 addresses (fixed in 4.13.1, "
+                   "CVE-2026-73212)")
+DENIED_PEERS6 = [
+    "::1", "::", "fe80::1", "fc00::1", "fd00::1", "ff02::1", "fd99:0:0:1::1",
+    pytest.param("2002:7f00:1::1", marks=EMBEDDED_V6_XFAIL),          # 6to4 of 127.0.0.1
+    pytest.param("2002:a9fe:a9fe::1", marks=EMBEDDED_V6_XFAIL),       # 6to4 of 169.254.169.254
+    pytest.param("64:ff9b::7f00:1", marks=EMBEDDED_V6_XFAIL),         # NAT64 of 127.0.0.1
+    pytest.param("64:ff9b::a9fe:a9fe", marks=EMBEDDED_V6_XFAIL),      # NAT64 of the metadata service
+]
+
+
+@pytest.fixture(scope="module")
+def alice6(turn):
+    """An IPv6 allocation of alice's, over IPv6, that the IPv6 refusal tests share."""
+    client = lt_client(turn, ip=MEDIA_IP6)
+    r = client.expect_success(client.allocate_request(extra=[(REQUESTED_ADDRESS_FAMILY, bytes([2, 0, 0, 0]))]),
+                              "Allocate IPv6")
+    client.relayed = r.xor(XOR_RELAYED_ADDRESS)
+    yield client
+    client.close()
+
+
+@pytest.mark.parametrize("peer", DENIED_PEERS6)
+def test_denied_ipv6_peer_gets_403(turn, alice6, peer):
+    refused(alice6.create_permission((peer, 5000)), 403, f"CreatePermission for {peer}", alice6, turn)
+
+
+def test_allowed_ipv6_peer_is_accepted(turn, alice6):
+    """The control: the test configuration re-opens fd99::/64 (a ULA, denied by default)."""
+    alice6.expect_success(alice6.create_permission((MEDIA_IP6, 5000)), f"CreatePermission for {MEDIA_IP6}")
+    alice6.expect_success(alice6.channel_bind(0x4013, ("fd99::2", 5000)), "ChannelBind to fd99::2")
+
+
+@pytest.mark.atrium_only
+def test_wildcard_listeners_serve_both_families(tmp_path):
+    """listen ["0.0.0.0", "::"], as docs/api/turn.md suggests for IPv6: one port serves both
+    families over UDP and TCP, and an IPv6 client relays through an IPv6 relayed address."""
+    assert not COTURN, "Atrium's own listen key: run coturn mode with -m 'not atrium_only'"
+    require_media_ip6()
+    cert, key = make_certificate(tmp_path)
+    port = free_udp_tcp_port(also=MEDIA_IP6)
+    config = turn_config(port, free_udp_tcp_port(also=MEDIA_IP6), cert, key)
+    config["listen"] = ["0.0.0.0", "::"]
+    atrium = AtriumServer(base_config([turn_plugin_entry(**config)]), tmp_path / "atrium")
+    atrium.start()
+    peer6 = UdpPeer(MEDIA_IP6)
+    try:
+        assert "udp [::]:" in atrium.log() and "udp 0.0.0.0:" in atrium.log(), atrium.log()[-2000:]
+        for ip in (MEDIA_IP, MEDIA_IP6):
+            for transport in ("udp", "tcp"):
+                with TurnClient((ip, port), transport=transport, local_ip=ip) as c:
+                    r = c.request(BINDING, auth=False)
+                    assert r is not None and r.xor(XOR_MAPPED_ADDRESS) == c.local, f"Binding to [{ip}]:{port}/{transport}: {r}"
+        with TurnClient((MEDIA_IP6, port), "alice", USERS["alice"], local_ip=MEDIA_IP6) as c:
+            r = c.expect_success(c.allocate_request(extra=[(REQUESTED_ADDRESS_FAMILY, bytes([2, 0, 0, 0]))]), "Allocate IPv6")
+            relayed = r.xor(XOR_RELAYED_ADDRESS)
+            c.relayed = relayed
+            c.expect_success(c.channel_bind(0x4014, peer6.addr), "ChannelBind")
+            c.send_channel_data(0x4014, b"through the wildcard listener")
+            assert peer6.receive(1, 2.0) == [(b"through the wildcard listener", relayed)]
+            peer6.sock.sendto(b"and back", relayed)
+            assert c.wait_data(2.0) == [(0x4014, b"and back")]
+    finally:
+        peer6.close()
+        code = atrium.stop()
+    assert code == 0, atrium.log()[-3000:]
+
+
+def test_tcp_relay_over_ipv6(turn):
+    """RFC 6062 over IPv6 end to end: an IPv6 control connection, an IPv6 TCP relay, Connect to an
+    IPv6 echo peer, ConnectionBind on a second IPv6 connection, every byte back."""
+    peer = TcpEchoPeer(MEDIA_IP6)
+    control = lt_client(turn, transport="tcp", ip=MEDIA_IP6)
+    data = None
+    try:
+        r = control.expect_success(control.allocate_request(
+            extra=[(REQUESTED_ADDRESS_FAMILY, bytes([2, 0, 0, 0]))], relay_transport=TCP_TRANSPORT), "Allocate TCP IPv6")
+        relayed = r.xor(XOR_RELAYED_ADDRESS)
+        control.relayed = relayed
+        assert relayed[0] == MEDIA_IP6, r
+        c = control.expect_success(control.connect(peer.addr), f"Connect to {peer.addr}")
+        data = TurnClient(control.server, "alice", USERS["alice"], transport="tcp", local_ip=MEDIA_IP6)
+        data.realm, data.nonce = control.realm, control.nonce
+        data.expect_success(data.connection_bind(c.connection_id), "ConnectionBind over IPv6")
+        payload = bytes(range(256)) * 64
+        data.sock.sendall(payload)
+        assert read_exactly(data.sock, len(payload), data.data_socket()[1]) == payload
+        assert peer.sources == [relayed], peer.sources
+    finally:
+        if data is not None:
+            data.sock.close()
+        control.close()
+        peer.close()
 
 
 # --------------------------------------------------------------------------------------------

@@ -79,6 +79,8 @@ USERHASH = 0x001E
 XOR_MAPPED_ADDRESS = 0x0020
 RESERVATION_TOKEN = 0x0022
 CONNECTION_ID = 0x002A
+ADDITIONAL_ADDRESS_FAMILY = 0x8000
+ADDRESS_ERROR_CODE = 0x8001
 PASSWORD_ALGORITHMS = 0x8002
 SOFTWARE = 0x8022
 FINGERPRINT = 0x8028
@@ -104,6 +106,7 @@ ATTRIBUTE_NAMES = {value: name for name, value in (
     ("XOR_MAPPED_ADDRESS", XOR_MAPPED_ADDRESS), ("RESERVATION_TOKEN", RESERVATION_TOKEN),
     ("MESSAGE_INTEGRITY_SHA256", MESSAGE_INTEGRITY_SHA256), ("PASSWORD_ALGORITHM", PASSWORD_ALGORITHM),
     ("USERHASH", USERHASH), ("PASSWORD_ALGORITHMS", PASSWORD_ALGORITHMS), ("CONNECTION_ID", CONNECTION_ID),
+    ("ADDITIONAL_ADDRESS_FAMILY", ADDITIONAL_ADDRESS_FAMILY), ("ADDRESS_ERROR_CODE", ADDRESS_ERROR_CODE),
     ("SOFTWARE", SOFTWARE), ("FINGERPRINT", FINGERPRINT),
 )}
 METHOD_NAMES = {BINDING: "Binding", ALLOCATE: "Allocate", REFRESH: "Refresh", SEND: "Send", DATA: "Data",
@@ -314,6 +317,10 @@ class Message:
     def xor(self, attr_type: int) -> tuple[str, int] | None:
         v = self.get(attr_type)
         return parse_xor_address(v, self.tid) if v is not None else None
+
+    def xor_all(self, attr_type: int) -> list[tuple[str, int]]:
+        """Every address of that type: a dual allocation has two XOR-RELAYED-ADDRESSes."""
+        return [parse_xor_address(v, self.tid) for t, v in self.attrs if t == attr_type]
 
     @property
     def lifetime(self) -> int | None:

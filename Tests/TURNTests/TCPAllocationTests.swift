@@ -222,6 +222,30 @@ import Testing
         #expect(io.closedPeers.last == second && server.allocationCount == 0)
     }
 
+    @Test func aDualTCPAllocationConnectsFromTheFamilyOfThePeerAndShedsAHalfWithItsConnections() throws {
+        io.relayFamilies = [.v4, .v6]
+        let r = try #require(tcpAllocate([STUNAttribute(type: .additionalAddressFamily, value: [2, 0, 0, 0])]))
+        #expect(r.attributes.filter { $0.type == .xorRelayedAddress }.count == 2 && io.tcpRelays.count == 2)
+        let v6 = TransportAddress("2001:4860::1", 443)!
+        #expect(connect(peer) == nil && connect(v6) == nil)
+        let (from4, from6) = (io.connects[0], io.connects[1])
+        #expect(io.open[from4.relay]?.ip.isIPv4 == true && io.open[from6.relay]?.ip.isIPv4 == false)
+        let id = STUNTransactionID.random()
+        let dropV6 = STUNMessage(method: .refresh, messageClass: .request, transactionID: id, attributes: [
+            .uint32(.lifetime, 0), STUNAttribute(type: .requestedAddressFamily, value: [2, 0, 0, 0]),
+        ])
+        var m = dropV6
+        m.attributes += [.string(.username, "alice"), .string(.realm, "atrium"), .string(.nonce, server.auth.nonce(for: control.address.ip, now: unix))]
+        m.encode(integrity: .sha1(key: STUNIntegrity.longTerm(username: "alice", realm: "atrium", password: "secretpw")), fingerprint: true)
+            .withUnsafeBytes { server.receive($0, from: control, now: now, unixNow: unix) }
+        // The IPv6 relayed address goes, with the Connect that left from it (its request is
+        // answered 447, then the Refresh succeeds); the IPv4 one stays.
+        let answers = io.toClients.suffix(2).compactMap { try? STUNMessage.parse($0.1).message }
+        #expect(answers.map(\.method) == [.connect, .refresh] && code(answers.first) == 447 && answers.last?.messageClass == .success)
+        #expect(io.closedPeers == [from6.socket] && io.tcpRelays == [from4.relay])
+        #expect(server.tcpConnectionCount == 1 && server.allocationCount == 1)
+    }
+
     @Test func aClosedPeerConnectionIsForgotten() throws {
         let (socket, id) = try pendingConnection()
         server.peerConnectionClosed(socket)

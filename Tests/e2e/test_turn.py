@@ -9,8 +9,8 @@ one process, so coturn mode starts two: ``lt`` (alice and carol) and ``rest`` (t
 Atrium serves both from one plugin and the two names map to the same ports. The peer policy
 coturn is given (--denied-peer-ip/--allowed-peer-ip/--no-multicast-peers) mirrors Atrium's
 defaults plus ``allowed_peer_ips: ["10.99.0.0/24", "fd99::/64"]``. Tests of what coturn does not
-have (Atrium's /metrics, RFC 8489 SHA-256 credentials, the ``listen`` key) are marked ``atrium_only``: deselect them with ``-m "not atrium_only"`` in coturn
-mode.
+have (Atrium's /metrics, RFC 8489 SHA-256 credentials, the ``listen`` key) are marked
+``atrium_only``: deselect them with ``-m "not atrium_only"`` in coturn mode.
 
 What is proved (the issue's "Done when"):
   1. turnutils_uclient relays with zero loss to turnutils_peer, with long-term and REST

@@ -68,13 +68,9 @@ extension TURNServer {
     /// CONNECTION-ID, or 447.
     public func peerConnectFinished(_ socket: PeerSocketID, connected: Bool, now: UInt64) {
         guard let connection = peerConnectionsBySocket[socket], case .connecting(let request, let sign, _) = connection.state else { return }
-        let client = connection.allocation.client
-        guard connected else {
-            close(connection)
-            return error(447, to: request, client: client, sign: sign)
-        }
+        guard connected else { return close(connection) }
         connection.state = .pending(deadline: now + Self.connectionTimeout)
-        respond(to: request, client: client, attributes: [.uint32(.connectionID, connection.id)], sign: sign)
+        respond(to: request, client: connection.allocation.client, attributes: [.uint32(.connectionID, connection.id)], sign: sign)
     }
 
     // MARK: - Connections from peers (RFC 6062 §5.3)
@@ -148,9 +144,8 @@ extension TURNServer {
     func expireConnections(now: UInt64) {
         for connection in Array(peerConnections.values) {
             switch connection.state {
-            case .connecting(let request, let sign, let deadline) where deadline <= now:
+            case .connecting(_, _, let deadline) where deadline <= now:
                 close(connection)
-                error(447, to: request, client: connection.allocation.client, sign: sign)
             case .pending(let deadline) where deadline <= now:
                 close(connection)
             default:
@@ -175,10 +170,14 @@ extension TURNServer {
         metrics.tcpConnections.store(peerConnections.count, ordering: .relaxed)
     }
 
-    /// Closes the sockets (the I/O side's part) and forgets the connection.
+    /// Closes the sockets (the I/O side's part) and forgets the connection; a Connect still
+    /// waiting for it is answered 447.
     func close(_ connection: PeerConnection) {
         forget(connection)
         io.closePeerConnection(connection.socket)
+        if case .connecting(let request, let sign, _) = connection.state {
+            error(447, to: request, client: connection.allocation.client, sign: sign)
+        }
     }
 
     private func forget(_ connection: PeerConnection) {

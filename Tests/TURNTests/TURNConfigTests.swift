@@ -12,6 +12,7 @@ import Testing
         #expect(c.realm == "atrium" && c.udpPort == 3478 && c.tcpPort == 3478 && c.tlsPort == 5349)
         #expect(c.minPort == 49_152 && c.maxPort == 65_535 && c.defaultLifetimeSeconds == 600 && c.maxLifetimeSeconds == 3_600)
         #expect(c.users.isEmpty && c.secrets.isEmpty && c.allowedPeerIPs.isEmpty)
+        #expect(c.sha256Credentials && !c.advertiseUserhash)
     }
 
     @Test func valuesAreRead() throws {
@@ -31,6 +32,8 @@ import Testing
         (#"{"min_port":50000,"max_port":50000}"#, "config.max_port"),
         (#"{"relay_addresses":["10.0.0.1","10.0.0.2"]}"#, "config.relay_addresses"),
         (#"{"colour":"blue"}"#, "config.colour"),
+        (#"{"sha256_credentials":"yes"}"#, "config.sha256_credentials"),
+        (#"{"advertise_userhash":true}"#, "config.advertise_userhash"),
     ])
     func wrongValuesNameTheirKey(text: String, key: String) {
         do {

@@ -2,37 +2,67 @@ import RTC
 import Testing
 @testable import TURNCore
 
-/// The socket side, recorded: what the server sent to clients and peers, which relays it opened.
+/// The socket side, recorded: what the server sent to clients and peers, which relays it opened,
+/// and what it asked of TCP connections (RFC 6062).
 final class RecordingIO: TURNIO {
     var toClients: [(ClientKey, [UInt8])] = []
     var toPeers: [(RelayID, TransportAddress, [UInt8])] = []
     var open: [RelayID: TransportAddress] = [:]
+    var tcpRelays: Set<RelayID> = []
     var next: UInt64 = 1
     var relayFamilies: Set<AddressFamily> = [.v4]
+    /// Connect attempts started, peer connections closed at the server's request, data connections bound.
+    var connects: [(relay: RelayID, peer: TransportAddress, socket: PeerSocketID)] = []
+    var closedPeers: [PeerSocketID] = []
+    var bound: [(PeerSocketID, ClientKey)] = []
+    var connectStarts = true
 
     func sendToClient(_ bytes: [UInt8], _ client: ClientKey) { toClients.append((client, bytes)) }
 
-    func openRelay(family: AddressFamily, evenPort: Bool, reserveNext: Bool) -> (relay: RelayID, address: TransportAddress, reserved: (RelayID, TransportAddress)?)? {
-        guard relayFamilies.contains(family) else { return nil }
-        func one(_ port: UInt16) -> (RelayID, TransportAddress) {
-            let id = RelayID(next)
-            next += 1
-            let ip: IPAddress = family == .v4 ? .v4(0xC633_6401) : IPAddress("2001:db8::1")!  // documentation ranges
-            let address = TransportAddress(ip: ip, port: port)
-            open[id] = address
-            return (id, address)
-        }
-        let first = one(UInt16(50_000 + 2 * next))
-        return (first.0, first.1, reserveNext ? one(first.1.port + 1) : nil)
+    private func relay(_ family: AddressFamily, port: UInt16) -> (RelayID, TransportAddress) {
+        let id = RelayID(next)
+        next += 1
+        let ip: IPAddress = family == .v4 ? .v4(0xC633_6401) : IPAddress("2001:db8::1")!  // documentation ranges
+        let address = TransportAddress(ip: ip, port: port)
+        open[id] = address
+        return (id, address)
     }
 
-    func closeRelay(_ id: RelayID) { open.removeValue(forKey: id) }
+    func openRelay(family: AddressFamily, evenPort: Bool, reserveNext: Bool) -> (relay: RelayID, address: TransportAddress, reserved: (RelayID, TransportAddress)?)? {
+        guard relayFamilies.contains(family) else { return nil }
+        let first = relay(family, port: UInt16(50_000 + 2 * next))
+        return (first.0, first.1, reserveNext ? relay(family, port: first.1.port + 1) : nil)
+    }
+
+    func openTCPRelay(family: AddressFamily) -> (relay: RelayID, address: TransportAddress)? {
+        guard relayFamilies.contains(family) else { return nil }
+        let r = relay(family, port: UInt16(50_000 + 2 * next))
+        tcpRelays.insert(r.0)
+        return r
+    }
+
+    func closeRelay(_ id: RelayID) {
+        open.removeValue(forKey: id)
+        tcpRelays.remove(id)
+    }
+
     func isRelay(_ address: TransportAddress) -> Bool { open.values.contains(address) }
 
     func sendToPeer(_ bytes: UnsafeRawBufferPointer, from relay: RelayID, to peer: TransportAddress) -> Bool {
         toPeers.append((relay, peer, Array(bytes)))
         return true
     }
+
+    func connectPeer(from relay: RelayID, to peer: TransportAddress) -> PeerSocketID? {
+        guard connectStarts, tcpRelays.contains(relay) else { return nil }
+        let socket = PeerSocketID(next)
+        next += 1
+        connects.append((relay, peer, socket))
+        return socket
+    }
+
+    func closePeerConnection(_ socket: PeerSocketID) { closedPeers.append(socket) }
+    func bindDataConnection(_ socket: PeerSocketID, to client: ClientKey) { bound.append((socket, client)) }
 
     func lastResponse() throws -> STUNMessage { try STUNMessage.parse(toClients.last!.1).message }
 }
@@ -87,7 +117,7 @@ final class RecordingIO: TURNIO {
     @Test func anUnsignedAllocateIsChallengedAndLeavesNoState() throws {
         let r = send(STUNMessage(method: .allocate, messageClass: .request, attributes: [.uint32(.requestedTransport, 17 << 24)]), from: alice, user: nil)
         #expect(code(r) == 401)
-        #expect(r?.attribute(.realm)?.stringValue == "atrium" && r?.attribute(.nonce)?.stringValue?.count == 40)
+        #expect(r?.attribute(.realm)?.stringValue == "atrium" && r?.attribute(.nonce)?.stringValue?.count == 53)
         #expect(server.allocationCount == 0 && io.open.isEmpty)
     }
 
@@ -107,7 +137,7 @@ final class RecordingIO: TURNIO {
     @Test func wrongPasswordsStaleNoncesAndExpiredRESTNamesAreRefused() throws {
         #expect(code(allocate(alice, password: "wrong")) == 401)
         #expect(code(send(STUNMessage(method: .allocate, messageClass: .request, attributes: [.uint32(.requestedTransport, 17 << 24)]),
-                          from: alice, nonce: String(repeating: "0", count: 40))) == 438)
+                          from: alice, nonce: "obMatJos2AAAB" + String(repeating: "0", count: 40))) == 438)
         let expired = "\(unix - 1):bob"
         #expect(code(allocate(alice, user: expired, password: Authenticator.restPassword(secret: "s3cr3t", username: expired))) == 401)
         let valid = "\(unix + 60):bob"
@@ -213,6 +243,9 @@ final class RecordingIO: TURNIO {
         let r = allocate(alice, extra: [STUNAttribute(type: .additionalAddressFamily, value: [2, 0, 0, 0])])
         #expect(r?.messageClass == .success && r?.attributes.filter { $0.type == .xorRelayedAddress }.count == 1)
         #expect(r?.attribute(.addressErrorCode)?.value == [2, 0, 4, 40])
+        let draftClient = ClientKey(.udp(listener: 0), TransportAddress("192.0.2.10", 5005)!)
+        let draftAnswer = allocate(draftClient, user: "bob", password: "otherpw", extra: [STUNAttribute(type: STUNAttributeType(rawValue: 0x8032), value: [2, 0, 0, 0])])
+        #expect(draftAnswer?.attribute(STUNAttributeType(rawValue: 0x8033))?.value == [2, 0, 4, 40] && draftAnswer?.attribute(.addressErrorCode) == nil)
         // With both families: two relayed addresses, and peers of either family.
         io.relayFamilies = [.v4, .v6]
         let dual = ClientKey(.udp(listener: 0), TransportAddress("192.0.2.10", 5003)!)
@@ -220,11 +253,45 @@ final class RecordingIO: TURNIO {
         #expect(both?.attributes.filter { $0.type == .xorRelayedAddress }.count == 2)
         #expect(permission(dual, TransportAddress("2001:4860::1", 9)!)?.messageClass == .success)
         #expect(permission(dual, peer)?.messageClass == .success)
+        // coturn before 4.10 asks with the draft's code point (0x8032), and gets the same.
+        let draft = ClientKey(.udp(listener: 0), TransportAddress("192.0.2.10", 5004)!)
+        let viaDraft = allocate(draft, user: "bob", password: "otherpw", extra: [STUNAttribute(type: STUNAttributeType(rawValue: 0x8032), value: [2, 0, 0, 0])])
+        #expect(viaDraft?.attributes.filter { $0.type == .xorRelayedAddress }.count == 2)
         // Asking for both ways at once is a bad request.
         let odd = ClientKey(.udp(listener: 0), TransportAddress("192.0.2.11", 5000)!)
         #expect(code(allocate(odd, user: "bob", password: "otherpw", extra: [
             STUNAttribute(type: .requestedAddressFamily, value: [1, 0, 0, 0]), STUNAttribute(type: .additionalAddressFamily, value: [2, 0, 0, 0]),
         ])) == 400)
+    }
+
+    @Test func eachHalfOfADualAllocationIsRefreshedOrDeletedOnItsOwn() throws {
+        io.relayFamilies = [.v4, .v6]
+        let r = allocate(alice, extra: [STUNAttribute(type: .additionalAddressFamily, value: [2, 0, 0, 0])])
+        #expect(r?.attributes.filter { $0.type == .xorRelayedAddress }.count == 2 && io.open.count == 2)
+        func refresh(_ family: UInt8?, _ lifetime: UInt32, at time: UInt64) -> STUNMessage? {
+            var attributes: [STUNAttribute] = [.uint32(.lifetime, lifetime)]
+            if let family { attributes.append(STUNAttribute(type: .requestedAddressFamily, value: [family, 0, 0, 0])) }
+            return send(STUNMessage(method: .refresh, messageClass: .request, attributes: attributes), from: alice, at: time)
+        }
+        // IPv4 refreshed to 1200 s: IPv6 still ends at 600 s, and the allocation lives on without it.
+        #expect(refresh(1, 1_200, at: now)?.attribute(.lifetime)?.uint32Value == 1_200)
+        server.tick(now: now + 601_000_000_000)
+        #expect(server.allocationCount == 1 && io.open.values.allSatisfy(\.ip.isIPv4))
+        #expect(code(refresh(2, 600, at: now + 602_000_000_000)) == 443)
+        #expect(code(permission(alice, TransportAddress("2001:4860::1", 9)!)) == 443)
+        server.tick(now: now + 1_201_000_000_000)
+        #expect(server.allocationCount == 0 && io.open.isEmpty)
+        // Lifetime 0 with a family deletes that half only; without one, everything.
+        let dual = ClientKey(.udp(listener: 0), TransportAddress("192.0.2.10", 5009)!)
+        _ = allocate(dual, extra: [STUNAttribute(type: .additionalAddressFamily, value: [2, 0, 0, 0])])
+        let id = STUNTransactionID.random()
+        let deleteV6 = STUNMessage(method: .refresh, messageClass: .request, transactionID: id, attributes: [
+            .uint32(.lifetime, 0), STUNAttribute(type: .requestedAddressFamily, value: [2, 0, 0, 0]),
+        ])
+        #expect(send(deleteV6, from: dual)?.messageClass == .success)
+        #expect(server.allocationCount == 1 && io.open.count == 1 && io.open.values.first!.ip.isIPv4)
+        #expect(send(STUNMessage(method: .refresh, messageClass: .request, attributes: [.uint32(.lifetime, 0)]), from: dual)?.messageClass == .success)
+        #expect(server.allocationCount == 0 && io.open.isEmpty)
     }
 
     @Test func allocationsExpire() throws {

@@ -4,13 +4,18 @@ credentials as coturn and browsers use them).
 It is deliberately explicit rather than clever: tests build exactly the messages they want
 (including wrong ones) and look at every attribute of what comes back.
 
-- ``Message``: encode/decode, MESSAGE-INTEGRITY (HMAC-SHA1 with the long-term key
-  MD5(user:realm:password)), FINGERPRINT (CRC-32 xor 0x5354554e), XOR addresses for IPv4 and IPv6.
+- ``Message``: encode/decode, MESSAGE-INTEGRITY (HMAC-SHA1) and MESSAGE-INTEGRITY-SHA256,
+  FINGERPRINT (CRC-32 xor 0x5354554e), XOR addresses for IPv4 and IPv6.
 - ``TurnClient``: one 5-tuple (a UDP socket, or a TCP/TLS connection with RFC 8656 §12.5 framing),
   long-term authentication (unauthenticated request → 401 with REALM and NONCE → signed retry;
   438 Stale Nonce → retry with the new nonce), Allocate / Refresh / CreatePermission / ChannelBind,
   Send indications and ChannelData, and a receive loop that sorts Data indications and ChannelData
-  from responses.
+  from responses. By default it authenticates as browsers do (RFC 5389: MD5 key
+  MD5(user:realm:password), MESSAGE-INTEGRITY). With ``rfc8489=True`` it follows RFC 8489 §9.2.5:
+  it reads the nonce cookie's security features, echoes PASSWORD-ALGORITHMS, picks the first
+  algorithm it supports (SHA-256 key SHA-256(user:OpaqueString(realm):OpaqueString(password))),
+  signs with MESSAGE-INTEGRITY-SHA256 and sends USERHASH instead of USERNAME when the server asks
+  for username anonymity (or when told to).
 - ``rest_credentials``: TURN REST ephemeral credentials, username "<unix expiry>:<user>",
   password base64(HMAC-SHA1(secret, username)).
 """
@@ -26,6 +31,7 @@ import socket
 import ssl
 import struct
 import time
+import unicodedata
 import zlib
 from dataclasses import dataclass, field
 
@@ -40,6 +46,9 @@ SEND = 0x006
 DATA = 0x007
 CREATE_PERMISSION = 0x008
 CHANNEL_BIND = 0x009
+CONNECT = 0x00A             # RFC 6062
+CONNECTION_BIND = 0x00B
+CONNECTION_ATTEMPT = 0x00C
 
 # Classes
 REQUEST = 0b00
@@ -64,12 +73,28 @@ REQUESTED_ADDRESS_FAMILY = 0x0017
 EVEN_PORT = 0x0018
 REQUESTED_TRANSPORT = 0x0019
 DONT_FRAGMENT = 0x001A
+MESSAGE_INTEGRITY_SHA256 = 0x001C
+PASSWORD_ALGORITHM = 0x001D
+USERHASH = 0x001E
 XOR_MAPPED_ADDRESS = 0x0020
 RESERVATION_TOKEN = 0x0022
+CONNECTION_ID = 0x002A
+ADDITIONAL_ADDRESS_FAMILY = 0x8000
+ADDRESS_ERROR_CODE = 0x8001
+PASSWORD_ALGORITHMS = 0x8002
 SOFTWARE = 0x8022
 FINGERPRINT = 0x8028
 
 UDP_TRANSPORT = 17
+TCP_TRANSPORT = 6
+
+# RFC 8489 password algorithms (§18.5) and the nonce cookie's security features (§9.2, §18.1).
+# Bit 0 is the least significant of the 24 bits (verified erratum 6290).
+MD5 = 0x0001
+SHA256 = 0x0002
+NONCE_COOKIE = b"obMatJos2"
+FEATURE_PASSWORD_ALGORITHMS = 1 << 0
+FEATURE_USERNAME_ANONYMITY = 1 << 1
 
 ATTRIBUTE_NAMES = {value: name for name, value in (
     ("MAPPED_ADDRESS", MAPPED_ADDRESS), ("USERNAME", USERNAME), ("MESSAGE_INTEGRITY", MESSAGE_INTEGRITY),
@@ -79,10 +104,14 @@ ATTRIBUTE_NAMES = {value: name for name, value in (
     ("XOR_RELAYED_ADDRESS", XOR_RELAYED_ADDRESS), ("REQUESTED_ADDRESS_FAMILY", REQUESTED_ADDRESS_FAMILY),
     ("EVEN_PORT", EVEN_PORT), ("REQUESTED_TRANSPORT", REQUESTED_TRANSPORT), ("DONT_FRAGMENT", DONT_FRAGMENT),
     ("XOR_MAPPED_ADDRESS", XOR_MAPPED_ADDRESS), ("RESERVATION_TOKEN", RESERVATION_TOKEN),
+    ("MESSAGE_INTEGRITY_SHA256", MESSAGE_INTEGRITY_SHA256), ("PASSWORD_ALGORITHM", PASSWORD_ALGORITHM),
+    ("USERHASH", USERHASH), ("PASSWORD_ALGORITHMS", PASSWORD_ALGORITHMS), ("CONNECTION_ID", CONNECTION_ID),
+    ("ADDITIONAL_ADDRESS_FAMILY", ADDITIONAL_ADDRESS_FAMILY), ("ADDRESS_ERROR_CODE", ADDRESS_ERROR_CODE),
     ("SOFTWARE", SOFTWARE), ("FINGERPRINT", FINGERPRINT),
 )}
 METHOD_NAMES = {BINDING: "Binding", ALLOCATE: "Allocate", REFRESH: "Refresh", SEND: "Send", DATA: "Data",
-                CREATE_PERMISSION: "CreatePermission", CHANNEL_BIND: "ChannelBind"}
+                CREATE_PERMISSION: "CreatePermission", CHANNEL_BIND: "ChannelBind", CONNECT: "Connect",
+                CONNECTION_BIND: "ConnectionBind", CONNECTION_ATTEMPT: "ConnectionAttempt"}
 CLASS_NAMES = {REQUEST: "request", INDICATION: "indication", SUCCESS: "success", ERROR: "error"}
 
 
@@ -101,8 +130,42 @@ def split_type(t: int) -> tuple[int, int]:
     return method, cls
 
 
-def long_term_key(username: str, realm: str, password: str) -> bytes:
+def long_term_key(username: str, realm: str, password: str, algorithm: int = MD5) -> bytes:
+    """The long-term key (RFC 8489 §9.2.2, §18.5.1): MD5 of the strings as they are (what browsers
+    do), or SHA-256 with OpaqueString applied to the realm and the password."""
+    if algorithm == SHA256:
+        return hashlib.sha256(f"{username}:{opaque_string(realm)}:{opaque_string(password)}".encode()).digest()
     return hashlib.md5(f"{username}:{realm}:{password}".encode()).digest()
+
+
+def opaque_string(text: str) -> str:
+    """RFC 8265's OpaqueString, as far as the tests need it: non-ASCII spaces become U+0020, then NFC."""
+    return unicodedata.normalize("NFC", "".join(" " if unicodedata.category(c) == "Zs" else c for c in text))
+
+
+def userhash(username: str, realm: str) -> bytes:
+    """USERHASH (RFC 8489 §14.4): SHA-256(OpaqueString(username) ":" OpaqueString(realm))."""
+    return hashlib.sha256(f"{opaque_string(username)}:{opaque_string(realm)}".encode()).digest()
+
+
+def nonce_features(nonce: bytes | None) -> int | None:
+    """The 24 security-feature bits of a nonce that starts with the RFC 8489 cookie, else None."""
+    if not nonce or len(nonce) < 13 or not nonce.startswith(NONCE_COOKIE):
+        return None
+    try:
+        return int.from_bytes(base64.b64decode(nonce[9:13], validate=True), "big")
+    except ValueError:
+        return None
+
+
+def password_algorithms(value: bytes) -> list[int]:
+    """The algorithm numbers of a PASSWORD-ALGORITHMS value (each: number, parameter length, parameters)."""
+    out, pos = [], 0
+    while pos + 4 <= len(value):
+        number, length = struct.unpack("!HH", value[pos:pos + 4])
+        out.append(number)
+        pos += 4 + length + _pad(length)
+    return out
 
 
 def rest_credentials(secret: str, user: str, ttl: int = 86400, now: float | None = None) -> tuple[str, str]:
@@ -156,6 +219,7 @@ class Message:
     attrs: list[tuple[int, bytes]] = field(default_factory=list)
     raw: bytes = b""                 # as received (decode) or as last encoded
     integrity_offset: int | None = None
+    integrity_sha256_offset: int | None = None
     fingerprint_ok: bool | None = None
 
     # ---- building -----------------------------------------------------------------------------
@@ -166,13 +230,18 @@ class Message:
     def add_xor(self, attr_type: int, ip: str, port: int) -> "Message":
         return self.add(attr_type, xor_address(ip, port, self.tid))
 
-    def encode(self, key: bytes | None = None, fingerprint: bool = True) -> bytes:
+    def encode(self, key: bytes | None = None, fingerprint: bool = True, sha256: bool = False) -> bytes:
+        """The wire bytes, signed with `key` (MESSAGE-INTEGRITY, or MESSAGE-INTEGRITY-SHA256 if
+        `sha256`) and with FINGERPRINT last."""
         body = b"".join(struct.pack("!HH", t, len(v)) + v + b"\0" * _pad(len(v)) for t, v in self.attrs)
 
         def header(length: int) -> bytes:
             return struct.pack("!HHI", message_type(self.method, self.cls), length, MAGIC) + self.tid
 
-        if key is not None:
+        if key is not None and sha256:
+            mac = hmac.new(key, header(len(body) + 36) + body, hashlib.sha256).digest()
+            body += struct.pack("!HH", MESSAGE_INTEGRITY_SHA256, 32) + mac
+        elif key is not None:
             mac = hmac.new(key, header(len(body) + 24) + body, hashlib.sha1).digest()
             body += struct.pack("!HH", MESSAGE_INTEGRITY, 20) + mac
         if fingerprint:
@@ -203,6 +272,8 @@ class Message:
                 raise StunError(f"attribute {at:#06x} runs past the end")
             if at == MESSAGE_INTEGRITY:
                 msg.integrity_offset = pos
+            if at == MESSAGE_INTEGRITY_SHA256:
+                msg.integrity_sha256_offset = pos
             if at == FINGERPRINT:
                 crc = zlib.crc32(data[:pos]) ^ 0x5354554E
                 msg.fingerprint_ok = len(value) == 4 and struct.unpack("!I", value)[0] == crc
@@ -220,11 +291,16 @@ class Message:
         return [t for t, _ in self.attrs]
 
     def check_integrity(self, key: bytes) -> bool:
-        if self.integrity_offset is None:
+        """MESSAGE-INTEGRITY-SHA256 if present, else MESSAGE-INTEGRITY, verified with `key`."""
+        if self.integrity_sha256_offset is not None:
+            off, attr, digest = self.integrity_sha256_offset, MESSAGE_INTEGRITY_SHA256, hashlib.sha256
+        elif self.integrity_offset is not None:
+            off, attr, digest = self.integrity_offset, MESSAGE_INTEGRITY, hashlib.sha1
+        else:
             return False
-        off = self.integrity_offset
-        signed = self.raw[:2] + struct.pack("!H", off + 24 - 20) + self.raw[4:off]
-        return hmac.compare_digest(hmac.new(key, signed, hashlib.sha1).digest(), self.get(MESSAGE_INTEGRITY) or b"")
+        mac = self.get(attr) or b""
+        signed = self.raw[:2] + struct.pack("!H", off + 4 + len(mac) - 20) + self.raw[4:off]
+        return hmac.compare_digest(hmac.new(key, signed, digest).digest()[:len(mac)], mac)
 
     @property
     def error_code(self) -> int | None:
@@ -242,10 +318,19 @@ class Message:
         v = self.get(attr_type)
         return parse_xor_address(v, self.tid) if v is not None else None
 
+    def xor_all(self, attr_type: int) -> list[tuple[str, int]]:
+        """Every address of that type: a dual allocation has two XOR-RELAYED-ADDRESSes."""
+        return [parse_xor_address(v, self.tid) for t, v in self.attrs if t == attr_type]
+
     @property
     def lifetime(self) -> int | None:
         v = self.get(LIFETIME)
         return struct.unpack("!I", v)[0] if v else None
+
+    @property
+    def connection_id(self) -> int | None:
+        v = self.get(CONNECTION_ID)
+        return struct.unpack("!I", v)[0] if v is not None and len(v) == 4 else None
 
     def __str__(self) -> str:
         parts = []
@@ -259,10 +344,14 @@ class Message:
                     pass
             if t == ERROR_CODE:
                 parts.append(f"ERROR_CODE={self.error_code} {self.reason!r}")
+            elif t == PASSWORD_ALGORITHMS:
+                parts.append(f"PASSWORD_ALGORITHMS={password_algorithms(v)}")
             elif t in (REALM, NONCE, USERNAME, SOFTWARE):
                 parts.append(f"{name}={v.decode(errors='replace')!r}")
             elif t == LIFETIME:
                 parts.append(f"LIFETIME={self.lifetime}")
+            elif t == CONNECTION_ID and len(v) == 4:
+                parts.append(f"CONNECTION_ID={struct.unpack('!I', v)[0]:#x}")
             else:
                 parts.append(f"{name}({len(v)})")
         return f"{METHOD_NAMES.get(self.method, hex(self.method))} {CLASS_NAMES[self.cls]} [{', '.join(parts)}]"
@@ -287,18 +376,26 @@ class TurnClient:
 
     ``transport``: "udp", "tcp" or "tls" (no certificate check). ``username``/``password``: the
     long-term credential; ``realm`` is learnt from the first 401. Received Data indications and
-    ChannelData land in ``self.data`` as (peer or channel, payload).
+    ChannelData land in ``self.data`` as (peer or channel, payload). ``rfc8489``: negotiate the
+    password algorithm as RFC 8489 §9.2.5 says (``self.algorithm`` is then the one in use);
+    ``userhash``: send USERHASH (True) or USERNAME (False) whatever the nonce asks, None: as it asks.
     """
 
     def __init__(self, server: tuple[str, int], username: str | None = None, password: str | None = None,
-                 transport: str = "udp", local_ip: str | None = None, timeout: float = 3.0):
+                 transport: str = "udp", local_ip: str | None = None, timeout: float = 3.0,
+                 rfc8489: bool = False, userhash: bool | None = None):
         self.server = server
         self.username = username
         self.password = password
         self.transport = transport
         self.timeout = timeout
+        self.rfc8489 = rfc8489
+        self.force_userhash = userhash
         self.realm: str | None = None
         self.nonce: bytes | None = None
+        self.algorithm = MD5
+        self.algorithms: bytes | None = None      # PASSWORD-ALGORITHMS as the server sent it
+        self.anonymous = False                    # send USERHASH instead of USERNAME
         self.data: list[tuple[object, bytes]] = []
         self.unmatched: list[Message] = []
         self.buffer = b""
@@ -327,7 +424,13 @@ class TurnClient:
     def key(self) -> bytes | None:
         if self.username is None or self.password is None or self.realm is None:
             return None
-        return long_term_key(self.username, self.realm, self.password)
+        return long_term_key(self.username, self.realm, self.password, self.algorithm)
+
+    @property
+    def sha256_integrity(self) -> bool:
+        """RFC 8489 §9.2.5: once a server sent PASSWORD-ALGORITHMS, requests carry
+        MESSAGE-INTEGRITY-SHA256 only."""
+        return self.rfc8489 and self.algorithms is not None
 
     # ---- raw I/O ------------------------------------------------------------------------------
     def send_raw(self, data: bytes) -> None:
@@ -425,10 +528,11 @@ class TurnClient:
 
     # ---- transactions -------------------------------------------------------------------------
     def transact(self, msg: Message, key: bytes | None = None, fingerprint: bool = True,
-                 retries: int = 3) -> Message | None:
-        """Sends `msg` (signed with `key` if given) and returns the response with its transaction
-        id; UDP retransmits a few times (RFC 8489 §6.2.1, shortened), streams wait once."""
-        wire = msg.encode(key, fingerprint)
+                 retries: int = 3, sha256: bool = False) -> Message | None:
+        """Sends `msg` (signed with `key` if given, with MESSAGE-INTEGRITY-SHA256 if `sha256`) and
+        returns the response with its transaction id; UDP retransmits a few times (RFC 8489
+        §6.2.1, shortened), streams wait once."""
+        wire = msg.encode(key, fingerprint, sha256)
         attempts = retries if self.transport == "udp" else 1
         per_try = self.timeout / attempts if self.transport == "udp" else self.timeout
         for _ in range(attempts):
@@ -468,8 +572,14 @@ class TurnClient:
             if self.nonce is None or self.realm is None:
                 response = self.transact(m)
             else:
-                m.add(USERNAME, user.encode()).add(REALM, self.realm.encode()).add(NONCE, self.nonce)
-                response = self.transact(m, long_term_key(user, self.realm, pw))
+                if self.anonymous:
+                    m.add(USERHASH, userhash(user, self.realm))
+                else:
+                    m.add(USERNAME, user.encode())
+                m.add(REALM, self.realm.encode()).add(NONCE, self.nonce)
+                if self.sha256_integrity:
+                    m.add(PASSWORD_ALGORITHM, struct.pack("!HH", self.algorithm, 0)).add(PASSWORD_ALGORITHMS, self.algorithms)
+                response = self.transact(m, long_term_key(user, self.realm, pw, self.algorithm), sha256=self.sha256_integrity)
             if response is None or response.cls != ERROR or response.error_code not in (401, 438):
                 return response
             realm, nonce = response.get(REALM), response.get(NONCE)
@@ -477,29 +587,47 @@ class TurnClient:
                 return response
             signed_before = self.nonce is not None and response.error_code == 401 and nonce == self.nonce
             self.realm, self.nonce = realm.decode(), nonce
+            if self.rfc8489 and not self._negotiate(response):
+                return response       # §9.2.5: nothing this client may retry with
             if signed_before:
                 return response       # a signed request refused with the same nonce: bad credentials
         return response
+
+    def _negotiate(self, challenge: Message) -> bool:
+        """RFC 8489 §9.2.5 on a 401/438: the algorithm (the first of PASSWORD-ALGORITHMS this
+        client supports) and USERNAME or USERHASH. False when the client must not retry."""
+        features = nonce_features(challenge.get(NONCE))
+        offered = challenge.get(PASSWORD_ALGORITHMS)
+        if features is not None and features & FEATURE_PASSWORD_ALGORITHMS and offered is None:
+            return False          # the bit without the attribute: stripped on the way, a downgrade
+        if offered is not None:
+            usable = [a for a in password_algorithms(offered) if a in (SHA256, MD5)]
+            if not usable:
+                return False
+            self.algorithm, self.algorithms = usable[0], offered
+        anonymity = features is not None and bool(features & FEATURE_USERNAME_ANONYMITY)
+        self.anonymous = anonymity if self.force_userhash is None else self.force_userhash
+        return True
 
     def expect_success(self, response: Message | None, what: str) -> Message:
         if response is None or response.cls != SUCCESS:
             raise TurnError(f"{what} failed", response)
         key = self.key
-        if key is not None and response.integrity_offset is not None:
+        if key is not None and (response.integrity_offset is not None or response.integrity_sha256_offset is not None):
             assert response.check_integrity(key), \
                 f"{what}: MESSAGE-INTEGRITY of the response does not verify: {response}"
         return response
 
     # ---- TURN operations ----------------------------------------------------------------------
-    def allocate_request(self, lifetime: int | None = None,
-                         extra: list[tuple[int, bytes]] | None = None) -> Message | None:
-        attrs = [(REQUESTED_TRANSPORT, bytes([UDP_TRANSPORT, 0, 0, 0]))]
+    def allocate_request(self, lifetime: int | None = None, extra: list[tuple[int, bytes]] | None = None,
+                         relay_transport: int = UDP_TRANSPORT) -> Message | None:
+        attrs = [(REQUESTED_TRANSPORT, bytes([relay_transport, 0, 0, 0]))]
         if lifetime is not None:
             attrs.append((LIFETIME, struct.pack("!I", lifetime)))
         return self.request(ALLOCATE, attrs + (extra or []))
 
-    def allocate(self, lifetime: int | None = None) -> tuple[str, int]:
-        r = self.expect_success(self.allocate_request(lifetime), "Allocate")
+    def allocate(self, lifetime: int | None = None, relay_transport: int = UDP_TRANSPORT) -> tuple[str, int]:
+        r = self.expect_success(self.allocate_request(lifetime, relay_transport=relay_transport), "Allocate")
         self.relayed = r.xor(XOR_RELAYED_ADDRESS)
         self.mapped = r.xor(XOR_MAPPED_ADDRESS)
         assert self.relayed is not None, f"Allocate success without XOR-RELAYED-ADDRESS: {r}"
@@ -515,6 +643,21 @@ class TurnClient:
 
     def channel_bind(self, channel: int, peer: tuple[str, int], **kw) -> Message | None:
         return self.request(CHANNEL_BIND, [(CHANNEL_NUMBER, struct.pack("!HH", channel, 0))], xor_peers=[peer], **kw)
+
+    # ---- RFC 6062 -----------------------------------------------------------------------------
+    def connect(self, peer: tuple[str, int], **kw) -> Message | None:
+        """Connect (on the control connection of a TCP allocation); the success carries CONNECTION-ID."""
+        return self.request(CONNECT, xor_peers=[peer], **kw)
+
+    def connection_bind(self, connection_id: int, **kw) -> Message | None:
+        """ConnectionBind on this (new) connection; after a success it carries raw bytes only."""
+        return self.request(CONNECTION_BIND, [(CONNECTION_ID, struct.pack("!I", connection_id))], **kw)
+
+    def data_socket(self) -> tuple[socket.socket, bytes]:
+        """After a successful ConnectionBind: the socket, and the bytes already read past the
+        response (the peer's first data)."""
+        rest, self.buffer = self.buffer, b""
+        return self.sock, rest
 
     def send_indication(self, peer: tuple[str, int], payload: bytes) -> None:
         m = Message(SEND, INDICATION).add_xor(XOR_PEER_ADDRESS, *peer).add(DATA_ATTR, payload)

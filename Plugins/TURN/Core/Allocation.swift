@@ -26,10 +26,23 @@ public struct ClientKey: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-/// A relay socket the I/O side opened, by its number.
+/// A relay socket the I/O side opened, by its number: a UDP socket, or the listening TCP socket
+/// of an RFC 6062 allocation.
 public struct RelayID: Hashable, Sendable {
     public var raw: UInt64
     public init(_ raw: UInt64) { self.raw = raw }
+}
+
+/// A TCP connection between a relayed address and a peer (RFC 6062 peer data connection), by the
+/// number the I/O side gave it.
+public struct PeerSocketID: Hashable, Sendable {
+    public var raw: UInt64
+    public init(_ raw: UInt64) { self.raw = raw }
+}
+
+/// What an allocation relays: UDP datagrams (RFC 8656) or TCP connections (RFC 6062).
+public enum RelayTransport: Sendable {
+    case udp, tcp
 }
 
 public enum AddressFamily: Sendable, Hashable {
@@ -63,13 +76,35 @@ struct ByteBucket {
     /// Takes `n` bytes if the bucket holds them; a cap of 0 lets everything through.
     mutating func take(_ n: Int, now: UInt64) -> Bool {
         guard rate > 0 else { return true }
+        refill(now)
+        guard tokens >= UInt64(n) else { return false }
+        tokens -= UInt64(n)
+        return true
+    }
+
+    /// Takes `n` bytes that were already relayed (a TCP stream cannot drop them), going into debt
+    /// if need be; the nanoseconds until the bucket is out of debt, which is how long the reader
+    /// should pause. 0 when there is no cap.
+    mutating func charge(_ n: Int, now: UInt64) -> UInt64 {
+        guard rate > 0 else { return 0 }
+        refill(now)
+        if tokens >= UInt64(n) {
+            tokens -= UInt64(n)
+            return 0
+        }
+        let debt = UInt64(n) - tokens
+        tokens = 0
+        // Paying the debt back moves `last` forward: the refill after the pause starts from zero.
+        let pause = debt * 1_000_000_000 / rate
+        last = now + pause
+        return pause
+    }
+
+    private mutating func refill(_ now: UInt64) {
         if now > last {
             tokens = min(rate, tokens &+ (now - last) * rate / 1_000_000_000)
             last = now
         }
-        guard tokens >= UInt64(n) else { return false }
-        tokens -= UInt64(n)
-        return true
     }
 }
 
@@ -79,29 +114,35 @@ final class Allocation {
     let client: ClientKey
     let username: String
     let identity: String
-    let key: [UInt8]
+    let transport: RelayTransport
     var relays: [(id: RelayID, address: TransportAddress)]
-    var expiry: UInt64
+    /// Each relayed address lasts until its own time: a Refresh with REQUESTED-ADDRESS-FAMILY
+    /// refreshes or deletes one half of a dual allocation only (RFC 8656 §7.4). The allocation
+    /// lasts as long as its last relayed address.
+    var relayExpiry: [RelayID: UInt64]
+    var expiry: UInt64 { relayExpiry.values.max() ?? 0 }
     /// Peer IP → expiry (RFC 8656 §9: permissions are per IP, ports ignored).
     var permissions: [IPAddress: UInt64] = [:]
     var channelPeers: [UInt16: TransportAddress] = [:]
     var channelNumbers: [TransportAddress: UInt16] = [:]
     var channelExpiry: [UInt16: UInt64] = [:]
+    /// CONNECTION-IDs of its TCP connections to peers (RFC 6062), whatever their state.
+    var connections: Set<UInt32> = []
     /// The Allocate that made it, so a retransmission gets the same answer (RFC 8656 §7.2).
     let allocateTransaction: STUNTransactionID
     let allocateResponse: [UInt8]
     var toPeers: ByteBucket
     var toClient: ByteBucket
 
-    init(client: ClientKey, username: String, key: [UInt8], relays: [(id: RelayID, address: TransportAddress)], expiry: UInt64,
+    init(client: ClientKey, username: String, transport: RelayTransport, relays: [(id: RelayID, address: TransportAddress)], expiry: UInt64,
          transaction: STUNTransactionID, response: [UInt8], bandwidth: UInt64, now: UInt64)
     {
         self.client = client
         self.username = username
         identity = Authenticator.quotaIdentity(username)
-        self.key = key
+        self.transport = transport
         self.relays = relays
-        self.expiry = expiry
+        relayExpiry = Dictionary(uniqueKeysWithValues: relays.map { ($0.id, expiry) })
         allocateTransaction = transaction
         allocateResponse = response
         toPeers = ByteBucket(rate: bandwidth, now: now)

@@ -12,6 +12,14 @@ public struct TURNStreamFramer: Sendable {
 
     public mutating func append(_ bytes: UnsafeRawBufferPointer) { queue.append(bytes) }
 
+    /// Everything not yet framed, which is no longer framed: the connection became an RFC 6062
+    /// client data connection, and bytes that came behind its ConnectionBind are the client's data.
+    public mutating func takeRemaining() -> [UInt8] {
+        let rest = Array(queue.bytes(0..<queue.count))
+        queue.consume(queue.count)
+        return rest
+    }
+
     public mutating func next() -> Next {
         guard queue.count >= 4 else { return .needMore }
         let length = Int(queue[2]) << 8 | Int(queue[3])

@@ -33,6 +33,12 @@ public struct TURNConfig: Sendable {
     /// TURN REST shared secrets: the first mints credentials, every one is accepted (rotation).
     /// Empty: the plugin makes one at start.
     public var secrets: [String] = []
+    /// Offer SHA-256 long-term keys (RFC 8489 PASSWORD-ALGORITHMS, MESSAGE-INTEGRITY-SHA256) next to
+    /// MD5. MD5 clients are served either way.
+    public var sha256Credentials = true
+    /// Set the nonce's username-anonymity bit, so RFC 8489 clients send USERHASH instead of
+    /// USERNAME. Only static users can be found from a hash: such clients cannot use REST names.
+    public var advertiseUserhash = false
     /// How long minted REST credentials last.
     public var credentialTTLSeconds = 86_400
     /// Peers re-opened from the default-denied ranges (CIDRs), and extra denials.
@@ -47,6 +53,10 @@ public struct TURNConfig: Sendable {
     public var maxAllocations = 1_000
     public var maxPermissionsPerAllocation = 64
     public var maxChannelsPerAllocation = 64
+    /// RFC 6062 TCP allocations (REQUESTED-TRANSPORT 6 on a TCP or TLS connection), and how many
+    /// TCP connections to peers one may have at a time.
+    public var tcpRelays = true
+    public var maxTCPConnectionsPerAllocation = 16
     /// Relayed bytes per second per allocation, each direction (0: no cap).
     public var bandwidthBytesPerSecond = 1_000_000
     /// Allocation lifetimes (RFC 8656 §3.2 defaults).
@@ -59,9 +69,9 @@ public struct TURNConfig: Sendable {
 
     static let keys: Set<String> = [
         "realm", "listen", "udp_port", "tcp_port", "tls_port", "certificate_file", "key_file", "relay_addresses",
-        "advertised_host", "min_port", "max_port", "users", "secrets", "credential_ttl_seconds", "allowed_peer_ips",
+        "advertised_host", "min_port", "max_port", "users", "secrets", "sha256_credentials", "advertise_userhash", "credential_ttl_seconds", "allowed_peer_ips",
         "denied_peer_ips", "allow_own_addresses", "max_allocations_per_user", "max_allocations", "max_permissions_per_allocation",
-        "max_channels_per_allocation", "bandwidth_bytes_per_second", "default_lifetime_seconds",
+        "max_channels_per_allocation", "tcp_relays", "max_tcp_connections_per_allocation", "bandwidth_bytes_per_second", "default_lifetime_seconds",
         "max_lifetime_seconds", "nonce_seconds",
     ]
 
@@ -139,14 +149,23 @@ public struct TURNConfig: Sendable {
         credentialTTLSeconds = try int("credential_ttl_seconds", 60...(30 * 86_400)) ?? credentialTTLSeconds
         allowedPeerIPs = try strings("allowed_peer_ips") ?? allowedPeerIPs
         deniedPeerIPs = try strings("denied_peer_ips") ?? deniedPeerIPs
-        if let v = o["allow_own_addresses"], !v.isNull {
-            guard let b = v.boolValue else { throw TURNConfigError("config.allow_own_addresses: expected true or false") }
-            allowOwnAddresses = b
+        func bool(_ key: String) throws(TURNConfigError) -> Bool? {
+            guard let v = o[key], !v.isNull else { return nil }
+            guard let b = v.boolValue else { throw TURNConfigError("config.\(key): expected true or false") }
+            return b
+        }
+        allowOwnAddresses = try bool("allow_own_addresses") ?? allowOwnAddresses
+        sha256Credentials = try bool("sha256_credentials") ?? sha256Credentials
+        advertiseUserhash = try bool("advertise_userhash") ?? advertiseUserhash
+        if advertiseUserhash, users.isEmpty {
+            throw TURNConfigError("config.advertise_userhash: needs static users (a USERHASH is looked up among users; REST names cannot be)")
         }
         maxAllocationsPerUser = try int("max_allocations_per_user", 1...100_000) ?? maxAllocationsPerUser
         maxAllocations = try int("max_allocations", 1...1_000_000) ?? maxAllocations
         maxPermissionsPerAllocation = try int("max_permissions_per_allocation", 1...10_000) ?? maxPermissionsPerAllocation
         maxChannelsPerAllocation = try int("max_channels_per_allocation", 1...4_096) ?? maxChannelsPerAllocation
+        tcpRelays = try bool("tcp_relays") ?? tcpRelays
+        maxTCPConnectionsPerAllocation = try int("max_tcp_connections_per_allocation", 1...1_000) ?? maxTCPConnectionsPerAllocation
         bandwidthBytesPerSecond = try int("bandwidth_bytes_per_second", 0...1_000_000_000) ?? bandwidthBytesPerSecond
         defaultLifetimeSeconds = try int("default_lifetime_seconds", 60...86_400) ?? defaultLifetimeSeconds
         maxLifetimeSeconds = try int("max_lifetime_seconds", 60...86_400) ?? maxLifetimeSeconds

@@ -19,6 +19,17 @@ final class StreamClient {
     var pending = ByteQueue()
     var tls: OpaquePointer?
     var closed = false
+    /// Set once a ConnectionBind made this an RFC 6062 client data connection: its bytes go as
+    /// they are to this peer connection.
+    var peer: PeerTCP?
+    /// The client sent its last byte (a data connection drains towards the peer, then closes).
+    var readClosed = false
+    /// Reading stops until then (monotonic ns): the allocation's bandwidth cap.
+    var readPausedUntil: UInt64 = 0
+    /// Hung up both ways: left out of the poll set while the other side drains.
+    var hungUp = false
+    /// The poll events the descriptor was last registered with.
+    var events: Int16 = 0
 
     init(id: UInt64, fd: Int32, remote: TransportAddress, tls: OpaquePointer?) {
         self.id = id
@@ -33,6 +44,33 @@ final class StreamClient {
     }
 
     var wantsWrite: Bool { !pending.isEmpty }
+}
+
+/// A TCP connection between a TCP allocation's relayed address and a peer (RFC 6062): connecting
+/// (for a Connect), waiting for its ConnectionBind (not read, so the kernel holds what the peer
+/// sends and its window closes), or bound to a client data connection.
+final class PeerTCP {
+    /// What may wait to be written on either side of a bound pair before the other side is no
+    /// longer read (TCP's own flow control does the rest).
+    static let backlogLimit = 256 * 1024
+
+    let id: PeerSocketID
+    let fd: Int32
+    var connecting: Bool
+    /// Bytes from the client waiting to be written to the peer.
+    var pending = ByteQueue()
+    var client: StreamClient?
+    var readClosed = false
+    var readPausedUntil: UInt64 = 0
+    var hungUp = false
+    var closed = false
+    var events: Int16 = 0
+
+    init(id: PeerSocketID, fd: Int32, connecting: Bool) {
+        self.id = id
+        self.fd = fd
+        self.connecting = connecting
+    }
 }
 
 /// The TURN plugin's thread: every listener, client connection and relay socket in one poll set,
@@ -50,12 +88,18 @@ final class TURNLoop: TURNIO, @unchecked Sendable {
         case listener(tls: Bool)
         case client(UInt64)
         case relay(RelayID)
+        case tcpRelay(RelayID)
+        case peer(UInt64)
     }
 
     private var udpListeners: [Int32] = []
     private var streamListeners: [(fd: Int32, tls: Bool)] = []
     private var clients: [UInt64: StreamClient] = [:]
-    private var relays: [RelayID: (fd: Int32, address: TransportAddress)] = [:]
+    /// Relay sockets: UDP, or the listening socket of a TCP allocation (`tcp`).
+    private var relays: [RelayID: (fd: Int32, address: TransportAddress, tcp: Bool)] = [:]
+    private var peers: [UInt64: PeerTCP] = [:]
+    /// The earliest time a paused reader of a data connection resumes (0: none paused).
+    private var nextResume: UInt64 = 0
     private var usedPorts: Set<TransportAddress> = []
     private var nextID: UInt64 = 1
     private var tlsContext: OpaquePointer?
@@ -149,7 +193,8 @@ final class TURNLoop: TURNIO, @unchecked Sendable {
         _ = write(wakeWrite, &one, 1)
         stopped.wait()
         server.closeAll()
-        for client in clients.values { dropClient(client) }
+        for client in Array(clients.values) { dropClient(client) }
+        for peer in Array(peers.values) { closePeer(peer, notify: false) }
         closeListeners()
     }
 
@@ -182,6 +227,7 @@ final class TURNLoop: TURNIO, @unchecked Sendable {
             if pollSetStale { rebuildPollSet() }
             _ = poll(&pollSet, nfds_t(pollSet.count), 50)
             var acceptOn: [(Int32, Bool)] = []
+            var acceptPeersOn: [RelayID] = []
             for i in 0..<pollSet.count where pollSet[i].revents != 0 {
                 let events = pollSet[i].revents
                 switch owners[i] {
@@ -196,11 +242,25 @@ final class TURNLoop: TURNIO, @unchecked Sendable {
                     if let client = clients[id] { serve(client, events: events) }
                 case .relay(let id):
                     readRelay(id)
+                case .tcpRelay(let id):
+                    acceptPeersOn.append(id)
+                case .peer(let id):
+                    if let peer = peers[id] { serve(peer, events: events) }
                 }
             }
             // Accepted last, so a descriptor freed above and reused now never gets an old event.
             for (fd, tls) in acceptOn { accept(fd, tls: tls) }
-            server.tick(now: monotonicNanos())
+            for id in acceptPeersOn { acceptPeers(on: id) }
+            let now = monotonicNanos()
+            if nextResume != 0, now >= nextResume {
+                // Paused readers resume; a TLS one may hold decrypted bytes that poll cannot see.
+                nextResume = 0
+                pollSetStale = true
+                for client in Array(clients.values) where client.tls != nil {
+                    if let peer = client.peer { finishIfDrained(client, peer) }
+                }
+            }
+            server.tick(now: now)
         }
     }
 
@@ -215,15 +275,60 @@ final class TURNLoop: TURNIO, @unchecked Sendable {
             pollSet.append(pollfd(fd: l.fd, events: Int16(POLLIN), revents: 0))
             owners.append(.listener(tls: l.tls))
         }
+        let now = monotonicNanos()
         for (id, client) in clients {
-            pollSet.append(pollfd(fd: client.fd, events: Int16(POLLIN) | (client.wantsWrite ? Int16(POLLOUT) : 0), revents: 0))
+            client.events = events(of: client, now: now)
+            pollSet.append(pollfd(fd: client.hungUp ? -1 : client.fd, events: client.events, revents: 0))
             owners.append(.client(id))
         }
         for (id, relay) in relays {
             pollSet.append(pollfd(fd: relay.fd, events: Int16(POLLIN), revents: 0))
-            owners.append(.relay(id))
+            owners.append(relay.tcp ? .tcpRelay(id) : .relay(id))
+        }
+        for (id, peer) in peers {
+            peer.events = events(of: peer, now: now)
+            pollSet.append(pollfd(fd: peer.hungUp ? -1 : peer.fd, events: peer.events, revents: 0))
+            owners.append(.peer(id))
         }
         pollSetStale = false
+    }
+
+    /// What a client connection waits for: always input, except on a data connection whose peer
+    /// has enough waiting, that was paused by the bandwidth cap or that has finished; output when
+    /// something waits to be written.
+    private func events(of client: StreamClient, now: UInt64) -> Int16 {
+        var events = client.wantsWrite ? Int16(POLLOUT) : 0
+        if let peer = client.peer {
+            if !client.readClosed, peer.pending.count < PeerTCP.backlogLimit, !paused(client.readPausedUntil, now) { events |= Int16(POLLIN) }
+        } else {
+            events |= Int16(POLLIN)
+        }
+        return events
+    }
+
+    /// A peer connection: output while connecting (that is how the outcome shows); nothing while
+    /// it waits for its ConnectionBind (errors and hang-ups are reported anyway); once bound, as a
+    /// data connection.
+    private func events(of peer: PeerTCP, now: UInt64) -> Int16 {
+        if peer.connecting { return Int16(POLLOUT) }
+        guard let client = peer.client else { return 0 }
+        var events = peer.pending.isEmpty ? 0 : Int16(POLLOUT)
+        if !peer.readClosed, client.pending.count < PeerTCP.backlogLimit, !paused(peer.readPausedUntil, now) { events |= Int16(POLLIN) }
+        return events
+    }
+
+    /// Whether a reader paused until `until` still is; if so, the loop wakes up for it.
+    private func paused(_ until: UInt64, _ now: UInt64) -> Bool {
+        guard until > now else { return false }
+        nextResume = nextResume == 0 ? until : min(nextResume, until)
+        return true
+    }
+
+    /// Marks the poll set for rebuilding when a data connection's interest changed.
+    private func refreshInterest(_ client: StreamClient?, _ peer: PeerTCP?) {
+        let now = monotonicNanos()
+        if let client, !client.closed, events(of: client, now: now) != client.events { pollSetStale = true }
+        if let peer, !peer.closed, events(of: peer, now: now) != peer.events { pollSetStale = true }
     }
 
     private func readUDP(_ index: Int) {
@@ -249,7 +354,7 @@ final class TURNLoop: TURNIO, @unchecked Sendable {
     private func accept(_ listener: Int32, tls: Bool) {
         for _ in 0..<64 {
             guard let (fd, remote) = acceptConnection(listener) else { return }
-            guard clients.count < config.maxAllocations * 2 else {
+            guard clients.count < config.maxAllocations * 2 + peers.count else {
                 Glibc.close(fd)
                 continue
             }
@@ -271,6 +376,7 @@ final class TURNLoop: TURNIO, @unchecked Sendable {
     }
 
     private func serve(_ client: StreamClient, events: Int16) {
+        if client.peer != nil { return serveData(client, events: events) }
         if events & Int16(POLLOUT) != 0 || client.tls != nil {
             guard flush(client) else { return dropClient(client) }
         }
@@ -305,6 +411,8 @@ final class TURNLoop: TURNIO, @unchecked Sendable {
                     return dropClient(client)
                 case .message(let message):
                     message.withUnsafeBytes { server.receive($0, from: client.key, now: monotonicNanos(), unixNow: unixSeconds()) }
+                    // A ConnectionBind made it a data connection: no more framing.
+                    if client.peer != nil { return }
                     continue
                 }
                 break
@@ -349,6 +457,173 @@ final class TURNLoop: TURNIO, @unchecked Sendable {
         Glibc.close(client.fd)
         server.clientClosed(client.key)
         pollSetStale = true
+        if let peer = client.peer {
+            client.peer = nil
+            peer.client = nil
+            closePeer(peer, notify: true)
+        }
+    }
+
+    // MARK: - RFC 6062 data connections
+
+    /// A client data connection: bytes out to the client, bytes in to the peer.
+    private func serveData(_ client: StreamClient, events: Int16) {
+        guard let peer = client.peer else { return }
+        if events & Int16(POLLERR) != 0 { return dropClient(client) }
+        if events & Int16(POLLOUT) != 0 || client.tls != nil {
+            guard flush(client) else { return dropClient(client) }
+        }
+        if events & Int16(POLLIN | POLLHUP) != 0 { readData(from: client, to: peer) }
+        if events & Int16(POLLHUP) != 0 { hangUp(client) }
+        finishIfDrained(client, peer)
+    }
+
+    /// A data connection hung up both ways: nothing more comes from it, and it leaves the poll set
+    /// (poll would report the hang-up again and again) while what it sent drains to the other side.
+    private func hangUp(_ client: StreamClient) {
+        client.readClosed = true
+        client.hungUp = true
+        pollSetStale = true
+    }
+
+    private func readData(from client: StreamClient, to peer: PeerTCP) {
+        let now = monotonicNanos()
+        while !client.closed, !client.readClosed, peer.pending.count < PeerTCP.backlogLimit, client.readPausedUntil <= now {
+            let n: Int
+            if let tls = client.tls {
+                ERR_clear_error()
+                let r = SSL_read(tls, buffer.baseAddress, Int32(buffer.count))
+                if r <= 0 {
+                    let e = SSL_get_error(tls, r)
+                    if e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE { break }
+                    if e == SSL_ERROR_ZERO_RETURN {
+                        client.readClosed = true
+                        break
+                    }
+                    return dropClient(client)
+                }
+                n = Int(r)
+            } else {
+                n = read(client.fd, buffer.baseAddress, buffer.count)
+                if n < 0, errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { break }
+                if n < 0 { return dropClient(client) }
+                if n == 0 {
+                    client.readClosed = true
+                    break
+                }
+            }
+            peer.pending.append(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            let pause = server.tcpRelayed(peer.id, bytes: n, towardsPeer: true, now: now)
+            if pause > 0 { client.readPausedUntil = now + pause }
+        }
+        guard flushPeer(peer) else { return closePeer(peer, notify: true) }
+        refreshInterest(client, peer)
+    }
+
+    /// A peer connection: the outcome of a connect, bytes in to the client, bytes out to the peer.
+    private func serve(_ peer: PeerTCP, events: Int16) {
+        if peer.connecting {
+            var error: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            getsockopt(peer.fd, SOL_SOCKET, SO_ERROR, &error, &length)
+            peer.connecting = false
+            pollSetStale = true
+            if error != 0 {
+                closePeer(peer, notify: false)
+                server.peerConnectFinished(peer.id, connected: false, now: monotonicNanos())
+            } else {
+                server.peerConnectFinished(peer.id, connected: true, now: monotonicNanos())
+            }
+            return
+        }
+        guard let client = peer.client else {
+            // Waiting for its ConnectionBind and not read: only a failure or hang-up shows.
+            if events & Int16(POLLERR | POLLHUP) != 0 { closePeer(peer, notify: true) }
+            return
+        }
+        if events & Int16(POLLERR) != 0 { return closePeer(peer, notify: true) }
+        if events & Int16(POLLOUT) != 0 {
+            guard flushPeer(peer) else { return closePeer(peer, notify: true) }
+        }
+        if events & Int16(POLLIN | POLLHUP) != 0 {
+            let now = monotonicNanos()
+            while !peer.closed, !peer.readClosed, client.pending.count < PeerTCP.backlogLimit, peer.readPausedUntil <= now {
+                let n = read(peer.fd, buffer.baseAddress, buffer.count)
+                if n < 0, errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { break }
+                if n < 0 { return closePeer(peer, notify: true) }
+                if n == 0 {
+                    peer.readClosed = true
+                    break
+                }
+                client.pending.append(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+                let pause = server.tcpRelayed(peer.id, bytes: n, towardsPeer: false, now: now)
+                if pause > 0 { peer.readPausedUntil = now + pause }
+            }
+            guard flush(client) else { return dropClient(client) }
+        }
+        if events & Int16(POLLHUP) != 0 {
+            peer.readClosed = true
+            peer.hungUp = true
+            pollSetStale = true
+        }
+        finishIfDrained(client, peer)
+    }
+
+    /// One side sent its last byte and everything it sent has been written to the other: both
+    /// close (RFC 6062 §5.5: when one connection of a pair closes, so does the other). Otherwise
+    /// the pair's interest is brought up to date; a TLS client whose peer drained may hold
+    /// decrypted bytes that poll cannot see, so it is read at once.
+    private func finishIfDrained(_ client: StreamClient, _ peer: PeerTCP) {
+        guard !client.closed, !peer.closed else { return }
+        if (client.readClosed && peer.pending.isEmpty) || (peer.readClosed && client.pending.isEmpty) {
+            return closePeer(peer, notify: true)
+        }
+        if client.tls != nil, !client.readClosed, peer.pending.count < PeerTCP.backlogLimit, SSL_pending(client.tls) > 0 {
+            readData(from: client, to: peer)
+        }
+        refreshInterest(client, peer)
+    }
+
+    /// Writes what waits for the peer; false when the connection failed.
+    private func flushPeer(_ peer: PeerTCP) -> Bool {
+        while !peer.pending.isEmpty {
+            let n = peer.pending.withBytes(0..<peer.pending.count) { Glibc.send(peer.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n < 0 { return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR }
+            peer.pending.consume(n)
+        }
+        return true
+    }
+
+    /// Closes a peer connection and the client data connection bound to it; `notify` tells the
+    /// server (not when the server asked for it).
+    private func closePeer(_ peer: PeerTCP, notify: Bool) {
+        guard !peer.closed else { return }
+        peer.closed = true
+        peers.removeValue(forKey: peer.id.raw)
+        Glibc.close(peer.fd)
+        pollSetStale = true
+        if let client = peer.client {
+            peer.client = nil
+            client.peer = nil
+            dropClient(client)
+        }
+        if notify { server.peerConnectionClosed(peer.id) }
+    }
+
+    /// Connections to a TCP allocation's relayed address.
+    private func acceptPeers(on relay: RelayID) {
+        guard let listener = relays[relay]?.fd else { return }
+        for _ in 0..<16 {
+            guard let (fd, remote) = acceptConnection(listener) else { return }
+            let peer = PeerTCP(id: PeerSocketID(nextID), fd: fd, connecting: false)
+            nextID += 1
+            peers[peer.id.raw] = peer
+            pollSetStale = true
+            if !server.peerConnectionAccepted(on: relay, socket: peer.id, peer: remote, now: monotonicNanos()) {
+                closePeer(peer, notify: false)
+            }
+            guard relays[relay] != nil else { return }
+        }
     }
 
     // MARK: - TURNIO
@@ -387,10 +662,10 @@ final class TURNLoop: TURNIO, @unchecked Sendable {
         return nil
     }
 
-    private func register(_ fd: Int32, _ address: TransportAddress) -> RelayID {
+    private func register(_ fd: Int32, _ address: TransportAddress, tcp: Bool = false) -> RelayID {
         let id = RelayID(nextID)
         nextID += 1
-        relays[id] = (fd, address)
+        relays[id] = (fd, address, tcp)
         usedPorts.insert(address)
         pollSetStale = true
         return id
@@ -406,9 +681,78 @@ final class TURNLoop: TURNIO, @unchecked Sendable {
     }
 
     func sendToPeer(_ bytes: UnsafeRawBufferPointer, from relay: RelayID, to peer: TransportAddress) -> Bool {
-        guard let r = relays[relay] else { return false }
+        guard let r = relays[relay], !r.tcp else { return false }
         return sendDatagram(r.fd, bytes, to: peer)
     }
+
+    func openTCPRelay(family: AddressFamily) -> (relay: RelayID, address: TransportAddress)? {
+        guard let ip = relayAddresses.first(where: { ($0.isIPv4 ? AddressFamily.v4 : .v6) == family }) else { return nil }
+        let span = config.maxPort - config.minPort + 1
+        for _ in 0..<64 {
+            let address = TransportAddress(ip: ip, port: UInt16(config.minPort + Int.random(in: 0..<span)))
+            guard !usedPorts.contains(address), let fd = try? tcpRelaySocket(address) else { continue }
+            guard listen(fd, 64) == 0 else {
+                Glibc.close(fd)
+                continue
+            }
+            return (register(fd, address, tcp: true), address)
+        }
+        return nil
+    }
+
+    func connectPeer(from relay: RelayID, to peer: TransportAddress) -> PeerSocketID? {
+        guard let r = relays[relay], r.tcp, let fd = try? tcpRelaySocket(r.address) else { return nil }
+        let rc = SocketAddress.with(peer) { Glibc.connect(fd, $0, $1) }
+        guard rc == 0 || errno == EINPROGRESS else {
+            Glibc.close(fd)
+            return nil
+        }
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        let connection = PeerTCP(id: PeerSocketID(nextID), fd: fd, connecting: true)
+        nextID += 1
+        peers[connection.id.raw] = connection
+        pollSetStale = true
+        return connection.id
+    }
+
+    func closePeerConnection(_ socket: PeerSocketID) {
+        if let peer = peers[socket.raw] { closePeer(peer, notify: false) }
+    }
+
+    func bindDataConnection(_ socket: PeerSocketID, to client: ClientKey) {
+        guard case .stream(let id) = client.transport, let c = clients[id], let peer = peers[socket.raw] else { return }
+        c.peer = peer
+        peer.client = c
+        // Bytes the client sent right behind its ConnectionBind are already its data.
+        let rest = c.framer.takeRemaining()
+        if !rest.isEmpty {
+            rest.withUnsafeBytes { peer.pending.append($0) }
+            _ = server.tcpRelayed(socket, bytes: rest.count, towardsPeer: true, now: monotonicNanos())
+        }
+        pollSetStale = true
+    }
+}
+
+/// A TCP socket on a TCP relay's address: its listener, or a connection from it to a peer. Both
+/// share the address (RFC 6062 §5.2: a Connect's local end is the relayed address), which Linux
+/// allows when every socket on it sets SO_REUSEPORT; they are all this process's. The
+/// corresponding C calls are socket, setsockopt and bind.
+func tcpRelaySocket(_ address: TransportAddress) throws(SocketError) -> Int32 {
+    let family = address.ip.isIPv4 ? AF_INET : AF_INET6
+    let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else { throw SocketError("socket") }
+    var one: Int32 = 1
+    let size = socklen_t(MemoryLayout<Int32>.size)
+    if family == AF_INET6 { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, size) }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, size)
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, size)
+    guard SocketAddress.with(address, { Glibc.bind(fd, $0, $1) }) == 0 else {
+        let e = SocketError("bind \(address)")
+        Glibc.close(fd)
+        throw e
+    }
+    return fd
 }
 
 /// The machine's first non-loopback IPv4 address and first global IPv6 address.

@@ -35,7 +35,8 @@ final class TURNPlugin: AtriumPlugin {
             secrets = [base64(randomBytes(24))]
             host.log(.info, "TURN: no secrets configured; generated one for this run")
         }
-        auth = Authenticator(realm: config.realm, users: config.users, secrets: secrets, nonceSeconds: config.nonceSeconds)
+        auth = Authenticator(realm: config.realm, users: config.users, secrets: secrets, nonceSeconds: config.nonceSeconds,
+                             sha256: config.sha256Credentials, userhash: config.advertiseUserhash)
     }
 
     private func cidrs(_ texts: [String], key: String) throws(PluginFailure) -> [CIDR] {

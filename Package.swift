@@ -111,7 +111,7 @@ if ProcessInfo.processInfo.environment["ATRIUM_BENCHMARKS"] != nil {
     package.targets.append(
         .executableTarget(
             name: "RTCBenchmarks",
-            dependencies: ["RTC", .product(name: "Benchmark", package: "benchmark")],
+            dependencies: ["RTC", "SFUCore", .product(name: "Benchmark", package: "benchmark")],
             path: "Benchmarks/RTCBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         )

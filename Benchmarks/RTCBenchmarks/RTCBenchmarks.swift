@@ -1,5 +1,6 @@
 import Benchmark
 import RTC
+import SFUCore
 
 /// The per-packet pieces of the media path: SRTP protect and unprotect of a 1200-byte video
 /// packet, STUN parsing of an ICE binding request, the forwarder's RTP header rewrite, and the
@@ -67,6 +68,32 @@ let benchmarks: @Sendable () -> Void = {
         for _ in benchmark.scaledIterations {
             let parsed = try STUNMessage.parse(request)
             blackHole(parsed.fingerprintIsValid && parsed.verifyIntegrity(key: key))
+        }
+    }
+
+    // The SFU's work per receiver for one VP8 simulcast packet: the layer decision, continuity,
+    // and the header and descriptor rewrite (the host's relay step is measured on its own below).
+    Benchmark("SFU per-receiver step (VP8 simulcast: decide, map, rewrite)") { benchmark in
+        // X=1 S=1, I with a 15-bit picture id, L, T; then a VP8 keyframe header.
+        var buffer = [UInt8](rtp(seq: 1).prefix(12)) + [0x90, 0xE0, 0x80, 0x01, 0x00, 0x20, 0x10] + [UInt8](repeating: 0x5A, count: 1181)
+        var continuity = RTPContinuity(clockRate: 90_000)
+        var vp8 = VP8Continuity()
+        var selector = SimulcastSelector()
+        var now: UInt64 = 1_000_000_000
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            now &+= 3_000_000
+            buffer.withUnsafeMutableBytes { b in
+                guard let view = try? RTPPacketView(buffer: b, length: 1200) else { return }
+                let payload = UnsafeRawBufferPointer(rebasing: b[view.payloadOffset..<(view.payloadOffset + view.payloadLength)])
+                guard let descriptor = VP8Descriptor(payload) else { return }
+                guard selector.decide(layer: 2, keyframe: descriptor.isKeyframe, active: 0b111, cap: 2) != .drop else { return }
+                let mapped = continuity.map(ssrc: view.ssrc, sequence: view.sequenceNumber &+ 1, timestamp: view.timestamp &+ 3000, now: now)
+                view.rewrite(ssrc: view.ssrc, sequenceNumber: mapped.sequence, timestamp: mapped.timestamp, payloadType: 96)
+                let ids = vp8.map(ssrc: view.ssrc, pictureID: descriptor.pictureID, tl0PicIdx: descriptor.tl0PicIdx)
+                descriptor.rewrite(UnsafeMutableRawBufferPointer(rebasing: b[view.payloadOffset...]), pictureID: ids.pictureID, tl0PicIdx: ids.tl0PicIdx)
+                blackHole(mapped.sequence)
+            }
         }
     }
 

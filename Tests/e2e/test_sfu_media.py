@@ -480,3 +480,33 @@ def test_atrium_plugin_id_and_single_media_port(sfu, sfu_trace):
             await cleanup(m, sub, alice)
 
     run(body())
+
+
+# --------------------------------------------------------------------------------------------
+# Labels for taps (the Recorder finds a publisher's streams by them)
+
+@pytest.mark.atrium_only
+def test_publisher_handles_are_labelled(sfu, sfu_trace):
+    """A participant's handle carries room, participant id, display name and recording wishes as
+    labels (the admin API's handle_info shows them); a new display name updates them."""
+    async def body():
+        m, room, (alice,) = await room_with(sfu, sfu_trace, ["alice"])
+        try:
+            await alice.publish()
+
+            def labels():
+                info = sfu.admin({"janus": "handle_info", "session_id": alice.janus.session_id,
+                                  "handle_id": alice.handle.id})
+                assert info.get("janus") == "success", info
+                return info["info"]["labels"]
+
+            assert labels() == {"room": str(room), "participant": str(alice.id), "display": "alice",
+                                "record": "false", "plugin": "atrium.plugin.sfu"}
+            configured = await alice.handle.call({"request": "configure", "display": "Alice B.", "record": True})
+            assert configured.data.get("configured") == "ok", configured.raw
+            assert labels() == {"room": str(room), "participant": str(alice.id), "display": "Alice B.",
+                                "record": "true", "plugin": "atrium.plugin.sfu"}
+        finally:
+            await cleanup(m, alice)
+
+    run(body())

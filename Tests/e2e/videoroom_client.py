@@ -68,10 +68,13 @@ ROOMS = [
 
 class SfuServer:
     def __init__(self, kind: str, http_url: str, ws_url: str, log_path: Path, alive: Callable[[], bool],
-                 udp_port: int | None, metric: Callable[[str], float] | None = None):
+                 udp_port: int | None, metric: Callable[[str], float] | None = None,
+                 admin: Callable[[dict], dict] | None = None):
         self.kind = kind
         # Atrium's /metrics (None for Janus, which has none).
         self.metric = metric
+        # Atrium's admin API (None for Janus, whose admin API the reference leaves off).
+        self.admin = admin
         self.http_url = http_url
         self.ws_url = ws_url
         self.log_path = log_path
@@ -117,7 +120,8 @@ def start_sfu(folder: Path, rooms: list[dict] = ROOMS, admin_key: str | None = A
                 f"\n{plugin} does not exist: the SFU plugin is not built (yet). "
                 f"ATRIUM_E2E_SFU=janus runs these tests against the real Janus VideoRoom instead.")
             pytest.fail(f"atrium with the SFU plugin did not start{hint}\n{e}", pytrace=False)
-        server = SfuServer("atrium", atrium.http_url, atrium.ws_url, atrium.log_path, atrium.alive, udp_port, atrium.metric)
+        server = SfuServer("atrium", atrium.http_url, atrium.ws_url, atrium.log_path, atrium.alive, udp_port, atrium.metric,
+                           atrium.admin)
 
         def stop():
             code = atrium.stop()

@@ -116,6 +116,39 @@ def base_config(plugins: list | None = None, **sections) -> dict:
     return config
 
 
+class ServerUnderTest:
+    """What tests that run against Atrium or the Janus reference need of either server. `metric`
+    and `admin` are Atrium's /metrics and admin API (None for Janus)."""
+
+    def __init__(self, kind: str, http_url: str, ws_url: str, log_path: Path, alive, udp_port: int | None,
+                 metric=None, admin=None):
+        self.kind = kind
+        self.http_url = http_url
+        self.ws_url = ws_url
+        self.log_path = log_path
+        self._alive = alive
+        self.udp_port = udp_port
+        self.metric = metric
+        self.admin = admin
+
+    @classmethod
+    def of_atrium(cls, atrium: "AtriumServer") -> "ServerUnderTest":
+        return cls("atrium", atrium.http_url, atrium.ws_url, atrium.log_path, atrium.alive,
+                   atrium.config["media"]["udp_port"], atrium.metric, atrium.admin)
+
+    def url(self, transport: str = "websocket") -> str:
+        return self.http_url if transport == "http" else self.ws_url
+
+    def alive(self) -> bool:
+        return self._alive()
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+
 class AtriumServer:
     """One running atrium process."""
 

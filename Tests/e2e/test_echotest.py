@@ -58,7 +58,7 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
-from conftest import (ARTIFACTS, AtriumServer, MEDIA_IP, media_config, require_media_ip)
+from conftest import (ARTIFACTS, AtriumServer, MEDIA_IP, ServerUnderTest, media_config, require_media_ip)
 from janus_reference import start_janus
 from rtc_peer import EchoPeer, candidates, ice_ufrag, media_summary, open_janus, ssrcs
 from test_janusjs import chromium, page_server, results, save_artifacts, wait_for  # noqa: F401 - fixtures
@@ -79,33 +79,11 @@ NO_ATTRIBUTES = {"echotest": "event", "error_code": 413, "error": "Message error
 # --------------------------------------------------------------------------------------------
 # Servers
 
-class EchoServer:
-    """What the tests need of either server."""
-
-    def __init__(self, kind: str, http_url: str, ws_url: str, log_path: Path, alive, udp_port: int | None):
-        self.kind = kind
-        self.http_url = http_url
-        self.ws_url = ws_url
-        self.log_path = log_path
-        self._alive = alive
-        self.udp_port = udp_port
-
-    def url(self, transport: str) -> str:
-        return self.http_url if transport == "http" else self.ws_url
-
-    def alive(self) -> bool:
-        return self._alive()
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
+EchoServer = ServerUnderTest
 
 
 def atrium_echo_server(atrium: AtriumServer) -> EchoServer:
-    return EchoServer("atrium", atrium.http_url, atrium.ws_url, atrium.log_path, atrium.alive,
-                      atrium.config["media"]["udp_port"])
+    return ServerUnderTest.of_atrium(atrium)
 
 
 @pytest.fixture(scope="module")

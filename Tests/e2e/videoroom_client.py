@@ -41,7 +41,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcconfiguration import RTCBundlePolicy
 
-from conftest import (ARTIFACTS, AtriumServer, BUILD_DIR, MEDIA_IP, base_config, free_udp_port,
+from conftest import (ARTIFACTS, AtriumServer, BUILD_DIR, ServerUnderTest, MEDIA_IP, base_config, free_udp_port,
                       require_media_ip, sfu_plugin_entry)
 from janus_reference import start_janus
 from rtc_peer import (AsyncJanus, JanusError, PatternVideoTrack, ToneAudioTrack, for_aiortc, media_summary,
@@ -66,32 +66,7 @@ ROOMS = [
 # --------------------------------------------------------------------------------------------
 # The server under test
 
-class SfuServer:
-    def __init__(self, kind: str, http_url: str, ws_url: str, log_path: Path, alive: Callable[[], bool],
-                 udp_port: int | None, metric: Callable[[str], float] | None = None,
-                 admin: Callable[[dict], dict] | None = None):
-        self.kind = kind
-        # Atrium's /metrics (None for Janus, which has none).
-        self.metric = metric
-        # Atrium's admin API (None for Janus, whose admin API the reference leaves off).
-        self.admin = admin
-        self.http_url = http_url
-        self.ws_url = ws_url
-        self.log_path = log_path
-        self._alive = alive
-        self.udp_port = udp_port
-
-    def url(self, transport: str = "websocket") -> str:
-        return self.http_url if transport == "http" else self.ws_url
-
-    def alive(self) -> bool:
-        return self._alive()
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
+SfuServer = ServerUnderTest
 
 
 def start_sfu(folder: Path, rooms: list[dict] = ROOMS, admin_key: str | None = ADMIN_KEY):
@@ -101,7 +76,7 @@ def start_sfu(folder: Path, rooms: list[dict] = ROOMS, admin_key: str | None = A
     if SFU_KIND == "janus":
         janus = start_janus(folder, ice_ip=MEDIA_IP, videoroom_rooms=rooms,
                             videoroom_general={"admin_key": admin_key})
-        server = SfuServer("janus", janus.http_url, janus.ws_url, janus.log_path, janus.alive, None)
+        server = ServerUnderTest("janus", janus.http_url, janus.ws_url, janus.log_path, janus.alive, None)
 
         def stop():
             janus.stop()
@@ -120,8 +95,7 @@ def start_sfu(folder: Path, rooms: list[dict] = ROOMS, admin_key: str | None = A
                 f"\n{plugin} does not exist: the SFU plugin is not built (yet). "
                 f"ATRIUM_E2E_SFU=janus runs these tests against the real Janus VideoRoom instead.")
             pytest.fail(f"atrium with the SFU plugin did not start{hint}\n{e}", pytrace=False)
-        server = SfuServer("atrium", atrium.http_url, atrium.ws_url, atrium.log_path, atrium.alive, udp_port, atrium.metric,
-                           atrium.admin)
+        server = ServerUnderTest.of_atrium(atrium)
 
         def stop():
             code = atrium.stop()

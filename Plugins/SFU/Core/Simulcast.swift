@@ -7,8 +7,6 @@ public struct SimulcastSelector: Sendable {
     public var targetTemporal: Int
     /// The layer being forwarded, -1 before the first keyframe.
     public private(set) var substream = -1
-    /// The temporal layer last announced to the subscriber, -1 before any.
-    public var announcedTemporal = -1
 
     public enum Decision: Equatable, Sendable {
         case drop

@@ -23,7 +23,32 @@ struct ForwardingTable {
         guard pendingEvents.count < 10_000 else { return }
         pendingEvents.append(PendingEvent(handleID: handle.id, event: event))
     }
+
+    /// A feed stream and its feed: (publisher handle id, publisher m-line index).
+    func stream(_ source: StreamSource?) -> (feed: FeedMedia, stream: FeedStreamMedia)? {
+        guard let source, let feed = feeds[source.feed], source.mindex >= 0, Int(source.mindex) < feed.streams.count,
+            let stream = feed.streams[Int(source.mindex)]
+        else { return nil }
+        return (feed, stream)
+    }
+
+    /// Takes a sink off the feed stream it is attached to.
+    func detach(_ sink: SinkMedia) {
+        stream(sink.source)?.stream.sinks.removeAll { $0 === sink }
+        sink.source = nil
+    }
+
+    /// Removes a publisher's streams; the subscriber m-lines they fed lose their source.
+    mutating func removeFeed(_ id: UInt64) {
+        guard let feed = feeds.removeValue(forKey: id) else { return }
+        for case let stream? in feed.streams {
+            for sink in stream.sinks { sink.source = nil }
+        }
+    }
 }
+
+/// Where a subscriber m-line is fed from: the publisher's handle id and m-line index.
+typealias StreamSource = (feed: UInt64, mindex: Int32)
 
 struct PendingEvent {
     let handleID: UInt64
@@ -191,8 +216,7 @@ final class SinkMedia {
     unowned let subscriber: SubscriberMedia
     let mindex: Int32
     let mid: String
-    /// The feed stream it is attached to: (publisher handle id, publisher m-line index).
-    var source: (feed: UInt64, mindex: Int32)?
+    var source: StreamSource?
     var payloadType: UInt8
     var send = true
     var continuity: RTPContinuity
@@ -222,10 +246,8 @@ enum Forwarder {
     static func forward(_ packet: UnsafePointer<atrium_rtp_packet_t>, from handle: PluginHandle, host: PluginHost) {
         let now = now()
         shared.withLock { table in
-            guard let feed = table.feeds[handle.id] else { return }
             let p = packet.pointee
-            let index = Int(p.mindex)
-            guard index >= 0, index < feed.streams.count, let stream = feed.streams[index] else { return }
+            guard let (feed, stream) = table.stream((handle.id, p.mindex)) else { return }
             forward(p, stream: stream, feed: feed, table: &table, host: host, now: now)
         }
     }
@@ -315,9 +337,7 @@ enum Forwarder {
             for packet in packets {
                 switch packet {
                 case .pictureLossIndication, .fullIntraRequest:
-                    guard let sink = subscriber.sinks[mindex], let source = sink.source, let feed = table.feeds[source.feed],
-                        Int(source.mindex) < feed.streams.count, let stream = feed.streams[Int(source.mindex)]
-                    else { continue }
+                    guard let (feed, stream) = table.stream(subscriber.sinks[mindex]?.source) else { continue }
                     stream.requestKeyframe(host: host, feed: feed.handle, now: now)
                 case .remb(let remb):
                     let receiving = subscriber.sent.bitsPerSecond

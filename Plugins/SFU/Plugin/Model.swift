@@ -11,16 +11,13 @@ final class Room {
     /// Publisher-type participants in join order.
     var participants: [Participant] = []
     var subscriptions: [Subscription] = []
-    /// Whether the room was created by request (not from the configuration).
-    let dynamic: Bool
     /// The ACL (`allowed`): whether joining needs one of the tokens.
     var checksTokens: Bool
     var allowedTokens: [String]
 
-    init(id: SFUID, settings: RoomSettings, dynamic: Bool) {
+    init(id: SFUID, settings: RoomSettings) {
         self.id = id
         self.settings = settings
-        self.dynamic = dynamic
         checksTokens = settings.allowed != nil
         allowedTokens = settings.allowed ?? []
     }
@@ -164,19 +161,14 @@ final class Subscription {
     var awaitingAnswer = false
     /// Changes asked for while an offer was out: one cumulative `updated` follows the answer.
     var pendingUpdate = false
-    var hasPeerConnection = false
     let autoupdate: Bool
-    let privateID: UInt32?
     let sessionID = UInt64.random(in: 1...(1 << 62))
     var sessionVersion: UInt64 = 0
-    let useMSID: Bool
 
-    init(handle: PluginHandle, room: Room, autoupdate: Bool, privateID: UInt32?, useMSID: Bool) {
+    init(handle: PluginHandle, room: Room, autoupdate: Bool) {
         self.handle = handle
         self.room = room
         self.autoupdate = autoupdate
-        self.privateID = privateID
-        self.useMSID = useMSID
     }
 }
 

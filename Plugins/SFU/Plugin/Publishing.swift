@@ -80,7 +80,7 @@ extension SFUPlugin {
                 return
             }
             if request == "publish" { throw SFUError(.missingElement, "Missing SDP offer (publish needs a jsep)") }
-            try applyConfigure(p, f)
+            if try applyConfigure(p, f), p.isPublishing { announce(p) }
             host.pushEvent(to: p.handle, transaction: transaction, event: ["videoroom": "event", "room": room.id.json, "configured": "ok"])
         case "unpublish":
             guard p.isPublishing else { throw SFUError(.notPublished, "Can't unpublish, not published") }
@@ -99,8 +99,9 @@ extension SFUPlugin {
         }
     }
 
-    /// `configure` without an offer: bitrate, keyframe, display, metadata, recording, per-stream keyframes.
-    func applyConfigure(_ p: Participant, _ f: Fields) throws(SFUError) {
+    /// `configure` without an offer: bitrate, keyframe, display, metadata, recording, per-stream
+    /// keyframes. Returns whether what the others see of `p` (display, metadata) changed.
+    func applyConfigure(_ p: Participant, _ f: Fields) throws(SFUError) -> Bool {
         if let bitrate = try f.integer("bitrate", max: 1 << 40) {
             p.bitrate = p.room.settings.bitrateCap && p.room.settings.bitrate > 0 ? min(bitrate, p.room.settings.bitrate) : bitrate
             if p.isPublishing, p.bitrate > 0 { host.sendREMB(p.handle, bitrate: p.bitrate) }
@@ -130,7 +131,7 @@ extension SFUPlugin {
         _ = try f.bool("video")
         _ = try f.bool("data")
         label(p)
-        if changed, p.isPublishing { announce(p) }
+        return changed
     }
 
     /// Answers a publisher's offer: receive-only, the room's codecs, simulcast accepted.
@@ -161,7 +162,8 @@ extension SFUPlugin {
             next[i].moderated = p.streams.first { $0.mid == next[i].mid }?.moderated ?? false
             next[i].reportsTalking = p.room.settings.audioLevelEvent
         }
-        try applyConfigure(p, f)
+        // The new streams are announced below, with any new display name.
+        _ = try applyConfigure(p, f)
         let wasPublishing = p.isPublishing
         p.streams = next
         p.isPublishing = true
@@ -193,12 +195,7 @@ extension SFUPlugin {
         guard p.isPublishing else { return }
         p.isPublishing = false
         let handleID = p.handle.id
-        Forwarder.shared.withLock { t in
-            guard let feed = t.feeds.removeValue(forKey: handleID) else { return }
-            for case let stream? in feed.streams {
-                for sink in stream.sinks { sink.source = nil }
-            }
-        }
+        Forwarder.shared.withLock { $0.removeFeed(handleID) }
         // Subscribers hear first, as from Janus: a page that detaches its subscriber handle on
         // `unpublished` then never answers an offer on a handle it is closing.
         for s in p.room.subscriptions where s.streams.contains(where: { $0.active && $0.feed == p.id }) {
@@ -254,9 +251,7 @@ extension SFUPlugin {
                 media.muted = s.moderated
                 feed.streams[s.mindex] = media
             }
-            if let old = t.feeds[handle.id] {
-                for case let stream? in old.streams { for sink in stream.sinks { sink.source = nil } }
-            }
+            t.removeFeed(handle.id)
             t.feeds[handle.id] = feed
         }
     }

@@ -66,7 +66,7 @@ extension SFUPlugin {
         guard rooms.count < config.maxRooms else { throw SFUError(.unknown, "Too many rooms (max_rooms is \(config.maxRooms))") }
         _ = try f.bool("permanent")
         if !f.has("description") { settings.description = "Room \(id)" }
-        rooms.append(Room(id: id, settings: settings, dynamic: true))
+        rooms.append(Room(id: id, settings: settings))
         host.log(.info, "room \(id) created")
         // Rooms created by request live as long as the process: the configuration file is not rewritten.
         return ["videoroom": "created", "room": id.json, "permanent": false]

@@ -28,7 +28,7 @@ final class SFUPlugin: AtriumPlugin {
         rooms = config.rooms.map { room in
             var settings = room.settings
             if settings.description.isEmpty { settings.description = "Room \(room.id)" }
-            return Room(id: room.id, settings: settings, dynamic: false)
+            return Room(id: room.id, settings: settings)
         }
         timer = host.schedule(everyMilliseconds: 1_000) { [weak self] in self?.tick() }
         eventTimer = host.schedule(everyMilliseconds: 20) { [weak self] in self?.deliverEvents() }
@@ -182,7 +182,6 @@ final class SFUPlugin: AtriumPlugin {
         case .publisher(let p):
             if p.bitrate > 0 { host.sendREMB(p.handle, bitrate: p.bitrate) }
         case .subscriber(let s):
-            s.hasPeerConnection = true
             requestKeyframes(for: s)
         case .none:
             break
@@ -195,7 +194,6 @@ final class SFUPlugin: AtriumPlugin {
         case .publisher(let p) where p.isPublishing:
             stopPublishing(p)
         case .subscriber(let s):
-            s.hasPeerConnection = false
             s.awaitingAnswer = false
         default:
             break

@@ -16,8 +16,9 @@ extension SFUPlugin {
                 throw SFUError(.unauthorized, "Unauthorized (this room requires a valid private_id)")
             }
         }
-        let subscription = Subscription(handle: handle, room: room, autoupdate: try f.bool("autoupdate") ?? true, privateID: privateID,
-                                        useMSID: try f.bool("use_msid") ?? false)
+        // Type-checked; msid lines are always per feed, so use_msid changes nothing.
+        _ = try f.bool("use_msid")
+        let subscription = Subscription(handle: handle, room: room, autoupdate: try f.bool("autoupdate") ?? true)
         var legacy: Participant?
         let requested: [JSON]
         if let streams = try f.array("streams") {
@@ -255,7 +256,7 @@ extension SFUPlugin {
         let id = s.handle.id
         Forwarder.shared.withLock { t in
             guard let media = t.subscribers.removeValue(forKey: id) else { return }
-            for sink in media.sinks.values { detach(sink, in: &t) }
+            for sink in media.sinks.values { t.detach(sink) }
         }
     }
 
@@ -267,9 +268,7 @@ extension SFUPlugin {
         Forwarder.shared.withLock { t in
             guard let media = t.subscribers[id] else { return }
             for sink in media.sinks.values {
-                guard let source = sink.source, let feed = t.feeds[source.feed], Int(source.mindex) < feed.streams.count,
-                    let stream = feed.streams[Int(source.mindex)]
-                else { continue }
+                guard let (feed, stream) = t.stream(sink.source) else { continue }
                 // Outside the packet path the host only queues the request, so calling it here is safe.
                 stream.requestKeyframe(host: host, feed: feed.handle, now: now)
             }
@@ -307,10 +306,10 @@ extension SFUPlugin {
             var substream: Int
             var temporal: Int
             var isVideo: Bool
-            var source: (feed: UInt64, mindex: Int32)?
+            var source: StreamSource?
         }
         let links: [Link] = s.streams.map { stream in
-            var source: (UInt64, Int32)?
+            var source: StreamSource?
             if stream.active, let feedID = stream.feed, let feed = s.room.participant(feedID), feed.isPublishing,
                 let published = feed.streams.first(where: { $0.mid == stream.feedMid })
             {
@@ -345,25 +344,13 @@ extension SFUPlugin {
                 sink.send = link.send
                 sink.simulcast.targetSubstream = link.substream
                 sink.simulcast.targetTemporal = link.temporal
-                let same = sink.source.map { old in link.source.map { $0.feed == old.feed && $0.mindex == old.mindex } ?? false } ?? false
-                if same { continue }
-                detach(sink, in: &t)
+                if let old = sink.source, let new = link.source, old == new { continue }
+                t.detach(sink)
                 sink.simulcast.reset()
-                guard let source = link.source, let feed = t.feeds[source.feed], Int(source.mindex) < feed.streams.count,
-                    let stream = feed.streams[Int(source.mindex)]
-                else { continue }
-                sink.source = source
+                guard let (_, stream) = t.stream(link.source) else { continue }
+                sink.source = link.source
                 stream.sinks.append(sink)
             }
         }
     }
-}
-
-/// Takes a sink off the feed stream it was attached to.
-func detach(_ sink: SinkMedia, in t: inout ForwardingTable) {
-    defer { sink.source = nil }
-    guard let source = sink.source, let feed = t.feeds[source.feed], Int(source.mindex) < feed.streams.count,
-        let stream = feed.streams[Int(source.mindex)]
-    else { return }
-    stream.sinks.removeAll { $0 === sink }
 }

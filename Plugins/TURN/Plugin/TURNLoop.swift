@@ -383,24 +383,15 @@ final class TURNLoop: TURNIO, @unchecked Sendable {
         guard events & Int16(POLLIN | POLLHUP | POLLERR) != 0 else { return }
         for _ in 0..<16 {
             let n: Int
-            if let tls = client.tls {
-                // OpenSSL's error queue is per thread: clear it, or another connection's failed
-                // handshake would read as this one's error.
-                ERR_clear_error()
-                let r = SSL_read(tls, buffer.baseAddress, Int32(buffer.count))
-                if r <= 0 {
-                    let e = SSL_get_error(tls, r)
-                    if e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE {
-                        if !flush(client) { dropClient(client) }  // handshake bytes
-                        return
-                    }
-                    return dropClient(client)
-                }
-                n = Int(r)
-            } else {
-                n = read(client.fd, buffer.baseAddress, buffer.count)
-                if n < 0, errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { return }
-                if n <= 0 { return dropClient(client) }
+            switch receive(from: client) {
+            case .bytes(let count):
+                n = count
+            case .wouldBlock:
+                // A TLS read may have produced handshake bytes to send.
+                if client.tls != nil, !flush(client) { dropClient(client) }
+                return
+            case .ended, .failed:
+                return dropClient(client)
             }
             client.framer.append(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
             while !client.closed {
@@ -419,6 +410,35 @@ final class TURNLoop: TURNIO, @unchecked Sendable {
             }
             if client.closed { return }
         }
+    }
+
+    /// What one read of a client connection gave.
+    private enum StreamRead {
+        case bytes(Int)
+        case wouldBlock
+        /// The other side closed (FIN, or TLS close_notify).
+        case ended
+        case failed
+    }
+
+    /// Reads what a client sent into `buffer`, decrypted when the connection is TLS.
+    private func receive(from client: StreamClient) -> StreamRead {
+        if let tls = client.tls {
+            // OpenSSL's error queue is per thread: clear it, or another connection's failed
+            // handshake would read as this one's error.
+            ERR_clear_error()
+            let r = SSL_read(tls, buffer.baseAddress, Int32(buffer.count))
+            if r > 0 { return .bytes(Int(r)) }
+            switch SSL_get_error(tls, r) {
+            case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE: return .wouldBlock
+            case SSL_ERROR_ZERO_RETURN: return .ended
+            default: return .failed
+            }
+        }
+        let n = Glibc.read(client.fd, buffer.baseAddress, buffer.count)
+        if n > 0 { return .bytes(n) }
+        if n == 0 { return .ended }
+        return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? .wouldBlock : .failed
     }
 
     /// Writes what waits; false when the connection failed.
@@ -488,29 +508,18 @@ final class TURNLoop: TURNIO, @unchecked Sendable {
 
     private func readData(from client: StreamClient, to peer: PeerTCP) {
         let now = monotonicNanos()
-        while !client.closed, !client.readClosed, peer.pending.count < PeerTCP.backlogLimit, client.readPausedUntil <= now {
+        reading: while !client.closed, !client.readClosed, peer.pending.count < PeerTCP.backlogLimit, client.readPausedUntil <= now {
             let n: Int
-            if let tls = client.tls {
-                ERR_clear_error()
-                let r = SSL_read(tls, buffer.baseAddress, Int32(buffer.count))
-                if r <= 0 {
-                    let e = SSL_get_error(tls, r)
-                    if e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE { break }
-                    if e == SSL_ERROR_ZERO_RETURN {
-                        client.readClosed = true
-                        break
-                    }
-                    return dropClient(client)
-                }
-                n = Int(r)
-            } else {
-                n = read(client.fd, buffer.baseAddress, buffer.count)
-                if n < 0, errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { break }
-                if n < 0 { return dropClient(client) }
-                if n == 0 {
-                    client.readClosed = true
-                    break
-                }
+            switch receive(from: client) {
+            case .bytes(let count):
+                n = count
+            case .wouldBlock:
+                break reading
+            case .ended:
+                client.readClosed = true
+                break reading
+            case .failed:
+                return dropClient(client)
             }
             peer.pending.append(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
             let pause = server.tcpRelayed(peer.id, bytes: n, towardsPeer: true, now: now)

@@ -65,6 +65,9 @@ let package = Package(
         .target(name: "TURNCore", dependencies: ["RTC", "AtriumJSON", "COpenSSL"], path: "Plugins/TURN/Core", swiftSettings: swiftSettings),
         // The SFU's forwarding logic without the plugin: continuity, simulcast choice, audio levels, room settings.
         .target(name: "SFUCore", dependencies: ["AtriumJSON"], path: "Plugins/SFU/Core", swiftSettings: swiftSettings),
+        // The Recorder without the plugin: RTP reordering and depacketizing, Matroska/WebM and Ogg Opus
+        // writers, repair of files left by a crash.
+        .target(name: "RecorderCore", dependencies: ["RTC", "AtriumJSON"], path: "Plugins/Recorder/Core", swiftSettings: swiftSettings),
         .target(
             name: "Host",
             dependencies: [
@@ -93,6 +96,7 @@ let package = Package(
         .testTarget(name: "RTCTests", dependencies: ["RTC"], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
         .testTarget(name: "TURNTests", dependencies: ["TURNCore", "RTC"], swiftSettings: swiftSettings),
         .testTarget(name: "SFUTests", dependencies: ["SFUCore", "AtriumJSON"], swiftSettings: swiftSettings),
+        .testTarget(name: "RecorderTests", dependencies: ["RecorderCore", "RTC", "AtriumJSON"], swiftSettings: swiftSettings),
         .testTarget(name: "HostTests", dependencies: ["Host", "AtriumJSON", "PluginAPI"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SystemLibrariesTests",

@@ -59,6 +59,7 @@ public final class HostCore: Sendable {
         reclaimNanos = UInt64(config.sessions.reclaimSeconds * 1e9)
         for p in plugins { p.core = self }
         media.core = self
+        media.tapPlugins = plugins.filter { $0.tap != nil }
     }
 
     // MARK: - Entry from transports
@@ -310,7 +311,24 @@ public final class HostCore: Sendable {
     func setLabels(from plugin: LoadedPlugin, handleAddress: UInt, labels: JSON) -> Int32 {
         guard let handle = lookupHandle(from: plugin, address: handleAddress) else { return ATRIUM_ERR_NOT_FOUND }
         registry.withLock { _ in handle.labels = labels }
+        let text = tapLabelsText(labels)
+        media.post { [media] in media.labelsChanged(handle, labels: text) }
+        let id = handle.id
+        let full = labels.serialized
+        for tapPlugin in plugins where tapPlugin.tap != nil && tapPlugin !== plugin {
+            tapPlugin.queue.async { tapPlugin.tapLabelsChanged(handleID: id, labels: full) }
+        }
         return ATRIUM_OK
+    }
+
+    /// A handle's labels for taps: JSON text, or nil while it has none.
+    func tapLabels(of handle: Handle) -> String? {
+        tapLabelsText(registry.withLock { _ in handle.labels })
+    }
+
+    private func tapLabelsText(_ labels: JSON) -> String? {
+        guard let o = labels.objectValue, !o.isEmpty else { return nil }
+        return labels.serialized
     }
 
     func publish(source: LoadedPlugin, topic: String, event: JSON) {

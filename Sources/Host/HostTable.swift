@@ -30,6 +30,25 @@ nonisolated(unsafe) private let eventsExtension: UnsafeMutablePointer<atrium_hos
     return t
 }()
 
+nonisolated(unsafe) private let tapExtension: UnsafeMutablePointer<atrium_host_tap_t> = {
+    let t = UnsafeMutablePointer<atrium_host_tap_t>.allocate(capacity: 1)
+    t.initialize(to: atrium_host_tap_t())
+    t.pointee.struct_size = UInt32(MemoryLayout<atrium_host_tap_t>.size)
+    t.pointee.request_keyframe = { host, stream in
+        guard let media = owner(host).core?.media else { return ATRIUM_ERR_STATE }
+        media.post { _ = media.tapRequestKeyframe(stream) }
+        return ATRIUM_OK
+    }
+    t.pointee.request_retransmission = { host, stream, seqs, count in
+        guard let media = owner(host).core?.media else { return ATRIUM_ERR_STATE }
+        guard count > 0, count <= 1024 else { return ATRIUM_ERR_INVALID_ARGUMENT }
+        let copy = Array(UnsafeBufferPointer(start: seqs, count: Int(count)))
+        media.post { _ = media.tapRequestRetransmission(stream, copy) }
+        return ATRIUM_OK
+    }
+    return t
+}()
+
 nonisolated(unsafe) private let timerExtension: UnsafeMutablePointer<atrium_host_timer_t> = {
     let t = UnsafeMutablePointer<atrium_host_timer_t>.allocate(capacity: 1)
     t.initialize(to: atrium_host_timer_t())
@@ -125,6 +144,7 @@ func makeHostTable() -> atrium_host_t {
         switch String(cString: id) {
         case ATRIUM_EXT_EVENTS: return UnsafeRawPointer(eventsExtension)
         case ATRIUM_EXT_TIMER: return UnsafeRawPointer(timerExtension)
+        case ATRIUM_EXT_TAP: return UnsafeRawPointer(tapExtension)
         default: return nil
         }
     }

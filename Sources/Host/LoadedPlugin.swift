@@ -31,6 +31,7 @@ final class LoadedPlugin: @unchecked Sendable {
     private(set) var metrics: atrium_plugin_metrics_t?
     private(set) var admin: atrium_plugin_admin_t?
     private(set) var events: atrium_plugin_events_t?
+    private(set) var tap: atrium_plugin_tap_t?
 
     /// The host table given to this plugin; host_data is this object (unretained: it lives as long
     /// as the process keeps the plugin).
@@ -124,6 +125,7 @@ final class LoadedPlugin: @unchecked Sendable {
         metrics = lookupExtension(ATRIUM_EXT_METRICS, as: atrium_plugin_metrics_t.self)
         admin = lookupExtension(ATRIUM_EXT_ADMIN, as: atrium_plugin_admin_t.self)
         events = lookupExtension(ATRIUM_EXT_EVENTS, as: atrium_plugin_events_t.self)
+        tap = lookupExtension(ATRIUM_EXT_TAP, as: atrium_plugin_tap_t.self)
     }
 
     private func lookupExtension<T>(_ extensionID: String, as type: T.Type) -> T? {

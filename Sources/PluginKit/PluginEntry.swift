@@ -145,6 +145,7 @@ final class PluginBox {
     let metricsTable: UnsafeMutablePointer<atrium_plugin_metrics_t>
     let adminTable: UnsafeMutablePointer<atrium_plugin_admin_t>
     let serviceTable: UnsafeMutablePointer<atrium_plugin_service_t>
+    let tapTable: UnsafeMutablePointer<atrium_plugin_tap_t>
 
     init(plugin: any AtriumPlugin, host: PluginHost) {
         self.plugin = plugin
@@ -178,6 +179,24 @@ final class PluginBox {
             copyCString(JSON.object(PluginBox.from(p).plugin.serviceHealth()).serialized, to: out, capacity: capacity)
             return ATRIUM_OK
         }
+        tapTable = zeroedTable(atrium_plugin_tap_t.self)
+        tapTable.pointee.struct_size = UInt32(MemoryLayout<atrium_plugin_tap_t>.size)
+        tapTable.pointee.stream_started = { p, s in
+            let labels = parseObject(s.pointee.labels_json, s.pointee.labels_len) ?? [:]
+            let stream = TapStream(
+                id: s.pointee.stream_id, handleID: s.pointee.handle_id,
+                labels: Dictionary(labels.compactMap { k, v in v.stringValue.map { (k, $0) } }, uniquingKeysWith: { a, _ in a }),
+                isVideo: s.pointee.is_video != 0, mid: String(cString: s.pointee.mid), rid: s.pointee.rid.map { String(cString: $0) },
+                codec: String(cString: s.pointee.codec), payloadType: UInt8(truncatingIfNeeded: s.pointee.payload_type),
+                clockRate: s.pointee.clock_rate, ssrc: s.pointee.ssrc, fmtp: s.pointee.fmtp.map { String(cString: $0) })
+            return PluginBox.from(p).plugin.tapStreamStarted(stream) ? 1 : 0
+        }
+        tapTable.pointee.stream_rtp = { p, stream, packet, arrival in PluginBox.from(p).plugin.tapRTP(stream: stream, packet, arrivalMicros: arrival) }
+        tapTable.pointee.stream_rtcp = { p, stream, packet, arrival in PluginBox.from(p).plugin.tapRTCP(stream: stream, packet, arrivalMicros: arrival) }
+        tapTable.pointee.stream_ended = { p, stream in PluginBox.from(p).plugin.tapStreamEnded(stream: stream) }
+        tapTable.pointee.labels_changed = { p, handle, json, length in
+            PluginBox.from(p).plugin.tapLabelsChanged(handleID: handle, labels: parseObject(json, length) ?? [:])
+        }
         adminTable = zeroedTable(atrium_plugin_admin_t.self)
         adminTable.pointee.struct_size = UInt32(MemoryLayout<atrium_plugin_admin_t>.size)
         adminTable.pointee.handle_admin_message = { p, body, length, reply in
@@ -203,6 +222,7 @@ final class PluginBox {
         case ATRIUM_EXT_METRICS: return UnsafeRawPointer(metricsTable)
         case ATRIUM_EXT_ADMIN: return UnsafeRawPointer(adminTable)
         case ATRIUM_EXT_SERVICE: return plugin.hasService ? UnsafeRawPointer(serviceTable) : nil
+        case ATRIUM_EXT_TAP: return plugin.isTap ? UnsafeRawPointer(tapTable) : nil
         default: return nil
         }
     }

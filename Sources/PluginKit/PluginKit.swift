@@ -99,6 +99,49 @@ public protocol AtriumPlugin: AnyObject {
     func stopService()
     /// [any] Health for /health and the admin API, as a JSON object (e.g. `["ok": true]`).
     func serviceHealth() -> JSONObject
+    /// Whether the plugin is a tap (the `atrium.tap/1` extension): it is offered every stream of a
+    /// labelled handle.
+    var isTap: Bool { get }
+    /// [control] A labelled stream started; return true to receive its packets.
+    func tapStreamStarted(_ stream: TapStream) -> Bool
+    /// [media] A packet of a stream this plugin took (borrowed for the call); `arrivalMicros` is
+    /// the host's monotonic clock.
+    func tapRTP(stream: UInt64, _ packet: UnsafePointer<atrium_rtp_packet_t>, arrivalMicros: UInt64)
+    func tapRTCP(stream: UInt64, _ packet: UnsafePointer<atrium_rtcp_packet_t>, arrivalMicros: UInt64)
+    /// [control] The stream ended (also for streams the plugin did not take).
+    func tapStreamEnded(stream: UInt64)
+    /// [control] A handle's labels changed.
+    func tapLabelsChanged(handleID: UInt64, labels: JSONObject)
+}
+
+/// A stream offered to a tap plugin, as `atrium_tap_stream_t` describes it.
+public struct TapStream: Sendable {
+    public var id: UInt64
+    public var handleID: UInt64
+    public var labels: [String: String]
+    public var isVideo: Bool
+    public var mid: String
+    public var rid: String?
+    public var codec: String
+    public var payloadType: UInt8
+    public var clockRate: UInt32
+    public var ssrc: UInt32
+    public var fmtp: String?
+
+    public init(id: UInt64, handleID: UInt64, labels: [String: String], isVideo: Bool, mid: String, rid: String?, codec: String,
+                payloadType: UInt8, clockRate: UInt32, ssrc: UInt32, fmtp: String?) {
+        self.id = id
+        self.handleID = handleID
+        self.labels = labels
+        self.isVideo = isVideo
+        self.mid = mid
+        self.rid = rid
+        self.codec = codec
+        self.payloadType = payloadType
+        self.clockRate = clockRate
+        self.ssrc = ssrc
+        self.fmtp = fmtp
+    }
 }
 
 extension AtriumPlugin {
@@ -120,6 +163,12 @@ extension AtriumPlugin {
     public func startService() throws(PluginFailure) {}
     public func stopService() {}
     public func serviceHealth() -> JSONObject { ["ok": true] }
+    public var isTap: Bool { false }
+    public func tapStreamStarted(_ stream: TapStream) -> Bool { false }
+    public func tapRTP(stream: UInt64, _ packet: UnsafePointer<atrium_rtp_packet_t>, arrivalMicros: UInt64) {}
+    public func tapRTCP(stream: UInt64, _ packet: UnsafePointer<atrium_rtcp_packet_t>, arrivalMicros: UInt64) {}
+    public func tapStreamEnded(stream: UInt64) {}
+    public func tapLabelsChanged(handleID: UInt64, labels: JSONObject) {}
 }
 
 /// The host, as a plugin calls it. Safe from any thread.
@@ -127,12 +176,14 @@ public struct PluginHost: @unchecked Sendable {
     public let raw: UnsafePointer<atrium_host_t>
     private let events: UnsafePointer<atrium_host_events_t>?
     private let timer: UnsafePointer<atrium_host_timer_t>?
+    private let tap: UnsafePointer<atrium_host_tap_t>?
 
     init(raw: UnsafePointer<atrium_host_t>) {
         self.raw = raw
         let lookup = raw.pointee.get_extension
         self.events = lookup?(raw, ATRIUM_EXT_EVENTS)?.assumingMemoryBound(to: atrium_host_events_t.self)
         self.timer = lookup?(raw, ATRIUM_EXT_TIMER)?.assumingMemoryBound(to: atrium_host_timer_t.self)
+        self.tap = lookup?(raw, ATRIUM_EXT_TAP)?.assumingMemoryBound(to: atrium_host_tap_t.self)
     }
 
     public enum LogLevel: Int32 { case error = 0, warning = 1, info = 2, debug = 3 }
@@ -199,6 +250,20 @@ public struct PluginHost: @unchecked Sendable {
         let object = JSON.object(JSONObject(labels.sorted { $0.key < $1.key }.map { (key: $0.key, value: JSON.string($0.value)) }))
         let text = object.serialized
         return text.withCString { set(raw, handle.raw, $0, strlen($0)) }
+    }
+
+    /// Asks the publisher of a tapped stream for a keyframe (the host throttles).
+    @discardableResult
+    public func requestKeyframe(stream: UInt64) -> Int32 {
+        guard let request = tap?.pointee.request_keyframe else { return ATRIUM_ERR_UNSUPPORTED }
+        return request(raw, stream)
+    }
+
+    /// Asks the publisher of a tapped stream to send these sequence numbers again (a NACK).
+    @discardableResult
+    public func requestRetransmission(stream: UInt64, _ sequenceNumbers: [UInt16]) -> Int32 {
+        guard let request = tap?.pointee.request_retransmission, !sequenceNumbers.isEmpty else { return ATRIUM_ERR_UNSUPPORTED }
+        return sequenceNumbers.withUnsafeBufferPointer { request(raw, stream, $0.baseAddress!, UInt32($0.count)) }
     }
 
     /// Publishes a JSON event on the host's event bus.

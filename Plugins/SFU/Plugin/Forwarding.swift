@@ -55,29 +55,6 @@ struct PendingEvent {
     let event: JSON
 }
 
-/// A value behind a mutex. (Not `Synchronization.Mutex`: its `sending` closure rules reject a table
-/// of plain classes touched with borrowed C packets; the discipline here is the lock alone.)
-final class Guarded<Value>: @unchecked Sendable {
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private var value: Value
-
-    init(_ value: Value) {
-        self.value = value
-        pthread_mutex_init(mutex, nil)
-    }
-
-    deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-    }
-
-    func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return try body(&value)
-    }
-}
-
 /// One publisher's PeerConnection as the media thread sees it.
 final class FeedMedia {
     let handle: PluginHandle

@@ -47,6 +47,10 @@ final class MediaEngine: @unchecked Sendable {
     private let tcpScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536, alignment: 16)
     private let receiveBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 16)
     private let sendBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 16)
+    /// Plugins offering the tap extension (set before start), and the tap streams by id.
+    var tapPlugins: [LoadedPlugin] = []
+    var tapStreamsByID: [UInt64: TapStream] = [:]
+    private var lastTapStreamID: UInt64 = 0
     private var lastSlowTick: UInt64 = 0
     private var lastReportTick: UInt64 = 0
 
@@ -126,6 +130,11 @@ final class MediaEngine: @unchecked Sendable {
             running.store(false, ordering: .sequentiallyConsistent)
         }
         stopped.wait()
+    }
+
+    func nextTapStreamID() -> UInt64 {
+        lastTapStreamID += 1
+        return lastTapStreamID
     }
 
     var isOnMediaThread: Bool { threadID.load(ordering: .relaxed) == UInt(pthread_self()) }
@@ -376,7 +385,15 @@ final class MediaEngine: @unchecked Sendable {
             stream.receiving = true
             mediaStateChanged(peer, stream)
         }
-        guard let incoming = peer.plugin.table.incoming_rtp else { return }
+        metrics.rtpIn.add(1, ordering: .relaxed)
+        if let incoming = peer.plugin.table.incoming_rtp { deliver(bytes, length: length, packet: packet, stream: stream, peer: peer, to: incoming) }
+        if peer.tapLabels != nil {
+            tap(UnsafeRawBufferPointer(rebasing: bytes[0..<length]), packet: packet, peer: peer, stream: stream, now: now)
+        }
+    }
+
+    private func deliver(_ bytes: UnsafeMutableRawBufferPointer, length: Int, packet: RTPPacketView, stream: MediaStream, peer: PeerConnection,
+                         to incoming: @convention(c) (UnsafePointer<atrium_plugin_t>, UnsafeMutablePointer<atrium_handle_t>, UnsafePointer<atrium_rtp_packet_t>) -> Void) {
         var p = atrium_rtp_packet_t(
             struct_size: UInt32(MemoryLayout<atrium_rtp_packet_t>.size), mindex: Int32(stream.index), is_video: stream.isVideo ? 1 : 0,
             buffer: UnsafePointer(bytes.baseAddress!.assumingMemoryBound(to: UInt8.self)), length: UInt32(length),
@@ -391,7 +408,6 @@ final class MediaEngine: @unchecked Sendable {
         if stream.incomingRidID != 0, let rid = packet.headerExtensionString(id: stream.incomingRidID) {
             p.rid = stream.ridCString(rid)
         }
-        metrics.rtpIn.add(1, ordering: .relaxed)
         incoming(peer.plugin.pluginPointer, peer.handle.raw, &p)
     }
 
@@ -407,9 +423,11 @@ final class MediaEngine: @unchecked Sendable {
         }
         var answeredNACK = false
         var about: MediaStream?
+        var reported: [UInt32] = []
         for packet in packets {
             switch packet {
             case .senderReport(let sr):
+                reported.append(sr.ssrc)
                 if let i = peer.streamBySSRC[sr.ssrc], i < peer.streams.count {
                     peer.streams[i].statistics[sr.ssrc]?.senderReportReceived(compactNTP: sr.compactNTPTimestamp, at: now)
                     about = about ?? peer.streams[i]
@@ -429,6 +447,7 @@ final class MediaEngine: @unchecked Sendable {
                 break
             }
         }
+        if !reported.isEmpty { tapRTCP(plain, reportedSSRCs: reported, peer: peer, now: now) }
         guard let incoming = peer.plugin.table.incoming_rtcp else { return }
         var p = atrium_rtcp_packet_t(
             struct_size: UInt32(MemoryLayout<atrium_rtcp_packet_t>.size), mindex: Int32(about?.index ?? -1),
@@ -536,7 +555,7 @@ final class MediaEngine: @unchecked Sendable {
     }
 
     /// The host's own RTCP (reports, PLI, REMB): encoded here, so not parsed again.
-    private func sendRTCP(_ peer: PeerConnection, packets: [RTCPPacket]) {
+    func sendRTCP(_ peer: PeerConnection, packets: [RTCPPacket]) {
         guard peer.isConnected, let encoded = try? RTCPPacket.encodeCompound(packets) else { return }
         _ = encoded.withUnsafeBytes { sendPlainRTCP(peer, $0) }
     }
@@ -689,6 +708,7 @@ final class MediaEngine: @unchecked Sendable {
     }
 
     func register(_ peer: PeerConnection) {
+        peer.tapLabels = core?.tapLabels(of: peer.handle)
         peersByHandle[peer.handle.address] = peer
         peersByUfrag[peer.ice.local.ufrag] = peer
         metrics.peers.store(peersByHandle.count, ordering: .relaxed)
@@ -710,6 +730,7 @@ final class MediaEngine: @unchecked Sendable {
             peersByAddress.removeValue(forKey: path.address)
         }
         metrics.peers.store(peersByHandle.count, ordering: .relaxed)
+        endTaps(of: peer)
         if let dtls = peer.dtls, let to = peer.ice.selected { sendAll(dtls.close(), on: to, of: peer) }
         for connection in Array(peer.connections.values) {
             _ = connection.flush()

@@ -24,6 +24,10 @@ final class MediaStream {
     var incomingAudioLevelID: UInt8 = 0
     var incomingOrientationID: UInt8 = 0
     var clockRates: [UInt8: UInt32] = [:]
+    /// What each payload type the peer sends is, for taps.
+    var codecs: [UInt8: (name: String, clockRate: UInt32, fmtp: String?)] = [:]
+    /// Tap streams by remote SSRC (labelled handles only).
+    var taps: [UInt32: TapStream] = [:]
     var statistics: [UInt32: RTPReceiveStatistics] = [:]
     var receiving = false
     var lastPacketAt: UInt64 = 0
@@ -72,7 +76,11 @@ final class MediaStream {
         incomingRidID = id(RTPHeaderExtensionURI.rid)
         incomingAudioLevelID = id(RTPHeaderExtensionURI.audioLevel)
         incomingOrientationID = id(RTPHeaderExtensionURI.videoOrientation)
-        for map in m.rtpMaps { clockRates[map.payloadType] = map.clockRate }
+        let fmtp = Dictionary(m.formatParameters.map { ($0.payloadType, $0.parameters) }, uniquingKeysWith: { a, _ in a })
+        for map in m.rtpMaps {
+            clockRates[map.payloadType] = map.clockRate
+            codecs[map.payloadType] = (map.encodingName, map.clockRate, fmtp[map.payloadType])
+        }
     }
 
     /// What this side's description says: whether it sends, with which SSRC and extension ids.

@@ -48,6 +48,8 @@ final class PeerConnection {
     var transportSequence: UInt16 = 0
     var lastReportAt: UInt64 = 0
     var cname: String
+    /// The handle's labels as JSON text while it has any: its incoming streams are offered to taps.
+    var tapLabels: String?
 
     init(handle: Handle, now: UInt64, consentTimeout: Double) {
         self.handle = handle

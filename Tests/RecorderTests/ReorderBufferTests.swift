@@ -50,29 +50,32 @@ private func sequences(_ released: [(packet: ReceivedPacket, lossBefore: Bool)])
     @Test func reorderedPacketsWithinTheHorizonComeOutInOrder() {
         var b = ReorderBuffer(horizonNanos: 100 * ms)
         var out: [UInt16] = []
-        for (i, seq) in [10, 12, 11, 15, 13, 14, 16].enumerated() {
-            let now = UInt64(i) * 5 * ms
+        for (i, seq) in [12, 10, 11, 15, 13, 14, 16, 17, 19, 18].enumerated() {
+            let now = UInt64(i) * 30 * ms
             #expect(b.insert(packet(UInt16(seq), at: now)) == .accepted)
             let released = b.release(now: now)
             #expect(released.allSatisfy { !$0.lossBefore })
             out += sequences(released)
+            // The first packet to arrive waits the horizon: 10 and 11 were sent before it.
+            if now <= 100 * ms { #expect(out.isEmpty) }
+            // 19 waits for 18.
+            if seq == 19 { #expect(out == [10, 11, 12, 13, 14, 15, 16, 17]) }
         }
-        #expect(out == [10, 11, 12, 13, 14, 15, 16])
-        // 11 was held until it came: 12 did not overtake it.
+        #expect(out == [10, 11, 12, 13, 14, 15, 16, 17, 18, 19])
         #expect(b.count == 0)
     }
 
     @Test func duplicatesAndLatePacketsAreRefused() {
-        var b = ReorderBuffer()
-        #expect(b.insert(packet(100)) == .accepted)
-        #expect(b.insert(packet(102)) == .accepted)
-        #expect(b.insert(packet(102)) == .duplicate)
-        #expect(sequences(b.release(now: 0)) == [100])
-        #expect(b.insert(packet(100)) == .late)
-        #expect(b.insert(packet(101)) == .accepted)
-        #expect(sequences(b.release(now: 0)) == [101, 102])
-        #expect(b.insert(packet(101)) == .late)
-        #expect(b.release(now: 0).isEmpty)
+        var b = ReorderBuffer(horizonNanos: 500 * ms)
+        #expect(b.insert(packet(100, at: 0)) == .accepted)
+        #expect(b.insert(packet(102, at: 600 * ms)) == .accepted)
+        #expect(b.insert(packet(102, at: 600 * ms)) == .duplicate)
+        #expect(sequences(b.release(now: 600 * ms)) == [100])
+        #expect(b.insert(packet(100, at: 600 * ms)) == .late)
+        #expect(b.insert(packet(101, at: 600 * ms)) == .accepted)
+        #expect(sequences(b.release(now: 600 * ms)) == [101, 102])
+        #expect(b.insert(packet(101, at: 600 * ms)) == .late)
+        #expect(b.release(now: 600 * ms).isEmpty)
     }
 
     @Test func aPacketOlderThanTheFirstMovesTheStartBackBeforeAnythingIsReleased() {
@@ -81,16 +84,18 @@ private func sequences(_ released: [(packet: ReceivedPacket, lossBefore: Bool)])
         #expect(b.insert(packet(48)) == .accepted)
         #expect(b.nacks(now: 0) == [49])
         #expect(b.insert(packet(49)) == .accepted)
-        #expect(sequences(b.release(now: 0)) == [48, 49, 50])
+        #expect(b.release(now: 500 * ms).isEmpty)
+        #expect(sequences(b.release(now: 501 * ms)) == [48, 49, 50])
     }
 
     @Test func theWrapAt65535IsInvisible() {
         var b = ReorderBuffer()
         let order: [UInt16] = [65530, 65531, 65533, 65532, 65534, 0, 65535, 2, 1, 3, 5, 4]
         var out: [UInt16] = []
-        for seq in order {
-            #expect(b.insert(packet(seq)) == .accepted)
-            out += sequences(b.release(now: 0))
+        for (i, seq) in order.enumerated() {
+            let now = i == 0 ? 0 : 600 * ms + UInt64(i) * ms
+            #expect(b.insert(packet(seq, at: now)) == .accepted)
+            out += sequences(b.release(now: now))
         }
         #expect(out == [65530, 65531, 65532, 65533, 65534, 65535, 0, 1, 2, 3, 4, 5])
     }
@@ -101,7 +106,8 @@ private func sequences(_ released: [(packet: ReceivedPacket, lossBefore: Bool)])
         _ = b.insert(packet(2, at: 0))
         _ = b.insert(packet(5, at: 100 * ms))
         _ = b.insert(packet(6, at: 120 * ms))
-        #expect(sequences(b.release(now: 120 * ms)) == [1, 2])
+        #expect(b.release(now: 120 * ms).isEmpty)
+        #expect(sequences(b.release(now: 501 * ms)) == [1, 2])
         // 3 and 4 may still come: 5 has waited 500 ms only at 600 ms.
         #expect(b.release(now: 600 * ms).isEmpty)
         let late = b.release(now: 600 * ms + 1)
@@ -145,13 +151,18 @@ private func sequences(_ released: [(packet: ReceivedPacket, lossBefore: Bool)])
         var b = ReorderBuffer()
         _ = b.insert(packet(100))
         _ = b.insert(packet(102))
-        #expect(b.insert(packet(40_000)) == .reset)
-        #expect(b.insert(packet(40_001)) == .accepted)
-        let out = b.release(now: 0)
-        // What was waiting comes out first; the restart is marked as a loss.
-        #expect(sequences(out) == [100, 102, 40_000, 40_001])
-        #expect(out.map(\.lossBefore) == [false, true, true, false])
-        #expect(b.nacks(now: 0).isEmpty)
+        #expect(b.insert(packet(40_000, at: 10 * ms)) == .reset)
+        // What was waiting comes out at once.
+        let before = b.release(now: 10 * ms)
+        #expect(sequences(before) == [100, 102])
+        #expect(before.map(\.lossBefore) == [false, true])
+        // The restart is a new start: an older packet of the new numbering is still welcome.
+        #expect(b.insert(packet(39_999, at: 20 * ms)) == .accepted)
+        #expect(b.insert(packet(40_001, at: 20 * ms)) == .accepted)
+        let after = b.release(now: 511 * ms)
+        #expect(sequences(after) == [39_999, 40_000, 40_001])
+        #expect(after.map(\.lossBefore) == [true, false, false])
+        #expect(b.nacks(now: 511 * ms).isEmpty)
         // A jump back by more than the limit is a restart too, not a late packet.
         #expect(b.insert(packet(30_000)) == .reset)
     }
@@ -174,10 +185,10 @@ private func sequences(_ released: [(packet: ReceivedPacket, lossBefore: Bool)])
     @Test func drainReleasesEverythingAtTheEnd() {
         var b = ReorderBuffer()
         for seq: UInt16 in [1, 2, 4, 7] { _ = b.insert(packet(seq)) }
-        #expect(sequences(b.release(now: 0)) == [1, 2])
+        #expect(b.release(now: 0).isEmpty)
         let rest = b.drain()
-        #expect(sequences(rest) == [4, 7])
-        #expect(rest.map(\.lossBefore) == [true, true])
+        #expect(sequences(rest) == [1, 2, 4, 7])
+        #expect(rest.map(\.lossBefore) == [false, false, true, true])
         #expect(b.drain().isEmpty)
     }
 }

@@ -3,6 +3,9 @@
 ///
 /// Recording does not care about latency, so a gap is given up only when the packet after it has
 /// waited `horizonNanos`, or when the buffer would hold more than `capacity` sequence numbers.
+/// The start of the stream (and the restart after a discontinuity) is treated as such a gap: the
+/// first packet to arrive need not be the first one sent, so nothing is released until it has
+/// waited the horizon, and an older packet arriving meanwhile moves the start back.
 /// Sequence numbers are extended to 64 bits, so the wrap at 65535 is invisible.
 public struct ReorderBuffer: Sendable {
     /// What `insert` did with a packet.
@@ -40,8 +43,11 @@ public struct ReorderBuffer: Sendable {
     private var slots: [Slot]
     private var storedCount = 0
     private var started = false
-    /// Whether anything was released or given up: before that, an older packet moves the start back.
+    /// Whether anything was released or given up since the start or restart: before that, an older
+    /// packet moves the start back.
     private var advanced = false
+    /// When the first packet since the start or restart arrived.
+    private var firstArrival: UInt64 = 0
     /// The first sequence number not yet released or given up.
     private var next: Int64 = 0
     /// The highest sequence number received.
@@ -71,6 +77,7 @@ public struct ReorderBuffer: Sendable {
             let s = extender.extend(p.sequenceNumber)
             next = s
             newest = s
+            firstArrival = p.arrivalNanos
             store(p, at: s)
             return .accepted
         }
@@ -82,6 +89,8 @@ public struct ReorderBuffer: Sendable {
             next = s
             newest = s
             lossPending = true
+            advanced = false
+            firstArrival = p.arrivalNanos
             store(p, at: s)
             return .reset
         }
@@ -116,8 +125,8 @@ public struct ReorderBuffer: Sendable {
                 ready.append((p, lossPending))
                 lossPending = false
                 storedCount -= 1
-            } else if next <= newest {
-                lossPending = true
+            } else {
+                lossPending = true  // missing, or beyond the newest when capacity pushes the start past it
             }
             slots[i] = .empty
             next += 1
@@ -127,9 +136,10 @@ public struct ReorderBuffer: Sendable {
 
     /// Packets released in sequence order; `lossBefore` is true when one or more sequence numbers
     /// before it were given up. The head gap is given up when the packet after it has waited longer
-    /// than `horizonNanos`, or when capacity is reached.
+    /// than `horizonNanos`, or when capacity is reached. Nothing comes out before the first packet
+    /// (since the start or a reset) has waited `horizonNanos`, unless capacity forces it.
     public mutating func release(now: UInt64) -> [(packet: ReceivedPacket, lossBefore: Bool)] {
-        while true {
+        while advanced || (now > firstArrival && now - firstArrival > horizonNanos) {
             while case .packet = slots[index(next)], next <= newest { advance(to: next + 1) }
             guard storedCount > 0 else { break }
             var after = next + 1

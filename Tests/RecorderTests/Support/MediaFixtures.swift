@@ -10,13 +10,13 @@ struct FixtureError: Error, CustomStringConvertible {
 /// Real encoders as the source of test streams: the recorder must rebuild exactly what they wrote.
 enum FFmpeg {
     /// The path of `tool` on PATH; a missing tool fails the test, it never skips it.
-    static func locate(_ tool: String) throws -> String {
+    static func locate(_ tool: String, installHint: String = "install ffmpeg: make deps-test") throws -> String {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
         for dir in path.split(separator: ":") {
             let candidate = "\(dir)/\(tool)"
             if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
         }
-        throw FixtureError(description: "\(tool) not found: install ffmpeg: make deps-test")
+        throw FixtureError(description: "\(tool) not found: \(installHint)")
     }
 
     /// Runs `tool` with `arguments` (its output goes to files it is given); an error carries what it

@@ -189,6 +189,8 @@ public final class FileSink {
             throw RecordingError(.invalidArgument, "cannot truncate \(handedOver) bytes to \(length)", path: path)
         }
         guard ftruncate(descriptor, off_t(length)) == 0 else { throw RecordingError.system("truncate", path: path) }
+        // The file position stays where it was; appending from there would leave a hole of zeros.
+        guard lseek(descriptor, off_t(length), SEEK_SET) == off_t(length) else { throw RecordingError.system("seek", path: path) }
         handedOver = length
     }
 

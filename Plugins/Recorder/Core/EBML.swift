@@ -77,6 +77,12 @@ public enum EBML {
         public var size: UInt64?
         /// Bytes of ID plus size: where the data starts, from the element's start.
         public var headerLength: Int
+
+        public init(id: EBMLID, size: UInt64?, headerLength: Int) {
+            self.id = id
+            self.size = size
+            self.headerLength = headerLength
+        }
     }
 
     /// The element header at `offset` in `bytes`; nil when the bytes end inside it or it is not

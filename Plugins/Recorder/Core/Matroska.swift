@@ -144,7 +144,8 @@ public struct MatroskaTrack: Sendable, Equatable {
 /// The Segment and every Cluster have unknown size: each block is final once it reaches the disk,
 /// and nothing before it needs rewriting. A clean stop (`finish()`) then appends Cues and patches
 /// Duration and the SeekHead into space reserved for them; `MatroskaRepair` does the same for a file
-/// a crash left behind.
+/// a crash left behind. A writer dropped without `finish()` hands over what it buffered and leaves
+/// the file as a crash would.
 public final class MatroskaWriter {
     public let path: String
     public let docType: String
@@ -269,7 +270,7 @@ public final class MatroskaWriter {
             try sink.append(UnsafeRawBufferPointer(rebasing: header[0..<n]))
         }
         try sink.append(frame)
-        index.block(track: track, timestamp: timestampMillis, keyframe: isKey)
+        index.block(track: track, timestamp: timestampMillis, keyframe: isKey, end: sink.offset)
         lastTimestampMillis = timestampMillis
     }
 
@@ -280,7 +281,7 @@ public final class MatroskaWriter {
     private func startCluster(at timestamp: Int64) throws(RecordingError) {
         // The finished cluster goes to the kernel now, so a crash of this process cannot take it along.
         try sink.flush()
-        index.clusterStarted(position: sink.offset - layout.segmentDataOffset)
+        index.clusterStarted(at: sink.offset, header: EBML.ElementHeader(id: .cluster, size: nil, headerLength: 4 + EBML.unknownSize.count))
         var header: [UInt8] = []
         EBMLID.cluster.write(into: &header)
         header.append(contentsOf: EBML.unknownSize)
@@ -301,6 +302,8 @@ public final class MatroskaWriter {
     public func finish() throws {
         guard !finished else { throw RecordingError(.closed, "finish() called twice", path: path) }
         finished = true
+        // On failure the file stays as a crash would leave it: playable, and repair can finish it.
+        defer { try? sink.close() }
         try layout.finalize(sink, index: index)
         try sink.close()
     }
@@ -324,8 +327,9 @@ struct MatroskaLayout {
     var infoPosition: Int
     var tracksPosition: Int
 
-    /// Appends Cues at the end of `sink`, patches Duration, the SeekHead and the Segment size, syncing
-    /// before the Segment size so that a known size always means the rest is on disk.
+    /// Appends Cues at the end of `sink` and patches Duration, the SeekHead, the Clusters' sizes and
+    /// the Segment's size. It syncs before the Segment size, so that a known Segment size always
+    /// means the rest is on disk.
     func finalize(_ sink: FileSink, index: MatroskaIndex) throws(RecordingError) {
         let cuesPosition = index.cuePoints.isEmpty ? nil : sink.offset
         guard let seekHeadBytes = seekHead(cuesPosition: cuesPosition) else {
@@ -335,13 +339,23 @@ struct MatroskaLayout {
             let points: [EBMLElement] = index.cuePoints.map { point in
                 .master(.cuePoint, [
                     .uint(.cueTime, UInt64(max(point.time, 0))),
-                    .master(.cueTrackPositions, [.uint(.cueTrack, point.track), .uint(.cueClusterPosition, UInt64(point.clusterPosition))]),
+                    .master(.cueTrackPositions, [
+                        .uint(.cueTrack, point.track), .uint(.cueClusterPosition, UInt64(point.clusterPosition - segmentDataOffset)),
+                    ]),
                 ])
             }
             try sink.append(EBMLElement.master(.cues, points).encoded)
         }
         try sink.patch(at: durationSlot, bytes: EBMLElement.float(.duration, Double(index.endTimestamp ?? 0)).encoded)
         try sink.patch(at: seekHeadSlot.lowerBound, bytes: seekHeadBytes)
+        // Readers dislike an unknown-size Cluster inside a Segment of known size (ffmpeg says so on
+        // every run), so each Cluster gets its size too: up to its last block.
+        for cluster in index.clusterExtents {
+            let size = UInt64(cluster.end - cluster.dataStart)
+            if size <= EBML.maxValue(length: cluster.sizeLength) {
+                try sink.patch(at: cluster.sizeOffset, bytes: EBML.size(size, length: cluster.sizeLength))
+            }
+        }
         try sink.sync()
 
         let segmentSize = UInt64(sink.offset - segmentDataOffset)
@@ -363,39 +377,56 @@ struct MatroskaLayout {
     }
 }
 
-/// What finishing a file needs to know about its blocks: the clusters to seek to and where the
-/// timeline ends. The writer keeps one as it goes; repair builds one by reading the clusters.
+/// What finishing a file needs to know about its blocks: where each cluster's blocks end, the
+/// clusters to seek to and where the timeline ends. The writer keeps one as it goes; repair builds
+/// one by reading the clusters.
 struct MatroskaIndex {
     struct CuePoint: Equatable {
         var time: Int64
         var track: UInt64
-        /// From the start of the Segment's data.
+        /// Absolute offset of the cluster in the file.
         var clusterPosition: Int
     }
 
+    /// A cluster that holds blocks: where its size field is and where its last block ends.
+    struct Cluster {
+        var sizeOffset: Int
+        var sizeLength: Int
+        var dataStart: Int
+        var end: Int
+    }
+
     private(set) var cuePoints: [CuePoint] = []
-    private(set) var clusters = 0
+    private(set) var clusterExtents: [Cluster] = []
     private(set) var blocks = 0
     private let videoTracks: [UInt64]
-    private var openCluster: Int?
-    private var openClusterHasBlock = false
+    /// The cluster begun last, until its first block makes it count.
+    private var openCluster: (position: Int, header: EBML.ElementHeader)?
     /// Per track: the last block's timestamp and the step from the one before it.
     private var lastBlocks: [UInt64: (timestamp: Int64, step: Int64)] = [:]
 
     init(videoTracks: [UInt64]) {
         self.videoTracks = videoTracks
         cuePoints.reserveCapacity(1024)
+        clusterExtents.reserveCapacity(1024)
     }
 
-    mutating func clusterStarted(position: Int) {
-        openCluster = position
-        openClusterHasBlock = false
+    var clusters: Int { clusterExtents.count }
+
+    /// A cluster starts at absolute offset `position` with `header` (its ID and size field).
+    mutating func clusterStarted(at position: Int, header: EBML.ElementHeader) {
+        openCluster = (position, header)
     }
 
-    mutating func block(track: UInt64, timestamp: Int64, keyframe: Bool) {
-        if let position = openCluster, !openClusterHasBlock {
-            openClusterHasBlock = true
-            clusters += 1
+    /// A block of `track` ends at absolute offset `end`.
+    mutating func block(track: UInt64, timestamp: Int64, keyframe: Bool, end: Int) {
+        if let (position, header) = openCluster {
+            openCluster = nil
+            let idLength = header.id.byteCount
+            clusterExtents.append(Cluster(
+                sizeOffset: position + idLength, sizeLength: header.headerLength - idLength,
+                dataStart: position + header.headerLength, end: end
+            ))
             // A seek lands on a cluster and decodes from its first block: only a keyframe there makes
             // it a place to start. Without video every cluster is one.
             let isVideo = videoTracks.contains(track)
@@ -403,6 +434,7 @@ struct MatroskaIndex {
                 cuePoints.append(CuePoint(time: timestamp, track: track, clusterPosition: position))
             }
         }
+        if !clusterExtents.isEmpty { clusterExtents[clusterExtents.count - 1].end = end }
         blocks += 1
         let step = lastBlocks[track].map { timestamp - $0.timestamp } ?? 0
         lastBlocks[track] = (timestamp, step)

@@ -34,7 +34,7 @@ public enum MatroskaRepair {
         let scan = try Scan(&file)
 
         let durationTicks = scan.storedDuration ?? Double(scan.index.endTimestamp ?? 0)
-        let durationMillis = Int64((durationTicks * Double(scan.timestampScale) / 1_000_000).rounded())
+        let durationMillis = millis(ticks: durationTicks, scale: scan.timestampScale)
         if scan.isFinished {
             return MatroskaRepairReport(clusters: scan.index.clusters, blocks: scan.index.blocks, durationMillis: durationMillis, truncatedBytes: 0, alreadyFinished: true)
         }
@@ -46,8 +46,15 @@ public enum MatroskaRepair {
         if truncated > 0 { try sink.truncate(to: scan.keepEnd) }
         try scan.layout.finalize(sink, index: scan.index)
         try sink.close()
-        let finalMillis = Int64((Double(scan.index.endTimestamp ?? 0) * Double(scan.timestampScale) / 1_000_000).rounded())
+        let finalMillis = millis(ticks: Double(scan.index.endTimestamp ?? 0), scale: scan.timestampScale)
         return MatroskaRepairReport(clusters: scan.index.clusters, blocks: scan.index.blocks, durationMillis: finalMillis, truncatedBytes: truncated, alreadyFinished: false)
+    }
+
+    /// Milliseconds of `ticks` timestamp units; a stored Duration may be any float, NaN included.
+    private static func millis(ticks: Double, scale: UInt64) -> Int64 {
+        let millis = (ticks * Double(scale) / 1_000_000).rounded()
+        guard millis.isFinite else { return 0 }
+        return Int64(max(min(millis, 9e15), -9e15))
     }
 }
 
@@ -92,6 +99,7 @@ private struct FileWindow {
         var at = offset
         while at < size {
             let chunk = try bytes(at: at, count: 64 * 1024)
+            if chunk.isEmpty { break }
             if chunk.contains(where: { $0 != 0 }) { return false }
             at += chunk.count
         }
@@ -178,7 +186,7 @@ private struct Scan {
             if header.id == .cluster {
                 guard var clusterIndex = index else { throw unsupported("a Cluster comes before Tracks") }
                 let clusterEnd = header.size.map { dataStart + Int(min($0, UInt64(segmentEnd))) }.map { min($0, segmentEnd) } ?? segmentEnd
-                clusterIndex.clusterStarted(position: position - segmentData)
+                clusterIndex.clusterStarted(at: position, header: header)
                 lastCluster = position
                 var clusterTimestamp: Int64?
                 var at = dataStart
@@ -210,11 +218,12 @@ private struct Scan {
                             index = clusterIndex
                             break walk
                         }
-                        clusterTimestamp = Int64(clamping: value)
+                        // Bounded (35 years of milliseconds), so sums of garbage timestamps cannot overflow.
+                        clusterTimestamp = Int64(min(value, 1 << 40))
                     case .simpleBlock, .blockGroup:
                         let block: (track: UInt64, relative: Int16, keyframe: Bool)?
                         if child.id == .simpleBlock {
-                            block = Self.blockHeader(try file.bytes(at: childData, count: 12)).map { ($0.track, $0.relative, $0.flags & 0x80 != 0) }
+                            block = Self.blockHeader(try file.bytes(at: childData, count: min(Int(childSize), 12))).map { ($0.track, $0.relative, $0.flags & 0x80 != 0) }
                         } else {
                             block = try Self.blockGroup(&file, data: childData, size: Int(childSize))
                         }
@@ -223,7 +232,7 @@ private struct Scan {
                             index = clusterIndex
                             break walk
                         }
-                        clusterIndex.block(track: block.track, timestamp: base + Int64(block.relative), keyframe: block.keyframe)
+                        clusterIndex.block(track: block.track, timestamp: base + Int64(block.relative), keyframe: block.keyframe, end: childEnd)
                         keepEnd = childEnd
                     default:
                         break
@@ -291,9 +300,15 @@ private struct Scan {
             case .info, .tracks, .segment, .ebml:
                 stop = .invalid(position)
                 break walk
-            default:
-                // Tags, Chapters, Attachments and elements this reader does not know are kept as they are.
+            case .void, .seekHead, .tags, .chapters, .attachments:
                 if tracksPosition != nil { keepEnd = end }
+            default:
+                // Before the clusters, an element this reader does not know is skipped, as EBML says.
+                // Among them it is damage: a block or a cluster's timestamp outside any cluster.
+                if lastCluster != nil {
+                    stop = .invalid(position)
+                    break walk
+                }
             }
             position = end
         }

@@ -177,7 +177,13 @@ public final class OggOpusWriter {
         if sequence == 0 { flags |= 0x02 }
         if endOfStream { flags |= 0x04 }
         page.removeAll(keepingCapacity: true)
-        page.append(contentsOf: [0x4F, 0x67, 0x67, 0x53, 0, flags])  // "OggS", version 0
+        // "OggS", version 0 (byte by byte: an array literal here would allocate on every page).
+        page.append(0x4F)
+        page.append(0x67)
+        page.append(0x67)
+        page.append(0x53)
+        page.append(0)
+        page.append(flags)
         page.appendLittleEndian(UInt64(bitPattern: pageGranule))
         page.appendLittleEndian(serial)
         page.appendLittleEndian(sequence)

@@ -40,6 +40,30 @@ import Testing
         #expect(try fileBytes(crashed) == fileBytes(finished))
     }
 
+    @Test func aFinishInterruptedBeforeTheSegmentSizeIsDoneAgain() throws {
+        let fixtures = try MediaFixtures.shared.get()
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        let finished = scratch.path("finished.webm"), interrupted = scratch.path("interrupted.webm")
+        let (writer, _, frames) = try fixtures.record(to: finished)
+        try writer.finish()
+        // finish() patches the Segment size last: a crash just before leaves Cues, Duration, SeekHead
+        // and Cluster sizes in place and the Segment size unknown.
+        var bytes = try fileBytes(finished)
+        let segment = try #require((0..<(bytes.count - 4)).first { bytes[$0..<($0 + 4)].elementsEqual(EBMLID.segment.bytes) })
+        bytes.replaceSubrange((segment + 4)..<(segment + 12), with: EBML.unknownSize)
+        // ...and, say, half of the Cues reached the disk.
+        let cues = try #require((0..<(bytes.count - 4)).last { bytes[$0..<($0 + 4)].elementsEqual(EBMLID.cues.bytes) })
+        bytes.removeLast((bytes.count - cues) / 2)
+        try writeFile(interrupted, bytes)
+
+        let report = try MatroskaRepair.repair(path: interrupted)
+        #expect(!report.alreadyFinished)
+        #expect(report.blocks == frames.count)
+        #expect(report.truncatedBytes == bytes.count - cues)
+        #expect(try fileBytes(interrupted) == fileBytes(finished))
+    }
+
     /// Cut points: fractions of the clusters' bytes, and just inside the header of the second cluster.
     static let cuts: [Double] = [0.13, 0.5, 0.77, 0.999, -1]
 

@@ -216,3 +216,89 @@ struct MatroskaInspection {
         #expect(pts.last.flatMap { last in pts.first.map { last - $0 } } == 40_180)
     }
 }
+
+/// An H.264 Annex-B stream cut into access units (at each access unit delimiter), its NAL units
+/// without start codes.
+struct AnnexBStream {
+    var accessUnits: [[[UInt8]]]
+
+    init(_ bytes: [UInt8]) {
+        var units: [[UInt8]] = []
+        var start: Int?
+        var i = 0
+        while i + 3 <= bytes.count {
+            if bytes[i] == 0, bytes[i + 1] == 0, bytes[i + 2] == 1 {
+                if let start {
+                    // A 4-byte start code's leading zero belongs to the next start code, not this unit.
+                    var end = i
+                    if end > start, bytes[end - 1] == 0 { end -= 1 }
+                    units.append(Array(bytes[start..<end]))
+                }
+                start = i + 3
+                i += 3
+            } else {
+                i += 1
+            }
+        }
+        if let start, start < bytes.count { units.append(Array(bytes[start...])) }
+        accessUnits = []
+        for unit in units where !unit.isEmpty {
+            if unit[0] & 0x1F == 9 || accessUnits.isEmpty { accessUnits.append([]) }
+            if unit[0] & 0x1F != 9 { accessUnits[accessUnits.count - 1].append(unit) }
+        }
+        accessUnits.removeAll { $0.isEmpty }
+    }
+
+    func first(type: UInt8) -> [UInt8]? { accessUnits.joined().first { $0[0] & 0x1F == type } }
+}
+
+@Suite struct MatroskaH264Tests {
+    @Test func h264InMatroskaDecodesToTheSamePictures() throws {
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        let source = scratch.path("camera.h264"), path = scratch.path("camera.mkv")
+        let encode = try MediaTool.run("ffmpeg", [
+            "-hide_banner", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-t", "2",
+            "-c:v", "libx264", "-profile:v", "baseline", "-g", "30", "-x264-params", "aud=1", "-f", "h264", source,
+        ])
+        #expect(encode.status == 0, "\(encode.stderr)")
+        let stream = AnnexBStream(try fileBytes(source))
+        #expect(stream.accessUnits.count == 60)
+        let sps = try #require(stream.first(type: 7)), pps = try #require(stream.first(type: 8))
+        let avcC = try #require(AVCDecoderConfiguration.bytes(sps: sps, pps: pps))
+
+        let writer = try MatroskaWriter(
+            path: path, docType: "matroska",
+            tracks: [MatroskaTrack(number: 1, kind: .video, codecID: "V_MPEG4/ISO/AVC", codecPrivate: avcC, width: 320, height: 240)]
+        )
+        for (index, unit) in stream.accessUnits.enumerated() {
+            var frame: [UInt8] = []
+            for nal in unit {
+                frame.append(contentsOf: [UInt8(nal.count >> 24 & 0xFF), UInt8(nal.count >> 16 & 0xFF), UInt8(nal.count >> 8 & 0xFF), UInt8(nal.count & 0xFF)])
+                frame.append(contentsOf: nal)
+            }
+            let idr = unit.contains { $0[0] & 0x1F == 5 }
+            try writer.write(track: 1, timestampMillis: Int64(index * 1000 / 30), keyframe: idr, frame: frame)
+        }
+        try writer.finish()
+
+        let decode = try MediaTool.decode(path)
+        #expect(decode.status == 0 && decode.stderr == "", "\(decode.stderr)")
+        // Decoded pictures, hashed: the same from the Annex-B source and from the Matroska file.
+        func pictureHashes(_ file: String) throws -> [String] {
+            let run = try MediaTool.run("ffmpeg", ["-hide_banner", "-nostdin", "-v", "error", "-i", file, "-map", "0:v:0", "-f", "framemd5", "-"])
+            return run.output.split(separator: "\n").filter { !$0.hasPrefix("#") }.compactMap { $0.split(separator: ",").last.map { $0.trimmingCharacters(in: .whitespaces) } }
+        }
+        let sourcePictures = try pictureHashes(source)
+        #expect(sourcePictures.count == 60)
+        #expect(try pictureHashes(path) == sourcePictures)
+
+        let inspection = try MatroskaInspection(path)
+        #expect(inspection.errors.isEmpty && inspection.warnings.isEmpty, "\(inspection.errors) \(inspection.warnings)")
+        #expect(inspection.codecIDs == ["V_MPEG4/ISO/AVC"])
+        #expect(inspection.info.contains("Document type: matroska"))
+        #expect(inspection.clusters.count == 2 && inspection.cueTargets == inspection.clusters.map(\.position))
+        let duration = try #require(inspection.durationMillis)
+        #expect(abs(duration - 2000) <= 34)
+    }
+}

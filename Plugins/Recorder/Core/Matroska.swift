@@ -159,6 +159,8 @@ public final class MatroskaWriter {
     private var index: MatroskaIndex
     private var clusterTimestamp: Int64?
     private var finished = false
+    /// An I/O error that may have left a block half written; nothing more is appended after it.
+    private var failure: RecordingError?
 
     /// The timestamp of the last block written.
     public private(set) var lastTimestampMillis: Int64?
@@ -235,9 +237,11 @@ public final class MatroskaWriter {
     /// Writes one frame as a SimpleBlock. `timestampMillis` is on the file's timeline (>= 0) and does not
     /// go back across calls (the caller interleaves the tracks). A new unknown-size Cluster starts at each
     /// video keyframe, when the cluster is `maxClusterMillis` old, or when the block's int16 offset from
-    /// the cluster would overflow. Audio blocks are always flagged keyframe.
+    /// the cluster would overflow. Audio blocks are always flagged keyframe. After an I/O error (disk
+    /// full) every later call throws: the file is left as a crash would leave it, for `MatroskaRepair`.
     public func write(track: UInt64, timestampMillis: Int64, keyframe: Bool, frame: UnsafeRawBufferPointer) throws {
         guard !finished else { throw RecordingError(.closed, "write after finish()", path: path) }
+        if let failure { throw RecordingError(failure.code, "an earlier write failed: \(failure.message)", path: path) }
         guard let kind = tracks.first(where: { $0.number == track })?.kind else {
             throw RecordingError(.invalidArgument, "no track \(track)", path: path)
         }
@@ -252,8 +256,22 @@ public final class MatroskaWriter {
         } else {
             startsCluster = true
         }
-        if startsCluster { try startCluster(at: timestampMillis) }
-        let relative = Int16(timestampMillis - clusterTimestamp!)
+        do {
+            if startsCluster { try startCluster(at: timestampMillis) }
+            try appendBlock(track: track, relative: Int16(timestampMillis - clusterTimestamp!), keyframe: isKey, frame: frame)
+        } catch {
+            failure = error
+            throw error
+        }
+        index.block(track: track, timestamp: timestampMillis, keyframe: isKey, end: sink.offset)
+        lastTimestampMillis = timestampMillis
+    }
+
+    public func write(track: UInt64, timestampMillis: Int64, keyframe: Bool, frame: [UInt8]) throws {
+        try frame.withUnsafeBytes { try write(track: track, timestampMillis: timestampMillis, keyframe: keyframe, frame: $0) }
+    }
+
+    private func appendBlock(track: UInt64, relative: Int16, keyframe: Bool, frame: UnsafeRawBufferPointer) throws(RecordingError) {
         try withUnsafeTemporaryAllocation(byteCount: 16, alignment: 1) { (header) throws(RecordingError) in
             var n = 0
             func put(_ byte: UInt8) { header[n] = byte; n += 1 }
@@ -266,16 +284,10 @@ public final class MatroskaWriter {
             put(0x80 | UInt8(track))
             put(UInt8(truncatingIfNeeded: UInt16(bitPattern: relative) >> 8))
             put(UInt8(truncatingIfNeeded: UInt16(bitPattern: relative)))
-            put(isKey ? 0x80 : 0x00)
+            put(keyframe ? 0x80 : 0x00)
             try sink.append(UnsafeRawBufferPointer(rebasing: header[0..<n]))
         }
         try sink.append(frame)
-        index.block(track: track, timestamp: timestampMillis, keyframe: isKey, end: sink.offset)
-        lastTimestampMillis = timestampMillis
-    }
-
-    public func write(track: UInt64, timestampMillis: Int64, keyframe: Bool, frame: [UInt8]) throws {
-        try frame.withUnsafeBytes { try write(track: track, timestampMillis: timestampMillis, keyframe: keyframe, frame: $0) }
     }
 
     private func startCluster(at timestamp: Int64) throws(RecordingError) {
@@ -304,6 +316,7 @@ public final class MatroskaWriter {
         finished = true
         // On failure the file stays as a crash would leave it: playable, and repair can finish it.
         defer { try? sink.close() }
+        if let failure { throw RecordingError(failure.code, "an earlier write failed, so the file is left for repair: \(failure.message)", path: path) }
         try layout.finalize(sink, index: index)
         try sink.close()
     }

@@ -62,6 +62,8 @@ public final class OggOpusWriter {
     private var pageStartGranule: Int64 = 0
     private var lastPageOffset: Int?
     private var finished = false
+    /// An I/O error that may have left a page half written; nothing more is appended after it.
+    private var failure: RecordingError?
 
     /// Samples written so far at 48 kHz, pre-skip included: the granule position of the last packet.
     public private(set) var granule: Int64 = 0
@@ -107,16 +109,32 @@ public final class OggOpusWriter {
         guard !packet.isEmpty, samples >= 0 else {
             throw RecordingError(.invalidArgument, "an Opus packet has at least one byte and no negative duration", path: path)
         }
-        try packet.withUnsafeBytes { try add($0) }
-        granule += Int64(samples)
-        pageGranule = granule
-        if granule - pageStartGranule >= Self.maxPageSamples || lacing.count >= 255 { try closePage() }
+        try checkHealthy()
+        do {
+            try packet.withUnsafeBytes { raw in Result { () throws(RecordingError) in try add(raw) } }.get()
+            granule += Int64(samples)
+            pageGranule = granule
+            if granule - pageStartGranule >= Self.maxPageSamples || lacing.count >= 255 { try closePage() }
+        } catch {
+            failure = error
+            throw error
+        }
+    }
+
+    private func checkHealthy() throws(RecordingError) {
+        if let failure { throw RecordingError(failure.code, "an earlier write failed: \(failure.message)", path: path) }
     }
 
     /// Closes the open page, if a packet is waiting in it, so that it reaches the kernel on `flush()`.
     public func flushPage() throws {
         guard !finished else { throw RecordingError(.closed, "flushPage after finish()", path: path) }
-        try closePage()
+        try checkHealthy()
+        do {
+            try closePage()
+        } catch {
+            failure = error
+            throw error
+        }
     }
 
     /// Closes the open page and hands everything to the kernel.
@@ -135,6 +153,8 @@ public final class OggOpusWriter {
     public func finish() throws {
         guard !finished else { throw RecordingError(.closed, "finish() called twice", path: path) }
         finished = true
+        defer { try? sink.close() }
+        try checkHealthy()
         if !lacing.isEmpty {
             try closePage(endOfStream: true)
         } else if let lastPageOffset {

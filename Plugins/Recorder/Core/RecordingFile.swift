@@ -113,8 +113,9 @@ public final class FileSink {
         if bytes.count > buffer.count - buffered { try flush() }
         if bytes.count > buffer.count {
             // Larger than the whole buffer: copying it through would only add work.
-            try writeAll(bytes, at: nil)
-            handedOver += bytes.count
+            var done = 0
+            defer { handedOver += done }
+            try writeAll(bytes, at: nil, done: &done)
             return
         }
         if let base = bytes.baseAddress {
@@ -133,9 +134,14 @@ public final class FileSink {
     public func flush() throws(RecordingError) {
         try checkOpen()
         guard buffered > 0 else { return }
-        try writeAll(UnsafeRawBufferPointer(rebasing: buffer[0..<buffered]), at: nil)
-        handedOver += buffered
-        buffered = 0
+        var done = 0
+        defer {
+            // What the kernel took before an error stays counted, so a retry does not write it twice.
+            handedOver += done
+            buffered -= done
+            if buffered > 0, done > 0 { buffer.baseAddress!.copyMemory(from: buffer.baseAddress! + done, byteCount: buffered) }
+        }
+        try writeAll(UnsafeRawBufferPointer(rebasing: buffer[0..<buffered]), at: nil, done: &done)
     }
 
     /// Flushes, then asks the kernel to put the file on disk. The corresponding C call is `fsync(2)`.
@@ -156,7 +162,8 @@ public final class FileSink {
             throw RecordingError(.invalidArgument, "patch of \(bytes.count) bytes at \(offset) is outside the \(self.offset) bytes written", path: path)
         }
         try flush()
-        try bytes.withUnsafeBytes { raw in Result { () throws(RecordingError) in try writeAll(raw, at: offset) } }.get()
+        var done = 0
+        try bytes.withUnsafeBytes { raw in Result { () throws(RecordingError) in try writeAll(raw, at: offset, done: &done) } }.get()
     }
 
     /// Up to `count` bytes at `offset`; fewer at the end of the file. Buffered bytes are flushed first.
@@ -208,10 +215,10 @@ public final class FileSink {
         guard descriptor >= 0 else { throw RecordingError(.closed, "the file is already closed", path: path) }
     }
 
-    /// Writes all of `bytes` at the file position (`offset` nil) or at `offset`.
-    private func writeAll(_ bytes: UnsafeRawBufferPointer, at offset: Int?) throws(RecordingError) {
+    /// Writes all of `bytes` at the file position (`offset` nil) or at `offset`; `done` counts the
+    /// bytes written, also when it throws.
+    private func writeAll(_ bytes: UnsafeRawBufferPointer, at offset: Int?, done: inout Int) throws(RecordingError) {
         guard let base = bytes.baseAddress else { return }
-        var done = 0
         while done < bytes.count {
             let n = if let offset {
                 pwrite(descriptor, base + done, bytes.count - done, off_t(offset + done))

@@ -206,8 +206,9 @@ private struct Scan {
                     }
                     let childData = at + child.headerLength
                     let childEnd = childData + Int(childSize)
-                    guard childEnd <= file.size else {
-                        stop = .cut
+                    guard childEnd <= clusterEnd else {
+                        // Past the end of the file: cut there. Past the end of a cluster of known size: damage.
+                        stop = childEnd > file.size ? .cut : .invalid(at)
                         index = clusterIndex
                         break walk
                     }

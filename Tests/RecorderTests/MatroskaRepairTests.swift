@@ -117,6 +117,32 @@ import Testing
         #expect(try MatroskaRepair.repair(path: path).alreadyFinished)
     }
 
+    @Test func ffmpegsOwnWebMIsLeftAloneWhenWholeAndRepairedWhenCut() throws {
+        let fixtures = try MediaFixtures.shared.get()
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        let ivf = scratch.path("v.ivf"), ogg = scratch.path("a.ogg"), path = scratch.path("ffmpeg.webm"), cut = scratch.path("cut.webm")
+        try writeFile(ivf, fixtures.ivf)
+        try writeFile(ogg, fixtures.ogg)
+        let mux = try MediaTool.run("ffmpeg", ["-hide_banner", "-nostdin", "-v", "error", "-i", ivf, "-i", ogg, "-map", "0", "-map", "1", "-c", "copy", path])
+        #expect(mux.status == 0, "\(mux.stderr)")
+        let whole = try fileBytes(path)
+
+        let report = try MatroskaRepair.repair(path: path)
+        #expect(report.alreadyFinished)
+        #expect(report.blocks == fixtures.video.frames.count + fixtures.audioPackets.count)
+        #expect(try fileBytes(path) == whole)
+
+        try writeFile(cut, whole[..<(whole.count * 6 / 10)])
+        let repaired = try MatroskaRepair.repair(path: cut)
+        #expect(!repaired.alreadyFinished && repaired.truncatedBytes > 0)
+        let decode = try MediaTool.decode(cut)
+        #expect(decode.status == 0 && decode.stderr == "", "\(decode.stderr)")
+        let inspection = try MatroskaInspection(cut)
+        #expect(inspection.errors.isEmpty && inspection.warnings.isEmpty, "\(inspection.errors) \(inspection.warnings)")
+        #expect(abs((inspection.durationMillis ?? 0) - Double(repaired.durationMillis)) < 1)
+    }
+
     @Test func aFileThatIsNotMatroskaIsLeftAlone() throws {
         let fixtures = try MediaFixtures.shared.get()
         let scratch = try Scratch()

@@ -246,6 +246,7 @@ func opusSamples(_ packet: [UInt8]) -> Int {
 /// Encoded media made by ffmpeg once per test run: 3 s of VP8 (30 fps, a keyframe a second) and
 /// 3 s of stereo Opus, with the packet hashes ffmpeg sees in the source files.
 struct MediaFixtures: Sendable {
+    var ivf: [UInt8]
     var video: IVFFile
     var videoHashes: [String]
     var ogg: [UInt8]
@@ -268,7 +269,8 @@ struct MediaFixtures: Sendable {
             let run = try MediaTool.run("ffmpeg", ["-hide_banner", "-nostdin", "-v", "error"] + arguments + [output])
             guard run.status == 0 else { throw ToolFailure(run: run) }
         }
-        video = try IVFFile(fileBytes(ivf))
+        self.ivf = try fileBytes(ivf)
+        video = try IVFFile(self.ivf)
         videoHashes = try MediaTool.packetHashes(ivf, stream: "v:0")
         self.ogg = try fileBytes(ogg)
         let packets = OggPageRead.packets(OggPageRead.pages(self.ogg)).map(\.data)

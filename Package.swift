@@ -29,6 +29,8 @@ let plugins = [
     plugin("turn", target: "TURNPlugin", path: "Plugins/TURN/Plugin", extraDependencies: ["RTC", "TURNCore", "COpenSSL"], exclude: []),
     // The SFU: its forwarding logic and room settings (SFUCore, unit-tested) and the VideoRoom-compatible plugin.
     plugin("sfu", target: "SFUPlugin", path: "Plugins/SFU/Plugin", extraDependencies: ["RTC", "SFUCore"], exclude: []),
+    // The Recorder: a tap plugin writing meetings to disk (RecorderCore holds the formats and the engine).
+    plugin("recorder", target: "RecorderPlugin", path: "Plugins/Recorder/Plugin", extraDependencies: ["RTC", "RecorderCore"], exclude: []),
 ]
 
 let package = Package(
@@ -84,7 +86,7 @@ let package = Package(
         .executableTarget(
             name: "atrium",
             dependencies: [
-                "Host",
+                "Host", "RecorderCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

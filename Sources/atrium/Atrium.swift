@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Host
 import Logging
+import RecorderCore
 import ServiceLifecycle
 
 /// The `atrium` command: run the server, or check a configuration.
@@ -10,7 +11,7 @@ struct Atrium: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "atrium",
         abstract: "A WebRTC conference server that speaks the Janus API, with plugins for every feature.",
-        subcommands: [Serve.self, CheckConfig.self],
+        subcommands: [Serve.self, CheckConfig.self, Recording.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -79,5 +80,51 @@ struct CheckConfig: AsyncParsableCommand {
             throw ExitCode(2)
         }
         print("\(path): OK (\(hostConfig.plugins.filter(\.enabled).count) plugins enabled)")
+    }
+}
+
+struct Recording: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "recording",
+        abstract: "Work with the Recorder's files.",
+        subcommands: [Repair.self]
+    )
+
+    struct Repair: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "repair",
+            abstract: "Finish WebM/MKV files a crash left open: cut a torn last block, add Cues and Duration. A folder repairs every such file in it; finished files are left as they are."
+        )
+
+        @Argument(help: "Recording files (.webm, .mkv) or recording folders.")
+        var paths: [String]
+
+        func run() throws {
+            var failed = false
+            for path in paths {
+                for file in Self.files(at: path) {
+                    do {
+                        let report = try MatroskaRepair.repair(path: file)
+                        if report.alreadyFinished {
+                            print("\(file): already finished")
+                        } else {
+                            print("\(file): repaired: \(report.clusters) clusters, \(report.blocks) blocks, \(report.durationMillis) ms, \(report.truncatedBytes) torn bytes cut")
+                        }
+                    } catch {
+                        failed = true
+                        FileHandle.standardError.write(Data("\(file): \(error)\n".utf8))
+                    }
+                }
+            }
+            if failed { throw ExitCode(1) }
+        }
+
+        /// The file itself, or the .webm and .mkv files under a folder (sorted).
+        static func files(at path: String) -> [String] {
+            var isFolder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue else { return [path] }
+            let found = FileManager.default.enumerator(atPath: path)?.compactMap { $0 as? String } ?? []
+            return found.filter { $0.hasSuffix(".webm") || $0.hasSuffix(".mkv") }.sorted().map { (path as NSString).appendingPathComponent($0) }
+        }
     }
 }

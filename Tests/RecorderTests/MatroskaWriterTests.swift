@@ -266,7 +266,7 @@ struct AnnexBStream {
         let stream = AnnexBStream(try fileBytes(source))
         #expect(stream.accessUnits.count == 60)
         let sps = try #require(stream.first(type: 7)), pps = try #require(stream.first(type: 8))
-        let avcC = try #require(AVCDecoderConfiguration.bytes(sps: sps, pps: pps))
+        let avcC = try #require(H264SequenceParameterSet.avcC(sps: sps, pps: pps))
 
         let writer = try MatroskaWriter(
             path: path, docType: "matroska",

@@ -25,7 +25,7 @@ func libopus(_ command: String, _ packets: [[UInt8]]) throws -> [Int] {
     defer { try? FileManager.default.removeItem(at: file) }
     let hex = packets.map { $0.map { String(format: "%02x", $0) }.joined() }
     guard FileManager.default.fileExists(atPath: "/usr/lib/x86_64-linux-gnu/libopus.so.0") || FileManager.default.fileExists(atPath: "/usr/lib/aarch64-linux-gnu/libopus.so.0") else {
-        throw FixtureError(description: "libopus not found: install ffmpeg: make deps-test")
+        throw FixtureError("libopus not found: install ffmpeg: make deps-test")
     }
     _ = try FFmpeg.locate("python3", installHint: "install python3: make deps-test")
     try FFmpeg.run("sh", ["-c", "python3 -c \"$0\" \"$@\" > \(file.path)", script, command] + hex)

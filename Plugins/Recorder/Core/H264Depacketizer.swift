@@ -132,7 +132,7 @@ struct H264Depacketizer: RTPDepacketizer {
 
 /// What the recorder reads from an H.264 sequence parameter set (H.264 §7.3.2.1.1): the profile
 /// fields of the avcC and the picture size after cropping.
-struct H264SequenceParameterSet: Equatable {
+public struct H264SequenceParameterSet: Equatable {
     var profileIDC: UInt8
     var constraintFlags: UInt8
     var levelIDC: UInt8
@@ -235,7 +235,7 @@ struct H264SequenceParameterSet: Equatable {
     /// The AVCDecoderConfigurationRecord (ISO/IEC 14496-15 §5.3.3.1) of one SPS and one PPS, with
     /// 4-byte NAL lengths, and the chroma and bit-depth fields every profile beyond Baseline, Main
     /// and Extended adds.
-    static func avcC(sps: [UInt8], pps: [UInt8]) -> [UInt8]? {
+    public static func avcC(sps: [UInt8], pps: [UInt8]) -> [UInt8]? {
         guard sps.count >= 4, sps.count <= 0xFFFF, pps.count <= 0xFFFF, !pps.isEmpty else { return nil }
         var out: [UInt8] = [1, sps[1], sps[2], sps[3], 0xFC | 3, 0xE0 | 1]
         out += [UInt8(sps.count >> 8), UInt8(sps.count & 0xFF)] + sps

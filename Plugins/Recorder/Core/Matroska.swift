@@ -457,23 +457,3 @@ struct MatroskaIndex {
     /// the best guess at the last block's duration.
     var endTimestamp: Int64? { lastBlocks.values.map { $0.timestamp + $0.step }.max() }
 }
-
-/// The AVCDecoderConfigurationRecord (ISO/IEC 14496-15 §5.3.3.1): the CodecPrivate of an H.264 track
-/// in Matroska, from the stream's SPS and PPS. Blocks of such a track carry NAL units each prefixed
-/// with its 4-byte big-endian length, not Annex-B start codes.
-public enum AVCDecoderConfiguration {
-    /// Version 1, profile, compatibility and level copied from the SPS, 4-byte lengths, one SPS and
-    /// one PPS (without start codes). nil when the SPS is too short to hold a profile and level.
-    public static func bytes(sps: [UInt8], pps: [UInt8]) -> [UInt8]? {
-        guard sps.count >= 4, sps.count <= 0xFFFF, pps.count <= 0xFFFF else { return nil }
-        var record: [UInt8] = [1, sps[1], sps[2], sps[3], 0xFC | 3, 0xE0 | 1]
-        record.append(UInt8(sps.count >> 8))
-        record.append(UInt8(sps.count & 0xFF))
-        record.append(contentsOf: sps)
-        record.append(1)
-        record.append(UInt8(pps.count >> 8))
-        record.append(UInt8(pps.count & 0xFF))
-        record.append(contentsOf: pps)
-        return record
-    }
-}

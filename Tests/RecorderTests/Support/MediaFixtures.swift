@@ -2,11 +2,6 @@ import Foundation
 import RecorderCore
 import Testing
 
-/// A failure of a fixture tool, with what to do about it.
-struct FixtureError: Error, CustomStringConvertible {
-    var description: String
-}
-
 /// Real encoders as the source of test streams: the recorder must rebuild exactly what they wrote.
 enum FFmpeg {
     /// The path of `tool` on PATH; a missing tool fails the test, it never skips it.
@@ -16,7 +11,7 @@ enum FFmpeg {
             let candidate = "\(dir)/\(tool)"
             if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
         }
-        throw FixtureError(description: "\(tool) not found: \(installHint)")
+        throw FixtureError("\(tool) not found: \(installHint)")
     }
 
     /// Runs `tool` with `arguments` (its output goes to files it is given); an error carries what it
@@ -33,7 +28,7 @@ enum FFmpeg {
         let err = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
-            throw FixtureError(description: "\(tool) \(arguments.joined(separator: " ")) failed: \(String(decoding: err, as: UTF8.self))")
+            throw FixtureError("\(tool) \(arguments.joined(separator: " ")) failed: \(String(decoding: err, as: UTF8.self))")
         }
     }
 
@@ -68,7 +63,7 @@ enum FFmpeg {
             guard size >= 8, i - 4 + size <= mp4.count else { break }
             return Array(mp4[(i + 4)..<(i - 4 + size)])
         }
-        throw FixtureError(description: "no \(box) box in ffmpeg's MP4")
+        throw FixtureError("no \(box) box in ffmpeg's MP4")
     }
 }
 

@@ -1,0 +1,53 @@
+import RecorderCore
+import Testing
+
+@Suite struct StreamClockTests {
+    /// 90 kHz ticks for a time in ms.
+    func ticks(_ ms: Int64, base: UInt32) -> UInt32 { base &+ UInt32(truncatingIfNeeded: ms * 90) }
+
+    @Test func beforeAnyReportTheLeastDelayedPacketAnchors() {
+        var clock = StreamClock(clockRate: 90_000)
+        var sender = SenderClockOffset()
+        // Frames every 33 ms arriving with 20–50 ms of jitter on a base delay.
+        let delays: [Int64] = [50, 20, 40, 30]
+        var extended: [Int64] = []
+        for (i, d) in delays.enumerated() {
+            let t = Int64(i) * 33
+            extended.append(clock.observe(timestamp: ticks(t, base: 4_294_967_000), arrivalMicros: 1_000_000 + (t + d) * 1_000, participant: &sender))
+        }
+        // Frames are placed after the reorder wait, when the least delay is known.
+        let placed = extended.map { clock.place($0, participant: sender)! }
+        // All placed on the 20 ms path, 33 ms apart, across the timestamp wrap.
+        #expect(placed.map { $0 - placed[0] } == [0, 33_000, 66_000, 99_000])
+        #expect(placed[0] == 1_020_000)
+    }
+
+    @Test func senderReportsLipSyncTwoStreamsWithDifferentDelays() {
+        // Audio and video captured together at sender time 10 s; video's path is 80 ms slower.
+        var audio = StreamClock(clockRate: 48_000)
+        var video = StreamClock(clockRate: 90_000)
+        var sender = SenderClockOffset()
+        let ntp10s: UInt64 = (3_000_000_010 << 32)
+        audio.senderReport(ntp: ntp10s, rtpTimestamp: 1_000)
+        video.senderReport(ntp: ntp10s, rtpTimestamp: 50_000)
+        let a = audio.observe(timestamp: 1_000, arrivalMicros: 5_000_000 + 30_000, participant: &sender)
+        let v = video.observe(timestamp: 50_000, arrivalMicros: 5_000_000 + 110_000, participant: &sender)
+        let pa = audio.place(a, participant: sender)!
+        let pv = video.place(v, participant: sender)!
+        #expect(pa == pv)
+        #expect(pa == 5_030_000)
+    }
+
+    @Test func aReportThatRunsBackwardsIsIgnored() {
+        var clock = StreamClock(clockRate: 90_000)
+        var sender = SenderClockOffset()
+        clock.senderReport(ntp: 100 << 32, rtpTimestamp: 0)
+        // Ten seconds later by NTP but only one by RTP: not credible.
+        clock.senderReport(ntp: 110 << 32, rtpTimestamp: 90_000)
+        let ext = clock.observe(timestamp: 90_000, arrivalMicros: 1_000_000, participant: &sender)
+        // Still placed by the first report: sender time 101 s.
+        #expect(clock.place(ext, participant: sender)! == 1_000_000)
+        let next = clock.observe(timestamp: 180_000, arrivalMicros: 2_000_000, participant: &sender)
+        #expect(clock.place(next, participant: sender)! == 2_000_000)
+    }
+}

@@ -51,3 +51,52 @@ import Testing
         #expect(clock.place(next, participant: sender)! == 2_000_000)
     }
 }
+
+@Suite struct StreamClockPlacementTests {
+    @Test func framesKeepTheSendersSpacingWhateverTheJitter() {
+        var clock = StreamClock(clockRate: 90_000)
+        var sender = SenderClockOffset()
+        var placed: [Int64] = []
+        for i in 0..<30 {
+            let jitter = Int64((i * 37) % 23) * 1_000
+            let ext = clock.observe(timestamp: UInt32(i * 4_500), arrivalMicros: 10_000_000 + Int64(i) * 50_000 + jitter, participant: &sender)
+            placed.append(clock.place(ext, participant: sender)!)
+        }
+        #expect(zip(placed, placed.dropFirst()).allSatisfy { $1 - $0 == 50_000 })
+    }
+
+    @Test func aStreamWhoseClockFallsBehindTheSenderReportsMovesForward() {
+        // Audio whose device delivers 90% of real time: 20 ms packets every 22.2 ms of wall time.
+        var clock = StreamClock(clockRate: 48_000)
+        var sender = SenderClockOffset()
+        clock.senderReport(ntp: UInt64(3_000_000_000) << 32, rtpTimestamp: 0)
+        var placed: [Int64] = []
+        for i in 0..<200 {
+            let wall = Int64(i) * 22_222
+            if i % 50 == 0 {
+                // Reports map RTP to the wall clock as it really passes.
+                let ntp = (UInt64(3_000_000_000) << 32) + UInt64(wall) * (1 << 32) / 1_000_000
+                clock.senderReport(ntp: ntp, rtpTimestamp: UInt32(i * 960))
+            }
+            let ext = clock.observe(timestamp: UInt32(i * 960), arrivalMicros: 5_000_000 + wall + 10_000, participant: &sender)
+            placed.append(clock.place(ext, participant: sender)!)
+        }
+        let steps = zip(placed, placed.dropFirst()).map { $1 - $0 }
+        // Never backwards; mostly the 20 ms of RTP, with forward moves (gaps) that keep it on the wall clock.
+        #expect(steps.allSatisfy { $0 >= 20_000 })
+        #expect(steps.filter { $0 == 20_000 }.count > 150)
+        // Within what the clock can lose between two reports (about 110 ms here) plus the lag allowed;
+        // left alone it would be 440 ms behind by now.
+        #expect(abs(placed.last! - (5_000_000 + 199 * 22_222 + 10_000)) <= 110_000 + StreamClock.lagMicros)
+    }
+
+    @Test func timestampsThatJumpArePlacedByArrivalAtOnce() {
+        var clock = StreamClock(clockRate: 48_000)
+        var sender = SenderClockOffset()
+        let a = clock.observe(timestamp: 0, arrivalMicros: 1_000_000, participant: &sender)
+        #expect(clock.place(a, participant: sender) == 1_000_000)
+        // 10 s of timestamps in 20 ms of arrival.
+        let b = clock.observe(timestamp: 480_960, arrivalMicros: 1_020_000, participant: &sender)
+        #expect(clock.place(b, participant: sender) == 1_020_000)
+    }
+}

@@ -60,11 +60,13 @@ class WsParticipant:
 
 
 class HttpParticipant:
-    def __init__(self, url: str):
+    """A Janus session with one handle over HTTP (the Chat plugin's by default)."""
+
+    def __init__(self, url: str, plugin: str = "atrium.plugin.chat"):
         self.http = HttpJanus(url)
         status, reply, _ = self.http.post(None, {"janus": "create", "transaction": tx()})
         self.session = reply["data"]["id"]
-        _, reply, _ = self.http.post(self.session, {"janus": "attach", "plugin": "atrium.plugin.chat", "transaction": tx()})
+        _, reply, _ = self.http.post(self.session, {"janus": "attach", "plugin": plugin, "transaction": tx()})
         self.handle = reply["data"]["id"]
 
     def send(self, body: dict) -> dict:

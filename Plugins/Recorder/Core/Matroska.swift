@@ -36,6 +36,7 @@ extension EBMLID {
     public static let codecPrivate = EBMLID(0x63A2)
     public static let codecDelay = EBMLID(0x56AA)
     public static let seekPreRoll = EBMLID(0x56BB)
+    public static let defaultDuration = EBMLID(0x23E383)
     public static let video = EBMLID(0xE0)
     public static let pixelWidth = EBMLID(0xB0)
     public static let pixelHeight = EBMLID(0xBA)
@@ -83,6 +84,9 @@ public struct MatroskaTrack: Sendable, Equatable {
     public var codecDelayNanos: UInt64
     /// Opus: how much to decode before a seek target for the output to be right, 80 ms.
     public var seekPreRollNanos: UInt64
+    /// Video: the shortest time between frames the track promises (0: not written). Readers take it
+    /// as the frame rate's ceiling; ffmpeg, for one, times decoded frames in its units.
+    public var defaultDurationNanos: UInt64 = 0
     public var name: String?
 
     public init(
@@ -129,6 +133,7 @@ public struct MatroskaTrack: Sendable, Equatable {
         if let codecPrivate { children.append(.binary(.codecPrivate, codecPrivate)) }
         if codecDelayNanos > 0 || isOpus { children.append(.uint(.codecDelay, codecDelayNanos)) }
         if seekPreRollNanos > 0 || isOpus { children.append(.uint(.seekPreRoll, seekPreRollNanos)) }
+        if defaultDurationNanos > 0 { children.append(.uint(.defaultDuration, defaultDurationNanos)) }
         switch kind {
         case .video:
             children.append(.master(.video, [.uint(.pixelWidth, UInt64(max(width, 0))), .uint(.pixelHeight, UInt64(max(height, 0)))]))

@@ -90,7 +90,10 @@ public final class MeetingRecording {
         return file
     }
 
-    public func note(_ error: String) { errors.append(error) }
+    /// Notes a problem for the manifest (once: a file that failed fails the same way again).
+    public func note(_ error: String) {
+        if !errors.contains(error) { errors.append(error) }
+    }
 
     /// Finishes every file and the transcript, and writes the final manifest.
     public func finish(date: Date) {
@@ -102,7 +105,7 @@ public final class MeetingRecording {
     }
 
     public func record(_ body: () throws -> Void) {
-        do { try body() } catch { errors.append("\(error)") }
+        do { try body() } catch { note("\(error)") }
     }
 
     public var summary: JSON {
@@ -153,7 +156,7 @@ public final class MeetingRecording {
         do {
             try Data((manifest.serialized + "\n").utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
-            errors.append("meeting.json: \(error)")
+            note("meeting.json: \(error)")
         }
     }
 

@@ -32,10 +32,18 @@ public final class ParticipantFile {
     public private(set) var startMicros: Int64?
     public private(set) var lastMillis: Int64 = 0
     private var lastMillisByTrack: [UInt64: Int64] = [:]
+    /// Per audio track: where its last packet ends (ms) and that packet's TOC byte, for concealment.
+    private var audioEnds: [UInt64: (millis: Int64, toc: UInt8)] = [:]
     public private(set) var finished = false
     public private(set) var blocks = 0
     /// When the last attached stream ended (for the reconnect grace period).
     public private(set) var orphanedSince: Int64?
+
+    /// Video frames are at least this far apart (100 per second; WebRTC sends at most 60), and the
+    /// track says so (DefaultDuration): a reader that times frames in the units of the frame rate it
+    /// finds (ffmpeg does) then never sees two on one tick. Capture jitter under load sends frames
+    /// a few ms apart; they move by at most these 10 ms.
+    static let minimumFrameMillis: Int64 = 10
 
     public init(participant: String, display: String?, directory: String, baseName: String, clusterMillis: Int, now: Int64) {
         self.participant = participant
@@ -110,6 +118,7 @@ public final class ParticipantFile {
                 t.width = first.width ?? 640
                 t.height = first.height ?? 480
                 t.codecPrivate = input.codecPrivate
+                t.defaultDurationNanos = UInt64(Self.minimumFrameMillis) * 1_000_000
             } else {
                 t.codecPrivate = OpusHead.bytes(channels: 2, preSkip: 312, inputSampleRate: 48_000)
                 t.channels = 2
@@ -148,10 +157,24 @@ public final class ParticipantFile {
                 continue
             }
             guard let track = trackOf[entry.input] else { continue }
-            // Never backwards: a frame that comes too late for its place is written at the latest time.
+            // Never backwards, and a video frame never on its predecessor's time: a frame that comes
+            // too late for its place is written just after what is already written.
             var ms = max(0, (entry.frame.micros - startMicros) / 1_000)
-            ms = max(ms, lastMillis, lastMillisByTrack[track] ?? 0)
+            ms = max(ms, lastMillis)
+            if let previous = lastMillisByTrack[track], entry.frame.isVideo { ms = max(ms, previous + Self.minimumFrameMillis) }
+            if !entry.frame.isVideo, let end = audioEnds[track], ms - max(end.millis, lastMillis) >= 20 {
+                // The sender's clock fell behind or the stream was away: concealment packets keep
+                // the audio continuous, so it decodes to the length of the wall clock.
+                var at = max(end.millis, lastMillis)
+                for p in OpusPacket.concealment(samples: Int(ms - at) * 48, like: end.toc) {
+                    try p.packet.withUnsafeBytes { try writer.write(track: track, timestampMillis: at, keyframe: true, frame: $0) }
+                    at += Int64(p.samples / 48)
+                    blocks += 1
+                }
+                ms = max(ms, at)
+            }
             try entry.frame.data.withUnsafeBytes { try writer.write(track: track, timestampMillis: ms, keyframe: entry.frame.isKeyframe, frame: $0) }
+            if !entry.frame.isVideo, let toc = entry.frame.data.first { audioEnds[track] = (ms + Int64(entry.frame.samples / 48), toc) }
             lastMillis = ms
             lastMillisByTrack[track] = ms
             blocks += 1

@@ -117,6 +117,9 @@ public struct RecorderConfig: Sendable {
         clusterMillis = try integer("cluster_ms", 500...30_000) ?? clusterMillis
         reconnectSeconds = try integer("reconnect_seconds", 0...3_600) ?? reconnectSeconds
         idleStopSeconds = try integer("idle_stop_seconds", 1...86_400) ?? idleStopSeconds
+        guard holdbackMillis >= reorderMillis + 300 else {
+            throw RecorderError(.invalidElement, "holdback_ms (\(holdbackMillis)) should be at least reorder_ms (\(reorderMillis)) + 300: frames wait for retransmissions before they are interleaved")
+        }
         secret = try string("secret")
         maxRecordings = try integer("max_recordings", 1...10_000) ?? maxRecordings
     }

@@ -174,7 +174,8 @@ public final class RecordingEngine {
         guard inputs[d.id] == nil else { return }
         // One layer of a simulcast stream: the first one offered for its m-line.
         if d.rid != nil, inputs.values.contains(where: { $0.input.description.handleID == d.handleID && $0.input.description.mid == d.mid && !$0.input.ended }) { return }
-        guard let input = TrackInput(d, reorderMillis: config.reorderMillis) else {
+        // Frames placed further behind than the interleaving waits would come too late for it.
+        guard let input = TrackInput(d, reorderMillis: config.reorderMillis, latestLagMillis: max(config.holdbackMillis - 200, 100)) else {
             r.note("stream \(d.mid) of \(d.participant): codec \(d.codec) is not recorded")
             return
         }

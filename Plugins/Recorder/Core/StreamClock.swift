@@ -1,11 +1,17 @@
 /// Places one RTP stream's timestamps on the recorder's clock (microseconds of the host's monotonic
 /// clock, the clock packets arrive on).
 ///
-/// Before the sender's first RTCP sender report, a timestamp is placed by its distance from the
-/// packet that arrived earliest relative to it (the least delayed one). Once sender reports come,
-/// it is placed on the sender's wall clock (RFC 3550 §6.4.1) shifted by the participant's
-/// `SenderClockOffset`: every stream of one participant shares that offset, so audio and video keep
-/// the sync the sender gave them (lip sync) whatever each path's delay.
+/// The estimate of where a frame belongs: on the sender's wall clock (RFC 3550 §6.4.1) shifted by
+/// the participant's `SenderClockOffset` once sender reports came (every stream of a participant
+/// shares that offset, so audio and video keep the sync the sender captured them with: lip sync),
+/// else by the packet that arrived earliest relative to its timestamp (the least delayed one).
+///
+/// Frames are placed by their RTP distance from the previous one, so jitter never moves them and
+/// they keep the sender's spacing exactly. A stream whose RTP clock falls behind the sender's wall
+/// clock (an audio device that delivers fewer samples than time passes, a stalled capture) is moved
+/// forward to the estimate once it lags by `lagMicros`, leaving a gap; one that runs ahead is never
+/// moved back (a file never gets a frame earlier than its predecessor) unless it is over
+/// `jumpMicros` ahead (timestamps that jumped).
 public struct StreamClock: Sendable {
     public let clockRate: Int64
     private var extender = WrapExtender<UInt32>()
@@ -13,6 +19,14 @@ public struct StreamClock: Sendable {
     private var arrivalOffset: Int64?
     /// The newest credible sender report: its extended RTP timestamp and NTP time in µs.
     private var report: (timestamp: Int64, ntpMicros: Int64)?
+    /// Sender wall time per RTP time, measured between reports: a device clock that runs slow
+    /// (or fast) against the sender's wall clock is extrapolated at its real pace.
+    private var skew = 1.0
+    private var last: (timestamp: Int64, micros: Int64)?
+    /// A stream this far behind its estimate is moved forward to it.
+    public static let lagMicros: Int64 = 60_000
+    /// A stream this far ahead has timestamps that jumped: it is placed anew.
+    public static let jumpMicros: Int64 = 1_000_000
 
     public init(clockRate: UInt32) {
         self.clockRate = Int64(max(clockRate, 1))
@@ -31,11 +45,12 @@ public struct StreamClock: Sendable {
     /// with the RTP clock by more than a second is ignored (a broken or restarted sender).
     public mutating func senderReport(ntp: UInt64, rtpTimestamp: UInt32) {
         let extended = extender.peek(rtpTimestamp)
-        let ntpMicros = Int64(ntp >> 32) * 1_000_000 + Int64((ntp & 0xFFFF_FFFF) * 1_000_000 >> 32)
+        let ntpMicros = Int64(ntp >> 32) * 1_000_000 + Int64(((ntp & 0xFFFF_FFFF) * 1_000_000) >> 32)
         if let previous = report {
             let wall = ntpMicros - previous.ntpMicros
             let media = micros(extended - previous.timestamp)
             guard wall >= 0, abs(wall - media) < 1_000_000 else { return }
+            if media >= 500_000 { skew = min(max(Double(wall) / Double(media), 0.5), 2.0) }
         }
         report = (extended, ntpMicros)
     }
@@ -46,8 +61,25 @@ public struct StreamClock: Sendable {
     /// that come out of the reorder buffer).
     public func extendNear(_ timestamp: UInt32) -> Int64 { extender.peek(timestamp) }
 
-    /// Where an extended timestamp falls on the recorder's clock.
-    public func place(_ extended: Int64, participant: SenderClockOffset) -> Int64? {
+    /// Where an extended timestamp falls on the recorder's clock (call in the stream's order).
+    /// `notBefore`: the earliest a frame that comes out now may be placed (it arrived recently, so
+    /// a placement far behind is the stream's clock running slow, even without reports).
+    public mutating func place(_ extended: Int64, participant: SenderClockOffset, notBefore: Int64 = .min) -> Int64? {
+        guard var estimate = estimate(extended, participant: participant) else { return nil }
+        estimate = max(estimate, notBefore)
+        var placed = estimate
+        if let last {
+            let natural = last.micros + micros(extended - last.timestamp)
+            let lag = estimate - natural
+            if lag <= Self.lagMicros && lag >= -Self.jumpMicros { placed = natural }
+        }
+        last = (extended, placed)
+        return placed
+    }
+
+
+    /// The best guess now: by the sender's clock once it reported, else by the least-delayed arrival.
+    func estimate(_ extended: Int64, participant: SenderClockOffset) -> Int64? {
         if let sender = senderMicros(extended), let offset = participant.offset { return sender + offset }
         guard let arrivalOffset else { return nil }
         return micros(extended) + arrivalOffset
@@ -55,7 +87,7 @@ public struct StreamClock: Sendable {
 
     private func senderMicros(_ extended: Int64) -> Int64? {
         guard let report else { return nil }
-        return report.ntpMicros + micros(extended - report.timestamp)
+        return report.ntpMicros + Int64(Double(micros(extended - report.timestamp)) * skew)
     }
 
     private func micros(_ ticks: Int64) -> Int64 { ticks * 1_000_000 / clockRate }

@@ -15,6 +15,7 @@ public final class TrackFile {
     private var samples: Int64 = 0
     private var lastMillis: Int64 = 0
     private var lastTOC: UInt8 = 0xF8
+    private var started = false
     public private(set) var finished = false
 
     public init(input: TrackInput, directory: String, baseName: String) {
@@ -41,7 +42,9 @@ public final class TrackFile {
                 samples += Int64(f.samples)
                 if let toc = f.data.first { lastTOC = toc }
             } else if let matroska {
-                let ms = max(lastMillis, (f.micros - startMicros) / 1_000)
+                let ms = lastMillis == 0 && !started ? max(0, (f.micros - startMicros) / 1_000)
+                    : max(lastMillis + ParticipantFile.minimumFrameMillis, (f.micros - startMicros) / 1_000)
+                started = true
                 try f.data.withUnsafeBytes { try matroska.write(track: 1, timestampMillis: ms, keyframe: f.isKeyframe, frame: $0) }
                 lastMillis = ms
             }
@@ -56,6 +59,7 @@ public final class TrackFile {
             t.width = first.width ?? 640
             t.height = first.height ?? 480
             t.codecPrivate = input.codecPrivate
+            t.defaultDurationNanos = UInt64(ParticipantFile.minimumFrameMillis) * 1_000_000
             t.name = d.mid
             let ext = input.needsMatroska ? "mkv" : "webm"
             (path, matroska) = try RecordingFiles.create(directory: directory, baseName: baseName, extension: ext) { path in

@@ -50,7 +50,7 @@ public final class TrackInput {
     private var reorder: ReorderBuffer
     private var video: (any VideoFrameAssembler)?
     private var audio: OpusTimeline?
-    private var lastKeyframeRequest: Int64 = .min
+    private var lastKeyframeRequest: Int64?
     private var waitingSince: Int64?
     public private(set) var ended = false
     /// Counters for the manifest.
@@ -59,7 +59,11 @@ public final class TrackInput {
     public private(set) var frames = 0
     public private(set) var keyframeRequests = 0
 
-    public init?(_ description: StreamDescription, reorderMillis: Int) {
+    /// How far behind the time it comes out a frame may be placed (see `StreamClock.place`).
+    let latestLagMicros: Int64
+
+    public init?(_ description: StreamDescription, reorderMillis: Int, latestLagMillis: Int = 600) {
+        latestLagMicros = Int64(latestLagMillis) * 1_000
         self.description = description
         clock = StreamClock(clockRate: description.clockRate)
         reorder = ReorderBuffer(horizonNanos: UInt64(reorderMillis) * 1_000_000)
@@ -110,13 +114,13 @@ public final class TrackInput {
             if lossBefore { lostPackets += 1 }
             if var assembler = video {
                 for f in assembler.push(packet, lossBefore: lossBefore) {
-                    guard let at = clock.place(clock.extendNear(UInt32(truncatingIfNeeded: f.timestamp)), participant: participant) else { continue }
+                    guard let at = place(f.timestamp, participant: participant, now: micros) else { continue }
                     out.append(TimedFrame(micros: at, isVideo: true, isKeyframe: f.isKeyframe, data: f.data, samples: 0, width: f.width, height: f.height))
                 }
                 video = assembler
             } else if var timeline = audio {
                 for p in timeline.push(packet, lossBefore: lossBefore) {
-                    guard let at = clock.place(clock.extendNear(UInt32(truncatingIfNeeded: p.timestamp)), participant: participant) else { continue }
+                    guard let at = place(p.timestamp, participant: participant, now: micros) else { continue }
                     out.append(TimedFrame(micros: at, isVideo: false, isKeyframe: true, data: p.packet, samples: p.samples, width: nil, height: nil))
                 }
                 audio = timeline
@@ -124,6 +128,13 @@ public final class TrackInput {
         }
         frames += out.count
         return out
+    }
+
+    /// A frame's time on the recorder's clock.
+    private func place(_ timestamp: Int64, participant: SenderClockOffset, now: Int64) -> Int64? {
+        // Drained at the stream's end, frames may be older than that.
+        clock.place(clock.extendNear(UInt32(truncatingIfNeeded: timestamp)), participant: participant,
+                    notBefore: ended ? .min : now - latestLagMicros)
     }
 
     /// Sequence numbers to ask again for now.
@@ -141,7 +152,7 @@ public final class TrackInput {
         let since = waitingSince ?? micros
         waitingSince = since
         let interval: Int64 = micros - since < 1_000_000 ? 200_000 : 1_000_000
-        guard micros - lastKeyframeRequest >= interval else { return false }
+        if let last = lastKeyframeRequest, micros - last < interval { return false }
         lastKeyframeRequest = micros
         keyframeRequests += 1
         return true

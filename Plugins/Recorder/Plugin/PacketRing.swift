@@ -12,9 +12,10 @@ import Glibc
 final class PacketRing: @unchecked Sendable {
     enum Kind: UInt8 { case rtp = 1, rtcp = 2 }
 
-    static let slotPayload = 1_500
+    /// A slot: a 24-byte header, then the packet; 1536 bytes keep every header 16-byte aligned.
+    private static let slotSize = 1_536
     private static let headerSize = 24
-    private static var slotSize: Int { headerSize + slotPayload }
+    static let slotPayload = slotSize - headerSize
     let capacity: Int
     private let memory: UnsafeMutableRawPointer
     private let head = Atomic<Int>(0)

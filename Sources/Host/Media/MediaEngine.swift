@@ -387,7 +387,7 @@ final class MediaEngine: @unchecked Sendable {
         }
         metrics.rtpIn.add(1, ordering: .relaxed)
         if let incoming = peer.plugin.table.incoming_rtp { deliver(bytes, length: length, packet: packet, stream: stream, peer: peer, to: incoming) }
-        if peer.tapLabels != nil {
+        if peer.tapLabels != nil && !tapPlugins.isEmpty {
             tap(UnsafeRawBufferPointer(rebasing: bytes[0..<length]), packet: packet, peer: peer, stream: stream, now: now)
         }
     }

@@ -23,7 +23,8 @@
 // PC's outbound-rtp video encodings ({rid, frameWidth, framesEncoded, keyFramesEncoded, pliCount, ...}); window.
 // subscriberPair() → the subscriber PC's selected candidate pair; window.configureSubscription(
 // feedId, body) sends {"request":"configure", ...body, mid: <the feed's video mid>} on the
-// subscriber handle.
+// subscriber handle; window.leave() sends {"request":"leave"} (R.publisherUpAt and R.leftAt are the
+// page's Date.now() when its publisher PeerConnection came up and when it left).
 (function () {
   "use strict";
   var R = window.results;
@@ -172,7 +173,12 @@
       if (pin) join.pin = pin;
       h.send({ message: join, error: function (err) { fail("join", err); } });
     },
-    webrtcState: function (on) { if (on) R.publisherUp = true; },
+    webrtcState: function (on) {
+      if (on) {
+        R.publisherUp = true;
+        R.publisherUpAt = Date.now();
+      }
+    },
     onmessage: function (msg, jsep) {
       R.pubEvents.push({ data: msg, jsep: jsep ? { type: jsep.type } : null });
       if (msg.error) { fail("publisher error", msg); return; }
@@ -199,6 +205,13 @@
       }
     },
   });
+
+  // Leaves the room (the publisher's PeerConnection goes with it); R.leftAt is when it was asked.
+  window.leave = function () {
+    R.leftAt = Date.now();
+    publisher.send({ message: { request: "leave" }, error: function (err) { fail("leave", err); } });
+    if (subscriber) subscriber.detach();
+  };
 
   window.feedStats = function () {
     var pc = pcOf(subscriber);

@@ -69,7 +69,7 @@ let package = Package(
         .target(name: "SFUCore", dependencies: ["AtriumJSON"], path: "Plugins/SFU/Core", swiftSettings: swiftSettings),
         // The Recorder without the plugin: RTP reordering and depacketizing, Matroska/WebM and Ogg Opus
         // writers, repair of files left by a crash.
-        .target(name: "RecorderCore", dependencies: ["RTC", "AtriumJSON"], path: "Plugins/Recorder/Core", swiftSettings: swiftSettings),
+        .target(name: "RecorderCore", dependencies: ["RTC", "AtriumJSON", "PluginKit"], path: "Plugins/Recorder/Core", swiftSettings: swiftSettings),
         .target(
             name: "Host",
             dependencies: [

@@ -1,14 +1,9 @@
-import RecorderCore
+@testable import RecorderCore
 import Testing
 
 func leb128(_ value: Int) -> [UInt8] {
     var out: [UInt8] = []
-    var v = value
-    repeat {
-        let low = UInt8(v & 0x7F)
-        v >>= 7
-        out.append(v == 0 ? low : low | 0x80)
-    } while v != 0
+    LEB128.append(value, to: &out)
     return out
 }
 

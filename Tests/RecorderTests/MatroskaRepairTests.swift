@@ -205,7 +205,7 @@ import Testing
         // Every cut through the headers, then cuts across the clusters.
         for cut in Array(0..<400) + Array(stride(from: 400, to: source.count, by: 37)) { try attempt(Array(source[..<cut])) }
         // Random damage: a seeded generator, so a failure can be replayed.
-        var random = SplitMix64(seed: 0x5EED)
+        var random = SeededGenerator(seed: 0x5EED)
         for _ in 0..<300 {
             var bytes = source
             for _ in 0..<Int.random(in: 1...6, using: &random) {
@@ -218,18 +218,5 @@ import Testing
         try attempt(source + [UInt8](repeating: 0, count: 4096))
         #expect(outcomes["repaired", default: 0] > 100, "\(outcomes)")
         #expect(outcomes["unsupportedLayout", default: 0] > 0 && outcomes["notMatroska", default: 0] > 0, "\(outcomes)")
-    }
-}
-
-/// A small seeded generator (SplitMix64), so random damage is the same on every run.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

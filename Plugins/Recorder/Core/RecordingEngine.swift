@@ -1,4 +1,5 @@
 public import AtriumJSON
+public import PluginKit
 import Foundation
 import RTC
 
@@ -16,7 +17,7 @@ public protocol RecordingRequests: AnyObject {
 public final class RecordingEngine {
     public let config: RecorderConfig
     public weak var requests: (any RecordingRequests)?
-    private var streams: [UInt64: StreamDescription] = [:]
+    private var streams: [UInt64: TapStream] = [:]
     private var inputs: [UInt64: (input: TrackInput, recording: MeetingRecording)] = [:]
     private var participantFiles: [UInt64: ParticipantFile] = [:]
     private var trackFiles: [UInt64: TrackFile] = [:]
@@ -38,7 +39,7 @@ public final class RecordingEngine {
 
     // MARK: - Streams
 
-    public func streamStarted(_ d: StreamDescription, now: Int64, date: Date) {
+    public func streamStarted(_ d: TapStream, now: Int64, date: Date) {
         streams[d.id] = d
         if let room = d.labels["room"], policyWants(d.labels) && recording(for: d.labels) == nil {
             let reason: MeetingRecording.Reason = config.rooms.contains(room) ? .config : .room
@@ -168,9 +169,9 @@ public final class RecordingEngine {
         return config.rooms.contains(room) || (config.followRoomRecord && labels["record"] == "true")
     }
 
-    private func senderKey(_ d: StreamDescription) -> String { "\(d.handleID)" }
+    private func senderKey(_ d: TapStream) -> String { "\(d.handleID)" }
 
-    private func attach(_ d: StreamDescription, to r: MeetingRecording, now: Int64) {
+    private func attach(_ d: TapStream, to r: MeetingRecording, now: Int64) {
         guard inputs[d.id] == nil else { return }
         // One layer of a simulcast stream: the first one offered for its m-line.
         if d.rid != nil, inputs.values.contains(where: { $0.input.description.handleID == d.handleID && $0.input.description.mid == d.mid && !$0.input.ended }) { return }

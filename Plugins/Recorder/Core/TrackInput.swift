@@ -1,30 +1,7 @@
+public import PluginKit
 import RTC
 
-/// What a tap said about a stream when it started.
-public struct StreamDescription: Sendable {
-    public var id: UInt64
-    public var handleID: UInt64
-    public var labels: [String: String]
-    public var isVideo: Bool
-    public var mid: String
-    public var rid: String?
-    public var codec: String
-    public var clockRate: UInt32
-    public var ssrc: UInt32
-
-    public init(id: UInt64, handleID: UInt64, labels: [String: String], isVideo: Bool, mid: String, rid: String?, codec: String,
-                clockRate: UInt32, ssrc: UInt32) {
-        self.id = id
-        self.handleID = handleID
-        self.labels = labels
-        self.isVideo = isVideo
-        self.mid = mid
-        self.rid = rid
-        self.codec = codec
-        self.clockRate = clockRate
-        self.ssrc = ssrc
-    }
-
+extension TapStream {
     /// The participant the stream belongs to: its `participant` label, else its handle.
     public var participant: String { labels["participant"] ?? "handle-\(handleID)" }
 }
@@ -45,7 +22,7 @@ public struct TimedFrame: Sendable {
 /// assembled into frames (video from a keyframe on, audio with its gaps filled) and placed on the
 /// recorder's clock.
 public final class TrackInput {
-    public let description: StreamDescription
+    public let description: TapStream
     public var clock: StreamClock
     private var reorder: ReorderBuffer
     private var video: (any VideoFrameAssembler)?
@@ -62,7 +39,7 @@ public final class TrackInput {
     /// How far behind the time it comes out a frame may be placed (see `StreamClock.place`).
     let latestLagMicros: Int64
 
-    public init?(_ description: StreamDescription, reorderMillis: Int, latestLagMillis: Int = 600) {
+    public init?(_ description: TapStream, reorderMillis: Int, latestLagMillis: Int = 600) {
         latestLagMicros = Int64(latestLagMillis) * 1_000
         self.description = description
         clock = StreamClock(clockRate: description.clockRate)

@@ -97,10 +97,8 @@ final class RecorderPlugin: AtriumPlugin, @unchecked Sendable {
     func tapStreamStarted(_ stream: TapStream) -> Bool {
         // Any stream of a room may be recorded later (a start request, enable_recording): take them all.
         guard stream.labels["room"] != nil else { return false }
-        let d = StreamDescription(id: stream.id, handleID: stream.handleID, labels: stream.labels, isVideo: stream.isVideo, mid: stream.mid,
-                                  rid: stream.rid, codec: stream.codec, clockRate: stream.clockRate, ssrc: stream.ssrc)
         engine.withLock { engine in
-            engine.streamStarted(d, now: Self.now, date: Date())
+            engine.streamStarted(stream, now: Self.now, date: Date())
             publishWanted(engine)
         }
         counters.withLock { $0.started += 1 }

@@ -69,19 +69,9 @@ enum FFmpeg {
 
 /// The frames of an IVF file (VP8, VP9, AV1 elementary streams): a 32-byte file header, then per
 /// frame a 12-byte header (32-bit little-endian size, 64-bit timestamp) and the frame.
+/// The frames of an IVF file, or none when it is not one.
 func ivfFrames(_ file: [UInt8]) -> [[UInt8]] {
-    guard file.count >= 32, file.starts(with: Array("DKIF".utf8)) else { return [] }
-    let headerLength = Int(file[6]) | Int(file[7]) << 8
-    var frames: [[UInt8]] = []
-    var o = headerLength
-    while o + 12 <= file.count {
-        let size = Int(file[o]) | Int(file[o + 1]) << 8 | Int(file[o + 2]) << 16 | Int(file[o + 3]) << 24
-        o += 12
-        guard o + size <= file.count else { break }
-        frames.append(Array(file[o..<(o + size)]))
-        o += size
-    }
-    return frames
+    (try? IVFFile(file))?.frames.map(\.data) ?? []
 }
 
 /// The NAL units of an Annex-B H.264 stream, split at start codes (00 00 01, 00 00 00 01).

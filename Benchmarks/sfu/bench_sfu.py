@@ -26,7 +26,9 @@ document with every figure comes first, a table after it.
 Environment: SFU_BENCH_FANOUT (1,2,4,8), SFU_BENCH_BASELINE (1: measure N=0 first), SFU_BENCH_ROUNDS
 (1), SFU_BENCH_WINDOW_S (10), SFU_BENCH_WARMUP_S (3), SFU_BENCH_IDLE_S (5), SFU_BENCH_WORKERS (2),
 SFU_BENCH_BITRATE (1500000), SFU_BENCH_WIDTH/HEIGHT/FPS (640/480/30), SFU_BENCH_AUDIO (1),
-SFU_BENCH_DECODE (1; 0: subscribers reassemble frames but decode nothing, to spare the cores).
+SFU_BENCH_DECODE (1; 0: subscribers reassemble frames but decode nothing, to spare the cores),
+SFU_BENCH_RECORD (0; 1: the Recorder plugin is loaded and records the room, so the figures include
+what taps and the Recorder's media-thread copy cost; its writer thread's CPU is in the server's).
 """
 from __future__ import annotations
 
@@ -158,6 +160,9 @@ def start_atrium(work: Path, folder: Path) -> tuple[subprocess.Popen, int, int]:
         "plugins": [{"library": "libatrium_sfu.so", "aliases": ["janus.plugin.videoroom"],
                      "config": {"rooms": [{"room": ROOM, "publishers": 10}]}}],
     }
+    if os.environ.get("SFU_BENCH_RECORD", "0") == "1":
+        config["plugins"].append({"library": "libatrium_recorder.so",
+                                  "config": {"directory": str(work / "recordings"), "rooms": [ROOM]}})
     path = work / "atrium.json"
     path.write_text(json.dumps(config))
     proc = subprocess.Popen([str(folder / "atrium"), "--config", str(path)],

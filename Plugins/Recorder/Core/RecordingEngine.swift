@@ -22,6 +22,8 @@ public final class RecordingEngine {
     private var participantFiles: [UInt64: ParticipantFile] = [:]
     private var trackFiles: [UInt64: TrackFile] = [:]
     private var senders: [String: SenderClockOffset] = [:]
+    /// Per handle: the room it is in and whether its labels ask for recording (`record`).
+    private var wishes: [UInt64: (room: String, plugin: String?, record: Bool)] = [:]
     public private(set) var recordings: [MeetingRecording] = []
     private var lastFlush: Int64 = 0
     private var lastSync: Int64 = 0
@@ -49,7 +51,10 @@ public final class RecordingEngine {
     }
 
     public func streamEnded(_ id: UInt64, now: Int64) {
-        streams.removeValue(forKey: id)
+        if let gone = streams.removeValue(forKey: id), !streams.values.contains(where: { $0.handleID == gone.handleID }) {
+            // A handle without media no longer asks for its room to be recorded.
+            wishes.removeValue(forKey: gone.handleID)
+        }
         guard let (input, recording) = inputs[id] else { return }
         input.end()
         recording.lastMediaMicros = now
@@ -60,20 +65,28 @@ public final class RecordingEngine {
     }
 
     /// A handle's labels changed: its streams carry the new labels, and a room that now asks to be
-    /// recorded (VideoRoom `enable_recording`) starts; one that stopped asking stops.
+    /// recorded (VideoRoom `enable_recording`) starts; a room-policy recording stops once no handle
+    /// of the room asks for it any more.
     public func labelsChanged(handleID: UInt64, labels: [String: String], now: Int64, date: Date) {
         for (id, d) in streams where d.handleID == handleID {
             var updated = d
             updated.labels = labels
             streams[id] = updated
         }
-        guard let room = labels["room"] else { return }
+        guard let room = labels["room"] else {
+            wishes.removeValue(forKey: handleID)
+            return
+        }
+        let previous = wishes[handleID]
+        wishes[handleID] = (room, labels["plugin"], labels["record"] == "true")
         if policyWants(labels) {
             if recording(for: labels) == nil {
                 _ = try? start(room: room, plugin: labels["plugin"], directory: labels["rec_dir"], reason: config.rooms.contains(room) ? .config : .room,
                                now: now, date: date)
             }
-        } else if labels["record"] == "false", let r = recording(for: labels), r.reason == .room {
+        } else if previous?.record == true, let r = recording(for: labels), r.reason == .room,
+            !wishes.values.contains(where: { $0.room == room && $0.plugin == labels["plugin"] && $0.record })
+        {
             finish(r, date: date)
         }
     }

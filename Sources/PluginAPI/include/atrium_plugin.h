@@ -447,8 +447,10 @@ typedef struct atrium_plugin_events {
 } atrium_plugin_events_t;
 
 /* ---- "atrium.tap/1": copies of labelled media streams for tap plugins (the Recorder). ---------
- * A tap plugin is told when a stream of a labelled handle starts, receives its packets, and is told
- * when it ends. Live with the media issue; before that streams simply never start. */
+ * A tap plugin is told when a stream (one incoming SSRC on one m-line) of a labelled handle starts,
+ * receives its packets, and is told when it ends. Streams of retransmission and redundancy payload
+ * types (rtx, red, ulpfec) are not offered. Arrival times are microseconds of the host's monotonic
+ * clock (CLOCK_MONOTONIC). */
 #define ATRIUM_EXT_TAP "atrium.tap/1"
 
 typedef struct atrium_tap_stream {
@@ -487,7 +489,9 @@ typedef struct atrium_plugin_tap {
     /* [media] An RTCP packet (sender reports) of that stream's handle (borrowed until return). */
     void (*ATRIUM_NULLABLE stream_rtcp)(const atrium_plugin_t *plugin, uint64_t stream_id,
                         const atrium_rtcp_packet_t *packet, uint64_t arrival_us);
-    /* [control] The stream ended (publisher left, unpublished, or hung up). */
+    /* [control] The stream ended (its PeerConnection closed, its handle's labels were removed, or a new
+     * SSRC took its place on the same m-line and rid). Told to every tap plugin, also to those that
+     * returned 0 from stream_started; no packet of the stream follows. */
     void (*ATRIUM_NULLABLE stream_ended)(const atrium_plugin_t *plugin, uint64_t stream_id);
     /* [control] A handle's labels changed (labels_json borrowed until return). */
     void (*ATRIUM_NULLABLE labels_changed)(const atrium_plugin_t *plugin, uint64_t handle_id,

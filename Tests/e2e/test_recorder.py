@@ -268,7 +268,8 @@ def test_sigkill_leaves_files_that_play_and_repair_finishes_them(start_atrium, t
 def test_recording_under_ten_percent_loss_decodes_cleanly(start_atrium, tmp_path, page_server, chromium):  # noqa: F811
     room = 7003
     folder = tmp_path / "recordings"
-    server = recording_server(start_atrium, folder, [{"room": room, "publishers": 6, "secret": "s"}])
+    # Also every stream in a file of its own (per_track): Ogg Opus for the audio.
+    server = recording_server(start_atrium, folder, [{"room": room, "publishers": 6, "secret": "s"}], per_track=True)
     manager = HttpParticipant(server.http_url, plugin="janus.plugin.videoroom")
     try:
         drivers = start_pages(chromium, ["fay"])
@@ -298,6 +299,18 @@ def test_recording_under_ten_percent_loss_decodes_cleanly(start_atrium, tmp_path
         assert played > 8.0, played
         # Retransmissions and keyframe requests keep the picture going: most frames are there.
         assert frames > played * 10, f"{frames} frames in {played:.1f} s"
+        tracks = {t["kind"]: t for t in m["tracks"]}
+        assert set(tracks) == {"audio", "video"} and tracks["audio"]["file"].endswith(".opus"), m["tracks"]
+        ogg = recording / tracks["audio"]["file"]
+        code, stderr = decode(ogg)
+        assert code == 0 and stderr == "", f"{ogg.name}: {stderr}"
+        info = subprocess.run(["opusinfo", str(ogg)], capture_output=True, text=True, timeout=60)
+        assert info.returncode == 0 and "WARNING" not in info.stdout + info.stderr, info.stdout + info.stderr
+        # The Ogg file's audio is as long as the participant file's (gaps concealed in both).
+        assert abs(decoded_audio_seconds(ogg) - decoded_audio_seconds(path)) < 0.3
+        video_only = recording / tracks["video"]["file"]
+        code, stderr = decode(video_only)
+        assert code == 0 and stderr == "" and video_packets(video_only)[0][1].startswith("K"), stderr
     except BaseException:
         save_artifacts(chromium, server, "recorder-loss")
         raise

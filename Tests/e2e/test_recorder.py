@@ -152,8 +152,11 @@ def assert_plays_cleanly(path: Path, codecs: set[str]) -> None:
 
 def test_three_participants_each_get_a_playable_file_and_the_chat_a_transcript(start_atrium, tmp_path, page_server, chromium):  # noqa: F811
     room = 7001
-    folder = tmp_path / "recordings"
-    server = recording_server(start_atrium, folder, [{"room": room, "publishers": 6, "bitrate": 256000, "record": True}])
+    # The room's rec_dir (VideoRoom's option) is honoured: it is one of the allowed directories.
+    folder = tmp_path / "meetings"
+    server = recording_server(start_atrium, tmp_path / "recordings",
+                              [{"room": room, "publishers": 6, "bitrate": 256000, "record": True, "rec_dir": str(folder)}],
+                              allowed_directories=[str(folder)])
     chat = HttpParticipant(server.http_url)
     try:
         drivers = start_pages(chromium, ["alice", "bob", "carol"])
@@ -219,6 +222,37 @@ def test_three_participants_each_get_a_playable_file_and_the_chat_a_transcript(s
         raise
     finally:
         chat.close()
+
+
+# --------------------------------------------------------------------------------------------
+# 1b. Every codec of the SFU: VP9 and AV1 in WebM, H.264 in Matroska
+
+@pytest.mark.parametrize("codec, container", [("vp9", ".webm"), ("av1", ".webm"), ("h264", ".mkv")])
+def test_each_video_codec_records_to_a_file_that_plays(start_atrium, tmp_path, page_server, chromium, codec, container):  # noqa: F811
+    room = 7010
+    folder = tmp_path / "recordings"
+    server = recording_server(start_atrium, folder, [{"room": room, "publishers": 2, "videocodec": codec, "record": True}])
+    try:
+        drivers = start_pages(chromium, ["gil"])
+        up = join_and_publish(drivers, page_server, server, room)
+        time.sleep(5.0)
+        left = leave(drivers["gil"])
+        time.sleep(1.0)
+        admin_recorder(server, {"request": "stop", "room": str(room)})
+        [recording] = recording_folders(folder)
+        [participant] = manifest(recording)["participants"]
+        [entry] = participant["files"]
+        path = recording / entry["file"]
+        assert path.suffix == container, entry
+        assert_plays_cleanly(path, {codec, "opus"})
+        played = decoded_seconds(path)
+        print(f"{codec}: {path.name} plays {played:.2f} s of {left - up['gil']:.2f} s")
+        assert abs(played - (left - up["gil"])) <= 0.5
+        if codec == "h264":
+            assert "V_MPEG4/ISO/AVC" in matroska_structure(path)
+    except BaseException:
+        save_artifacts(chromium, server, f"recorder-{codec}")
+        raise
 
 
 # --------------------------------------------------------------------------------------------

@@ -98,7 +98,7 @@ let package = Package(
         .testTarget(name: "RTCTests", dependencies: ["RTC"], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
         .testTarget(name: "TURNTests", dependencies: ["TURNCore", "RTC"], swiftSettings: swiftSettings),
         .testTarget(name: "SFUTests", dependencies: ["SFUCore", "AtriumJSON"], swiftSettings: swiftSettings),
-        .testTarget(name: "RecorderTests", dependencies: ["RecorderCore", "RTC", "AtriumJSON"], swiftSettings: swiftSettings),
+        .testTarget(name: "RecorderTests", dependencies: ["RecorderCore", "RTC", "AtriumJSON", "PluginKit"], swiftSettings: swiftSettings),
         .testTarget(name: "HostTests", dependencies: ["Host", "AtriumJSON", "PluginAPI"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SystemLibrariesTests",

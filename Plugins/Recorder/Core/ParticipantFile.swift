@@ -150,6 +150,12 @@ public final class ParticipantFile {
         let trackOf = Dictionary(tracks.compactMap { t in t.input.map { (ObjectIdentifier($0), t.number) } }, uniquingKeysWith: { a, _ in a })
         // Stable: frames of one track keep their order.
         let ordered = queue.enumerated().sorted { ($0.element.frame.micros, $0.offset) < ($1.element.frame.micros, $1.offset) }
+        // Audio frames queued per track, due or not: a track with some left resumes at or after
+        // every frame still to write, so its gap before one of them can be concealed at once.
+        var audioQueued: [UInt64: Int] = [:]
+        for (_, entry) in ordered where !entry.frame.isVideo {
+            if let track = trackOf[entry.input] { audioQueued[track, default: 0] += 1 }
+        }
         var kept: [(input: ObjectIdentifier, frame: TimedFrame)] = []
         for (_, entry) in ordered {
             guard entry.frame.micros <= cutoff else {
@@ -162,16 +168,13 @@ public final class ParticipantFile {
             var ms = max(0, (entry.frame.micros - startMicros) / 1_000)
             ms = max(ms, lastMillis)
             if let previous = lastMillisByTrack[track], entry.frame.isVideo { ms = max(ms, previous + Self.minimumFrameMillis) }
-            if !entry.frame.isVideo, let end = audioEnds[track], ms - max(end.millis, lastMillis) >= 20 {
-                // The sender's clock fell behind or the stream was away: concealment packets keep
-                // the audio continuous, so it decodes to the length of the wall clock.
-                var at = max(end.millis, lastMillis)
-                for p in OpusPacket.concealment(samples: Int(ms - at) * 48, like: end.toc) {
-                    try p.packet.withUnsafeBytes { try writer.write(track: track, timestampMillis: at, keyframe: true, frame: $0) }
-                    at += Int64(p.samples / 48)
-                    blocks += 1
-                }
-                ms = max(ms, at)
+            // An audio gap is filled before any block after it is written (blocks go in time order):
+            // the gap of this frame's own track, and that of an audio track that resumes later (after
+            // a reconnect its new video may be written first, and the gap could not be filled then).
+            for (other, count) in audioQueued where count > 0 && other != track { try conceal(other, until: ms, writer) }
+            if !entry.frame.isVideo {
+                try conceal(track, until: ms, writer)
+                audioQueued[track, default: 1] -= 1
             }
             try entry.frame.data.withUnsafeBytes { try writer.write(track: track, timestampMillis: ms, keyframe: entry.frame.isKeyframe, frame: $0) }
             if !entry.frame.isVideo, let toc = entry.frame.data.first { audioEnds[track] = (ms + Int64(entry.frame.samples / 48), toc) }
@@ -180,6 +183,22 @@ public final class ParticipantFile {
             blocks += 1
         }
         queue = kept
+    }
+
+    /// Fills an audio track's gap up to `ms` (from where its audio ends, or the last block written)
+    /// with concealment packets, when it is 20 ms or more. The sender's clock fell behind or the
+    /// stream was away: the audio stays continuous, so it decodes to the length of the wall clock.
+    private func conceal(_ track: UInt64, until ms: Int64, _ writer: MatroskaWriter) throws {
+        guard let end = audioEnds[track], ms - max(end.millis, lastMillis) >= 20 else { return }
+        var at = max(end.millis, lastMillis)
+        for p in OpusPacket.concealment(samples: Int(ms - at) * 48, like: end.toc) {
+            try p.packet.withUnsafeBytes { try writer.write(track: track, timestampMillis: at, keyframe: true, frame: $0) }
+            lastMillis = at
+            lastMillisByTrack[track] = at
+            at += Int64(p.samples / 48)
+            blocks += 1
+        }
+        audioEnds[track] = (at, end.toc)
     }
 
     public func flush() throws { try writer?.flush() }

@@ -188,7 +188,11 @@ public final class RecordingEngine {
         guard inputs[d.id] == nil else { return }
         // One layer of a simulcast stream: the first one offered for its m-line.
         if d.rid != nil, inputs.values.contains(where: { $0.input.description.handleID == d.handleID && $0.input.description.mid == d.mid && !$0.input.ended }) { return }
-        // Frames placed further behind than the interleaving waits would come too late for it.
+        // A frame placed up to this far before its arrival that comes out of the reorder buffer
+        // within 200 ms is still ahead of what the interleaving (holdback) has written. One that waited
+        // longer (a stream's first frames wait the reorder horizon) and that a sender report dates
+        // further back can be behind it only in a file that already holds other frames of that time,
+        // which then writes it just after them.
         guard let input = TrackInput(d, reorderMillis: config.reorderMillis, latestLagMillis: max(config.holdbackMillis - 200, 100)) else {
             r.note("stream \(d.mid) of \(d.participant): codec \(d.codec) is not recorded")
             return

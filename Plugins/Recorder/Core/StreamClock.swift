@@ -62,8 +62,8 @@ public struct StreamClock: Sendable {
     public func extendNear(_ timestamp: UInt32) -> Int64 { extender.peek(timestamp) }
 
     /// Where an extended timestamp falls on the recorder's clock (call in the stream's order).
-    /// `notBefore`: the earliest a frame that comes out now may be placed (it arrived recently, so
-    /// a placement far behind is the stream's clock running slow, even without reports).
+    /// `notBefore`: the earliest the frame may be placed (it arrived at a known time, so a placement
+    /// far before that is the stream's clock running slow, even without reports).
     public mutating func place(_ extended: Int64, participant: SenderClockOffset, notBefore: Int64 = .min) -> Int64? {
         guard var estimate = estimate(extended, participant: participant) else { return nil }
         estimate = max(estimate, notBefore)

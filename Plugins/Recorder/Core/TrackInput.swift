@@ -36,7 +36,10 @@ public final class TrackInput {
     public private(set) var frames = 0
     public private(set) var keyframeRequests = 0
 
-    /// How far behind the time it comes out a frame may be placed (see `StreamClock.place`).
+    /// How far before its arrival a frame may be placed (see `StreamClock.place`). Counted from
+    /// the arrival, not from when the reorder buffer lets the frame out: a stream's first frames
+    /// wait the whole reorder horizon, and that wait must not cut what a sender report may say
+    /// about them (lip sync).
     let latestLagMicros: Int64
 
     public init?(_ description: TapStream, reorderMillis: Int, latestLagMillis: Int = 600) {
@@ -89,15 +92,16 @@ public final class TrackInput {
         var out: [TimedFrame] = []
         for (packet, lossBefore) in released {
             if lossBefore { lostPackets += 1 }
+            let arrived = Int64(packet.arrivalNanos / 1_000)
             if var assembler = video {
                 for f in assembler.push(packet, lossBefore: lossBefore) {
-                    guard let at = place(f.timestamp, participant: participant, now: micros) else { continue }
+                    guard let at = place(f.timestamp, participant: participant, arrived: arrived) else { continue }
                     out.append(TimedFrame(micros: at, isVideo: true, isKeyframe: f.isKeyframe, data: f.data, samples: 0, width: f.width, height: f.height))
                 }
                 video = assembler
             } else if var timeline = audio {
                 for p in timeline.push(packet, lossBefore: lossBefore) {
-                    guard let at = place(p.timestamp, participant: participant, now: micros) else { continue }
+                    guard let at = place(p.timestamp, participant: participant, arrived: arrived) else { continue }
                     out.append(TimedFrame(micros: at, isVideo: false, isKeyframe: true, data: p.packet, samples: p.samples, width: nil, height: nil))
                 }
                 audio = timeline
@@ -107,11 +111,11 @@ public final class TrackInput {
         return out
     }
 
-    /// A frame's time on the recorder's clock.
-    private func place(_ timestamp: Int64, participant: SenderClockOffset, now: Int64) -> Int64? {
+    /// A frame's time on the recorder's clock; `arrived`: when the packet that completed it arrived.
+    private func place(_ timestamp: Int64, participant: SenderClockOffset, arrived: Int64) -> Int64? {
         // Drained at the stream's end, frames may be older than that.
         clock.place(clock.extendNear(UInt32(truncatingIfNeeded: timestamp)), participant: participant,
-                    notBefore: ended ? .min : now - latestLagMicros)
+                    notBefore: ended ? .min : arrived - latestLagMicros)
     }
 
     /// Sequence numbers to ask again for now.

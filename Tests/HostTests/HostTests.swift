@@ -104,7 +104,12 @@ import Testing
         let h2 = try #require(await send(["janus": "attach", "session_id": .int(s), "plugin": "atrium.plugin.chat", "transaction": "a2"])["data"]?["id"]?.intValue)
         _ = await send(["janus": "message", "session_id": .int(s), "handle_id": .int(h1), "transaction": "j1", "body": ["request": "join", "room": "r1", "display": "A"]])
         _ = await send(["janus": "message", "session_id": .int(s), "handle_id": .int(h2), "transaction": "j2", "body": ["request": "join", "room": "r1", "display": "B"]])
-        let log = recorder.log.withLock { $0 }
+        // The notice goes out after the reply, maybe from another thread: wait for it to arrive.
+        var log = recorder.log.withLock { $0 }
+        for _ in 0..<200 where !log.contains(where: { $0["janus"] == "event" && $0["sender"] == .int(h1) }) {
+            try await Task.sleep(for: .milliseconds(10))
+            log = recorder.log.withLock { $0 }
+        }
         let reply = try #require(log.firstIndex { $0["transaction"] == "j2" })
         let notice = try #require(log.firstIndex { $0["janus"] == "event" && $0["sender"] == .int(h1) })
         #expect(reply < notice)

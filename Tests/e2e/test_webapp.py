@@ -17,13 +17,13 @@ Tests/e2e/artifacts/webapp-*.png on every run.
 from __future__ import annotations
 
 import http.client
-import json
-import re
+import math
+import struct
 import time
+import wave
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pytest
 import requests
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -141,7 +141,7 @@ class Person:
         return self.js("""return [...document.querySelectorAll('#grid .tile')].map(t => ({
             id: t.dataset.id, name: t.querySelector('.name').textContent, muted: t.dataset.muted === 'true',
             mutedMarkerShown: !t.querySelector('.mic-state').hidden, video: t.dataset.video === 'true',
-            talking: t.classList.contains('talking'),
+            talking: t.classList.contains('talking'), screen: t.classList.contains('screen'),
             width: t.querySelector('video').videoWidth,
             frames: (t.querySelector('video').getVideoPlaybackQuality
                       ? t.querySelector('video').getVideoPlaybackQuality().totalVideoFrames : 0),
@@ -202,10 +202,29 @@ class Person:
         self.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
-def start_people(chromium, names: list[str], base: str) -> list[Person]:  # noqa: F811
+def start_people(chromium, names: list[str], base: str, args: dict | None = None) -> list[Person]:  # noqa: F811
+    """One browser per name; `args` gives some of them extra Chromium switches."""
+    args = args or {}
     with ThreadPoolExecutor(len(names)) as pool:
-        drivers = list(pool.map(chromium, names))
+        drivers = list(pool.map(lambda n: chromium(n, args.get(n, ())), names))
     return [Person(n, d, base) for n, d in zip(names, drivers)]
+
+
+def speech_like_wav(path: Path, seconds: float = 4.0) -> Path:
+    """A loud 220 Hz tone switched on and off four times a second, like syllables: Chromium's own
+    fake microphone only beeps briefly once a second, which never averages to "talking"."""
+    rate = 48000
+    frames = bytearray()
+    for i in range(int(rate * seconds)):
+        on = (i // (rate // 8)) % 2 == 0
+        value = int(12000 * math.sin(2 * math.pi * 220 * i / rate)) if on else 0
+        frames += struct.pack("<h", value)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(bytes(frames))
+    return path
 
 
 def join_all(people: list[Person], link: str):
@@ -252,7 +271,9 @@ def test_pages_and_files_are_served(start_atrium, tmp_path):
 def test_two_people_meet(start_atrium, chromium, tmp_path):  # noqa: F811
     require_media_ip()
     atrium = start_atrium(webapp_config(tmp_path), name="webapp-two")
-    alice, bob = start_people(chromium, ["Alice", "Bob"], atrium.base)
+    voice = speech_like_wav(tmp_path / "voice.wav")
+    alice, bob = start_people(chromium, ["Alice", "Bob"], atrium.base,
+                              {"Bob": (f"--use-file-for-fake-audio-capture={voice}",)})
     names = ["Alice", "Bob"]
     started = time.monotonic()
     try:
@@ -273,6 +294,11 @@ def test_two_people_meet(start_atrium, chromium, tmp_path):  # noqa: F811
             assert p.js("return window.atriumDebug.iceServers().length") >= 1, "TURN credentials were fetched"
         assert alice.js("return document.getElementById('invite').hidden") is True
 
+        # Bob talks (his microphone plays a voice-like tone): his tile lights up for Alice, hers
+        # (the fake microphone's short beeps) does not for him.
+        alice.wait("Bob's tile marked as speaking", "return [...document.querySelectorAll('#grid .tile.talking')].map(t => t.dataset.display).join() === 'Bob'")
+        assert not any(t["talking"] for t in bob.tiles() if t["name"] == "Alice"), bob.tiles()
+
         # Chat both ways, with join notices.
         alice.say("hello from Alice")
         bob.wait("Alice's message", "return [...document.querySelectorAll('#chat-log .text')].some(e => e.textContent === 'hello from Alice')")
@@ -292,6 +318,12 @@ def test_two_people_meet(start_atrium, chromium, tmp_path):  # noqa: F811
                  "return [...document.querySelectorAll('#grid .tile')].some(t => t.dataset.display === 'Alice' && t.dataset.muted === 'true' && !t.querySelector('.mic-state').hidden && t.dataset.video === 'false')")
         alice.click("toggle-cam")
         bob.wait("Alice's camera back", "return [...document.querySelectorAll('#grid .tile')].some(t => t.dataset.display === 'Alice' && t.dataset.video === 'true')")
+
+        # Screen sharing (Chromium's fake screen, 800 pixels wide) replaces Alice's camera for Bob.
+        alice.click("toggle-screen")
+        bob.wait("Alice's screen on Bob's tile", "const t = [...document.querySelectorAll('#grid .tile')].find(t => t.dataset.display === 'Alice'); return t && t.classList.contains('screen') && t.querySelector('video').videoWidth > 320")
+        alice.click("toggle-screen")
+        bob.wait("Alice's camera again", "const t = [...document.querySelectorAll('#grid .tile')].find(t => t.dataset.display === 'Alice'); return t && !t.classList.contains('screen') && t.querySelector('video').videoWidth === 320")
 
         # Recording: the indicator shows for both, and the Recorder writes the room.
         alice.click("toggle-record")
@@ -410,12 +442,10 @@ def test_landing_and_lobby_screenshots_and_bad_links(start_atrium, chromium, tmp
 
 def test_denied_camera_and_unreachable_server(start_atrium, chromium, tmp_path):  # noqa: F811
     atrium = start_atrium(webapp_config(tmp_path, recorder=False, turn=False), name="webapp-errors")
-    (p,) = start_people(chromium, ["Frank"], atrium.base)
+    # The fake UI answering "deny" is a person refusing the browser's camera and microphone prompt.
+    p = Person("Frank", chromium("Frank", ("--use-fake-ui-for-media-stream=deny",)), atrium.base)
     try:
         link = f"{atrium.base}/r/{'m' * 36}"
-        for permission in ("videoCapture", "audioCapture"):
-            p.driver.execute_cdp_cmd("Browser.setPermission", {
-                "origin": atrium.base, "permission": {"name": permission}, "setting": "denied"})
         p.driver.get(link)
         text = p.wait("the permission message", "const e = document.getElementById('media-error'); return !e.hidden && e.innerText")
         assert "blocked" in text and "Try again" in text, text

@@ -310,6 +310,7 @@ function describeJoinError(e) {
 function showJoinError(text) {
   $("join-error-text").textContent = text;
   show($("join-error"));
+  $("join-error").scrollIntoView({ block: "nearest" });
 }
 
 // MARK: in the meeting
@@ -346,6 +347,8 @@ function enterMeeting(meeting) {
   drawRoster();
   new ResizeObserver(() => layoutGrid()).observe(document.querySelector(".grid-area"));
   addNotice(`You joined as ${meeting.display}`);
+  const here = [...meeting.chatPeople].sort((a, b) => a.localeCompare(b));
+  if (here.length > 0) addNotice(`Already here: ${here.join(", ")}`);
   window.addEventListener("pagehide", () => meeting.leave());
 }
 

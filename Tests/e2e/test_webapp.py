@@ -329,7 +329,7 @@ def test_two_people_meet(start_atrium, chromium, tmp_path):  # noqa: F811
         alice.click("toggle-record")
         for p in (alice, bob):
             p.wait("the recording indicator", "return !document.getElementById('recording-indicator').hidden")
-        room_dir = tmp_path / "recordings" / str(sfu_room_of(link.rsplit("/", 1)[1]))
+        room_dir = tmp_path / "recordings" / str(sfu_room_of(link.rsplit("/", 1)[1]))  # the chat room's id too
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not list(room_dir.glob("*/participant-*.webm")):
             time.sleep(0.3)
@@ -362,6 +362,17 @@ def test_two_people_meet(start_atrium, chromium, tmp_path):  # noqa: F811
         bob.wait("the left page", "return !document.getElementById('ended').hidden")
         alice.wait_tiles(["Alice"])
         alice.wait("Bob's leave notice", "return [...document.querySelectorAll('#chat-log .notice')].some(e => e.textContent === 'Bob left')")
+
+        # The room was made to go with its last person: once Alice leaves too, it is gone.
+        room = sfu_room_of(link.rsplit("/", 1)[1])
+        exists = {"janus": "message_plugin", "plugin": "atrium.plugin.sfu", "request": {"request": "exists", "room": room}}
+        assert atrium.admin(exists)["response"]["exists"] is True
+        alice.click("leave")
+        alice.wait("the left page", "return !document.getElementById('ended').hidden")
+        deadline = time.monotonic() + 5
+        while atrium.admin(exists)["response"]["exists"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert atrium.admin(exists)["response"]["exists"] is False, "the SFU room outlived its last participant"
     except BaseException:
         save_artifacts(chromium, atrium, "webapp-two")
         raise

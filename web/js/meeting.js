@@ -151,6 +151,7 @@ export class Meeting extends EventTarget {
         description: "Atrium meeting",
         publishers: ROOM_CAPACITY,
         notify_joining: true,
+        destroy_when_empty: true,
         audiolevel_event: true,
         audio_active_packets: 50,
         audio_level_average: 40,
@@ -183,7 +184,7 @@ export class Meeting extends EventTarget {
     }
   }
 
-  async _joinRoom() {
+  async _joinRoom(retry = true) {
     const k = this.keys;
     let data;
     try {
@@ -196,6 +197,11 @@ export class Meeting extends EventTarget {
         metadata: this._metadata(),
       }));
     } catch (e) {
+      if (e instanceof JanusError && e.code === 426 && retry) {
+        // The room went (its last person left) between our create and our join: make it again.
+        await this._createRoom();
+        return this._joinRoom(false);
+      }
       if (e instanceof JanusError && e.code === 426) {
         throw new MeetingError("refused", "This room does not exist, and this server does not let the web app create rooms.", e);
       }

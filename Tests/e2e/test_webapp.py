@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
@@ -390,12 +391,17 @@ def test_four_people_meet(start_atrium, chromium, tmp_path):  # noqa: F811
     try:
         alice.create_room()
         alice.open_and_join()
+        # Recording from the start: those who join later see the indicator too (they ask the Recorder).
+        alice.click("toggle-record")
+        alice.wait("the recording indicator", "return !document.getElementById('recording-indicator').hidden")
         link = alice.copy_link()
         join_all([bob, carol, dave], link)
         for p in people:
             p.wait_tiles(names, timeout=30)
         for p in people:
             p.wait_remote_video(names, timeout=40)
+        for p in (bob, carol, dave):
+            p.wait("the recording indicator", "return !document.getElementById('recording-indicator').hidden")
 
         dave.say("hello everyone, Dave here")
         for p in (alice, bob, carol):
@@ -419,6 +425,31 @@ def test_four_people_meet(start_atrium, chromium, tmp_path):  # noqa: F811
         print(f"four people: {time.monotonic() - started:.1f}s")
 
 
+def test_two_people_over_http_long_poll(start_atrium, chromium, tmp_path):  # noqa: F811
+    """With the WebSocket transport off, /web-config.json says so and the pages use HTTP long poll."""
+    require_media_ip()
+    config = webapp_config(tmp_path, recorder=False, turn=False)
+    config["websocket"]["enabled"] = False
+    atrium = start_atrium(config, name="webapp-http")
+    names = ["Gina", "Hal"]
+    gina, hal = start_people(chromium, names, atrium.base)
+    try:
+        gina.create_room()
+        gina.open_and_join()
+        hal.open_and_join(gina.copy_link())
+        for p in (gina, hal):
+            assert p.js("return window.atriumDebug.meeting.session.transport") == "http"
+            p.wait_tiles(names)
+            p.wait_remote_video(names)
+        hal.say("over long poll")
+        gina.wait("Hal's message", "return [...document.querySelectorAll('#chat-log .text')].some(e => e.textContent === 'over long poll')")
+        hal.click("leave")
+        gina.wait_tiles(["Gina"])
+    except BaseException:
+        save_artifacts(chromium, atrium, "webapp-http")
+        raise
+
+
 # --------------------------------------------------------------------------------------------
 # What goes wrong, said plainly
 
@@ -430,6 +461,17 @@ def test_landing_and_lobby_screenshots_and_bad_links(start_atrium, chromium, tmp
         p.screenshot("landing-desktop", 1280, 800)
         p.screenshot("landing-phone", 390, 844, phone=True)
         p.reset_size()
+        # By keyboard alone: Tab reaches "Create a room" (past the skip link and the logo) and
+        # Enter presses it.
+        for _ in range(6):
+            if p.js("return document.activeElement.id") == "create-room":
+                break
+            ActionChains(p.driver).send_keys(Keys.TAB).perform()
+        assert p.js("return document.activeElement.id") == "create-room"
+        assert p.js("return getComputedStyle(document.activeElement).boxShadow") != "none", "no visible focus"
+        ActionChains(p.driver).send_keys(Keys.ENTER).perform()
+        p.wait("a new room", "return /^\\/r\\/[0-9a-z]{36}$/.test(location.pathname)")
+        p.driver.get(atrium.base + "/")
         # The join field takes a pasted link or a code, and says when it is neither.
         box = p.driver.find_element(By.ID, "join-input")
         box.send_keys("not a link")

@@ -458,19 +458,6 @@ export class Meeting extends EventTarget {
     await this._announce();
   }
 
-  /** Replaces the camera or microphone track (another device) in the stream and on the wire. */
-  async replaceTrack(kind, track) {
-    const old = kind === "audio" ? this.localStream.getAudioTracks()[0] : this.localStream.getVideoTracks()[0];
-    if (old) {
-      this.localStream.removeTrack(old);
-      old.stop();
-    }
-    track.enabled = kind === "audio" ? this.audioOn : this.videoOn;
-    this.localStream.addTrack(track);
-    const sender = kind === "audio" ? this.audioSender : this.videoSender;
-    if (sender && !(kind === "video" && this.screen)) await sender.replaceTrack(track);
-  }
-
   /** Tells the others (publisher metadata, which the SFU announces in `publishers`). */
   async _announce() {
     if (this.state !== "joined" || !this.sfu) return;

@@ -17,6 +17,7 @@ Tests/e2e/artifacts/webapp-*.png on every run.
 from __future__ import annotations
 
 import http.client
+import json
 import math
 import struct
 import time
@@ -347,6 +348,8 @@ def test_two_people_meet(start_atrium, chromium, tmp_path):  # noqa: F811
         alice.click("toggle-record")
         for p in (alice, bob):
             p.wait("the recording indicator gone", "return document.getElementById('recording-indicator').hidden")
+        transcript = [json.loads(line) for line in next(room_dir.glob("*/chat.jsonl")).read_text().splitlines()]
+        assert [(m["from"]["display"], m.get("text")) for m in transcript] == [("Alice", "started recording")], transcript
         alice.click("toggle-mic")
         bob.wait("Alice unmuted", "return [...document.querySelectorAll('#grid .tile')].some(t => t.dataset.display === 'Alice' && t.dataset.muted === 'false')")
 

@@ -484,6 +484,7 @@ export class Meeting extends EventTarget {
         if (payload && typeof payload === "object" && payload.atrium === "recording") {
           this._setRecording(!!payload.on);
           this._emit("notice", { text: `${data.from.display} ${payload.on ? "started" : "stopped"} recording` });
+          break;
         }
         if (typeof data.text === "string") {
           this._emit("chat", { from: data.from.display, text: data.text, private: !!data.private, date: data.date, self: false });
@@ -517,7 +518,10 @@ export class Meeting extends EventTarget {
       if (!(e instanceof JanusError && (e.code === 417 || e.code === 416))) throw e;
     }
     this._setRecording(on);
-    await this.chat.request({ request: "message", payload: { atrium: "recording", on } }).catch(() => {});
+    // The text is for other chat clients (and opens the recording's transcript); this app shows
+    // the payload as a notice.
+    const text = on ? "started recording" : "stopped recording";
+    await this.chat.request({ request: "message", text, payload: { atrium: "recording", on } }).catch(() => {});
   }
 
   async _recorder() {

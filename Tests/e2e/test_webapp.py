@@ -191,10 +191,13 @@ class Person:
         box.send_keys(text)
         box.send_keys(Keys.ENTER)
 
-    def screenshot(self, label: str, width: int, height: int, phone: bool = False):
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    def resize(self, width: int, height: int, phone: bool = False):
         self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
             "width": width, "height": height, "deviceScaleFactor": 2 if phone else 1, "mobile": phone})
+
+    def screenshot(self, label: str, width: int, height: int, phone: bool = False):
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.resize(width, height, phone)
         time.sleep(1.2)  # layout, and a frame or two of video at the new size
         path = ARTIFACTS / f"webapp-{label}.png"
         self.driver.save_screenshot(str(path))
@@ -487,7 +490,13 @@ def test_landing_and_lobby_screenshots_and_bad_links(start_atrium, chromium, tmp
         p.wait("the room page", "return location.pathname === arguments[0]", f"/r/{code}")
         p.wait("the preview", "return document.getElementById('preview').videoWidth > 0")
         p.screenshot("lobby-desktop", 1280, 800)
+        # Loaded on a phone, the lobby keeps the Join button on the first screen.
+        p.screenshot("lobby-phone-resized", 390, 844, phone=True)
+        p.driver.refresh()
+        p.wait("the preview", "return document.getElementById('preview').videoWidth > 0")
         p.screenshot("lobby-phone", 390, 844, phone=True)
+        assert p.js("return document.getElementById('join-button').getBoundingClientRect().bottom <= innerHeight"), \
+            "the Join button is below the fold on a phone"
         p.reset_size()
         p.driver.get(f"{atrium.base}/r/short")
         p.wait("the bad link page", "return !document.getElementById('ended').hidden && document.getElementById('ended-title').textContent === 'This is not a room link'")
@@ -506,7 +515,7 @@ def test_denied_camera_and_unreachable_server(start_atrium, chromium, tmp_path):
         text = p.wait("the permission message", "const e = document.getElementById('media-error'); return !e.hidden && e.innerText")
         assert "blocked" in text and "Try again" in text, text
         p.screenshot("denied-desktop", 1280, 800)
-        p.reset_size()
+        p.resize(390, 844, phone=True)
         # Joining without camera and microphone still works, then the server goes away.
         atrium.stop()
         name = p.driver.find_element(By.ID, "display-name")

@@ -119,6 +119,8 @@ export class Meeting extends EventTarget {
     this.sfuPlugin = sfuPlugin;
     chat.addEventListener("message", (e) => this._chatEvent(e.detail.plugindata?.data));
     sfu.addEventListener("message", (e) => this._publisherEvent(e.detail.plugindata?.data));
+    // The server hung up our PeerConnection (ICE consent lost, DTLS closed): join again.
+    sfu.addEventListener("hangup", (e) => this._connectionLost(`publisher hangup: ${e.detail.reason}`));
 
     await this._createRoom();
     await this._joinChat();
@@ -365,6 +367,7 @@ export class Meeting extends EventTarget {
       this.subPC = this._newPeerConnection("subscriber");
       this.subPC.ontrack = () => this._mapTracks();
       sub.addEventListener("message", (e) => this._subscriberEvent(e.detail.plugindata?.data, e.detail.jsep));
+      sub.addEventListener("hangup", (e) => this._connectionLost(`subscriber hangup: ${e.detail.reason}`));
       try {
         await sub.request({ request: "join", ptype: "subscriber", room: this.keys.sfuRoom, pin: this.keys.pin, private_id: this.privateId, streams });
       } catch (e) {

@@ -195,11 +195,9 @@ function drawPreviewToggles() {
   cam.disabled = !hasVideo;
   const micOn = hasAudio && page.micOn;
   const camOn = hasVideo && page.camOn;
-  mic.setAttribute("aria-pressed", String(!micOn));
   mic.setAttribute("aria-label", !hasAudio ? "No microphone" : micOn ? "Microphone on (press to mute)" : "Microphone muted (press to unmute)");
   mic.classList.toggle("off", !micOn);
   setIcon(mic.querySelector(".icon"), micOn ? "mic" : "mic-off");
-  cam.setAttribute("aria-pressed", String(!camOn));
   cam.setAttribute("aria-label", !hasVideo ? "No camera" : camOn ? "Camera on (press to turn off)" : "Camera off (press to turn on)");
   cam.classList.toggle("off", !camOn);
   setIcon(cam.querySelector(".icon"), camOn ? "camera" : "camera-off");
@@ -224,8 +222,10 @@ async function fillDeviceLists() {
       select.append(o);
     });
     if (list.length === 0) {
+      // Without permission the browser lists devices without ids (or not at all).
+      const hidden = devices.some((d) => d.kind === kind);
       const o = document.createElement("option");
-      o.textContent = `No ${none.toLowerCase()} found`;
+      o.textContent = hidden ? `${none} not allowed` : `No ${none.toLowerCase()} found`;
       select.append(o);
     }
     select.disabled = list.length === 0;
@@ -570,17 +570,14 @@ async function toggleRecording() {
 function drawToolbar() {
   const m = page.meeting;
   const mic = $("toggle-mic");
-  mic.setAttribute("aria-pressed", String(!m.audioOn));
   mic.classList.toggle("off", !m.audioOn);
   mic.querySelector(".label").textContent = m.audioOn ? "Mute" : "Unmute";
   setIcon(mic.querySelector(".icon"), m.audioOn ? "mic" : "mic-off");
   const cam = $("toggle-cam");
-  cam.setAttribute("aria-pressed", String(!m.videoOn));
   cam.classList.toggle("off", !m.videoOn);
   cam.querySelector(".label").textContent = m.videoOn ? "Stop video" : "Start video";
   setIcon(cam.querySelector(".icon"), m.videoOn ? "camera" : "camera-off");
   const screen = $("toggle-screen");
-  screen.setAttribute("aria-pressed", String(!!page.screenTrack));
   screen.classList.toggle("active", !!page.screenTrack);
   screen.querySelector(".label").textContent = page.screenTrack ? "Stop sharing" : "Share screen";
 }
@@ -588,7 +585,6 @@ function drawToolbar() {
 function drawRecording(on) {
   $("recording-indicator").hidden = !on;
   const b = $("toggle-record");
-  b.setAttribute("aria-pressed", String(on));
   b.classList.toggle("active", on);
   b.querySelector(".label").textContent = on ? "Stop recording" : "Record";
 }

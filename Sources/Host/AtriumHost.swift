@@ -16,6 +16,7 @@ public final class AtriumHost: Service, Sendable {
     public let config: HostConfig
     let core: HostCore
     let logger: Logger
+    let webApp: WebApp
     private let group: MultiThreadedEventLoopGroup
     private let channels = Mutex<[any Channel]>([])
     private let sweeper = Mutex<PluginTimer?>(nil)
@@ -29,6 +30,7 @@ public final class AtriumHost: Service, Sendable {
         let media = try MediaEngine(config: config.media, logger: logger)
         let loaded = try Self.loadPlugins(config: config, logger: logger)
         core = HostCore(config: config, plugins: loaded, media: media, logger: logger)
+        webApp = WebApp(root: Self.webRoot(for: config), janusPath: config.http.basePath)
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, System.coreCount))
     }
 
@@ -112,6 +114,7 @@ public final class AtriumHost: Service, Sendable {
             throw error
         }
         let core = self.core
+        let webApp = self.webApp
         if config.http.enabled {
             let channel = try await ServerBootstrap(group: group)
                 .serverChannelOption(ChannelOptions.backlog, value: 256)
@@ -119,7 +122,7 @@ public final class AtriumHost: Service, Sendable {
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                        try channel.pipeline.syncOperations.addHandler(HTTPHandler(core: core))
+                        try channel.pipeline.syncOperations.addHandler(HTTPHandler(core: core, webApp: webApp))
                     }
                 }
                 .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
@@ -127,6 +130,11 @@ public final class AtriumHost: Service, Sendable {
             channels.withLock { $0.append(channel) }
             httpPort = channel.localAddress?.port
             logger.info("Janus API over HTTP", metadata: ["address": "\(config.http.bind):\(httpPort ?? 0)", "path": "\(config.http.basePath)"])
+            if FileManager.default.fileExists(atPath: webApp.root + "/index.html") {
+                logger.info("meeting web app", metadata: ["address": "\(config.http.bind):\(httpPort ?? 0)", "folder": "\(webApp.root)"])
+            } else {
+                logger.notice("no meeting web app: \(webApp.root)/index.html does not exist (set http.web_root)")
+            }
         }
         if config.webSocket.enabled {
             let maxFrame = config.webSocket.maxMessageBytes
@@ -164,6 +172,7 @@ public final class AtriumHost: Service, Sendable {
                 .bind(host: config.webSocket.bind, port: config.webSocket.port).get()
             channels.withLock { $0.append(channel) }
             webSocketPort = channel.localAddress?.port
+            webApp.setWebSocketPort(webSocketPort)
             logger.info("Janus API over WebSocket", metadata: ["address": "\(config.webSocket.bind):\(webSocketPort ?? 0)"])
         }
         let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "atrium.sessions.sweeper"))

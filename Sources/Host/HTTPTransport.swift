@@ -39,21 +39,24 @@ extension HostCore {
 }
 
 /// One HTTP connection on the API port: the Janus API (POST and long-poll GET under the base path,
-/// with Janus's CORS), the admin API, /metrics and /health.
+/// with Janus's CORS), the admin API, /metrics, /health and the meeting web app (GET and HEAD of
+/// any other path, see WebApp).
 final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
     private let core: HostCore
     private let config: HostConfig.HTTP
+    private let webApp: WebApp?
     private var head: HTTPRequestHead?
     private var body: [UInt8] = []
     private var bodyTooLarge = false
     private var budget: RequestBudget
     private var pendingPoll: (queue: LongPollQueue, waiter: UInt64, timer: Scheduled<Void>)?
 
-    init(core: HostCore) {
+    init(core: HostCore, webApp: WebApp? = nil) {
         self.core = core
+        self.webApp = webApp
         self.config = core.config.http
         budget = RequestBudget(rate: core.config.limits.requestsPerSecond, burst: core.config.limits.burst)
     }
@@ -110,10 +113,46 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         } else if path == "/health" && head.method == .GET {
             core.metrics.httpRequest(kind: "health")
             respondJSON(context: context, head: head, json: core.health())
+        } else if let webApp, head.method == .GET || head.method == .HEAD {
+            web(context: context, head: head, path: path, webApp: webApp)
         } else {
             core.metrics.httpRequest(kind: "not_found")
             respond(context: context, head: head, status: .notFound, body: nil)
         }
+    }
+
+    /// The web app's files and its page configuration. Files are revalidated on every load
+    /// (`no-cache` with an ETag, answered 304 when unchanged): there is no build step that could
+    /// give changed files new names, and a page must never mix modules of two versions.
+    private func web(context: ChannelHandlerContext, head: HTTPRequestHead, path: String, webApp: WebApp) {
+        var headers = HTTPHeaders()
+        headers.add(name: "X-Content-Type-Options", value: "nosniff")
+        // Room links are secrets: never send one to another site as a Referer.
+        headers.add(name: "Referrer-Policy", value: "no-referrer")
+        if path == WebApp.configPath {
+            core.metrics.httpRequest(kind: "web")
+            headers.add(name: "Content-Type", value: "application/json")
+            headers.add(name: "Cache-Control", value: "no-store")
+            respond(context: context, head: head, status: .ok, body: webApp.pageConfig.serializedBytes, extraHeaders: headers)
+            return
+        }
+        guard let file = webApp.file(forURLPath: path) else {
+            core.metrics.httpRequest(kind: "not_found")
+            respond(context: context, head: head, status: .notFound, body: nil, extraHeaders: headers)
+            return
+        }
+        core.metrics.httpRequest(kind: "web")
+        headers.add(name: "Content-Type", value: file.contentType)
+        headers.add(name: "Cache-Control", value: "no-cache")
+        headers.add(name: "ETag", value: file.etag)
+        if file.contentType.hasPrefix("text/html") {
+            // The pages load only their own scripts and styles; the Janus API's WebSocket is on
+            // another port, hence ws:/wss: in connect-src.
+            headers.add(name: "Content-Security-Policy", value: "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+        }
+        let notModified = head.headers[canonicalForm: "If-None-Match"].contains { $0 == file.etag || $0 == "*" }
+        respond(context: context, head: head, status: notModified ? .notModified : .ok,
+                body: notModified ? nil : file.bytes, extraHeaders: headers, omitBody: head.method == .HEAD || notModified)
     }
 
     private func janus(context: ChannelHandlerContext, head: HTTPRequestHead, components: [String], query: [String: String]) {
@@ -268,17 +307,19 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         respond(context: context, head: head, status: status, body: Array(text.utf8), extraHeaders: headers)
     }
 
-    private func respond(context: ChannelHandlerContext, head: HTTPRequestHead, status: HTTPResponseStatus, body: [UInt8]?, extraHeaders: HTTPHeaders = [:], keepAlive: Bool? = nil) {
+    /// Sends one response. `omitBody` (HEAD, 304) sends the headers of `body` without it: the
+    /// Content-Length still says how long it is (none for a 304, which has no representation).
+    private func respond(context: ChannelHandlerContext, head: HTTPRequestHead, status: HTTPResponseStatus, body: [UInt8]?, extraHeaders: HTTPHeaders = [:], keepAlive: Bool? = nil, omitBody: Bool = false) {
         guard context.channel.isActive else { return }
         var headers = corsHeaders(head)
         headers.add(contentsOf: extraHeaders)
         headers.add(name: "Server", value: "Atrium/\(AtriumVersion.string)")
-        headers.add(name: "Content-Length", value: String(body?.count ?? 0))
+        if status != .notModified { headers.add(name: "Content-Length", value: String(body?.count ?? 0)) }
         let keepAlive = keepAlive ?? head.isKeepAlive
         headers.add(name: "Connection", value: keepAlive ? "keep-alive" : "close")
         let response = HTTPResponseHead(version: head.version, status: status, headers: headers)
         context.write(wrapOutboundOut(.head(response)), promise: nil)
-        if let body, !body.isEmpty {
+        if !omitBody, let body, !body.isEmpty {
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
         }
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))

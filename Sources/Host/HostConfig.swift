@@ -36,6 +36,8 @@ public struct HostConfig: Sendable {
         public var longPollSeconds = 30.0
         public var maxBodyBytes = 1 << 20
         public var corsOrigin: String? = nil
+        /// The meeting web app's folder; nil: `web` in the working directory (see AtriumHost.webRoot).
+        public var webRoot: String? = nil
     }
 
     public struct WebSocket: Sendable {
@@ -142,6 +144,7 @@ public struct HostConfig: Sendable {
         if let http = top["http"] {
             let o = try root.object(http, path: "http", keys: [
                 "enabled", "bind", "port", "base_path", "admin_path", "long_poll_seconds", "max_body_bytes", "cors_origin",
+                "web_root",
             ])
             config.http.enabled = try root.bool(o, "enabled", path: "http") ?? config.http.enabled
             config.http.bind = try root.string(o, "bind", path: "http") ?? config.http.bind
@@ -151,6 +154,8 @@ public struct HostConfig: Sendable {
             config.http.longPollSeconds = try root.number(o, "long_poll_seconds", path: "http", range: 0.1...300) ?? config.http.longPollSeconds
             config.http.maxBodyBytes = try root.int(o, "max_body_bytes", path: "http", range: 256...(64 << 20)) ?? config.http.maxBodyBytes
             config.http.corsOrigin = try root.string(o, "cors_origin", path: "http")
+            config.http.webRoot = try root.string(o, "web_root", path: "http")
+            if config.http.webRoot == "" { throw root.error("http.web_root", "expected a folder path or null") }
         }
         if let ws = top["websocket"] {
             let o = try root.object(ws, path: "websocket", keys: ["enabled", "bind", "port", "max_message_bytes"])

@@ -15,7 +15,7 @@ import Testing
         #expect(demo.description == "Demo Room" && demo.secret == "adminpwd" && demo.publishers == 6 && demo.bitrate == 128_000)
         #expect(demo.videoCodecs == ["vp9", "h264"] && demo.audioCodecs == ["opus"])
         let plain = c.rooms[1].settings
-        #expect(plain.publishers == 3 && plain.audioLevelActivePacketsDefault)
+        #expect(plain.publishers == 3 && plain.audioLevelActivePacketsDefault && !plain.destroyWhenEmpty)
     }
 
     @Test func mistakesNameTheKey() {
@@ -24,6 +24,12 @@ import Testing
         #expect { try parse(#"{"rooms":[{"room":1,"videocodec":"vp7"}]}"#) } throws: { ($0 as? SFUError)?.message.contains("vp7") == true }
         #expect { try parse(#"{"rooms":[{"room":1},{"room":1}]}"#) } throws: { ($0 as? SFUError)?.code == .roomExists }
         #expect { try parse(#"{"rooms":[{"description":"no id"}]}"#) } throws: { ($0 as? SFUError)?.code == .missingElement }
+    }
+
+    @Test func destroyWhenEmptyIsAnAtriumRoomProperty() throws {
+        let c = try parse(#"{"rooms":[{"room":1,"destroy_when_empty":true}]}"#)
+        #expect(c.rooms[0].settings.destroyWhenEmpty)
+        #expect(throws: SFUError.self) { try parse(#"{"rooms":[{"room":1,"destroy_when_empty":"yes"}]}"#) }
     }
 
     @Test func stringIDs() throws {

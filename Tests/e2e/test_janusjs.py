@@ -94,7 +94,9 @@ def chromium(tmp_path):
         Path(env[key]).mkdir(parents=True, exist_ok=True)
     os.chmod(env["XDG_RUNTIME_DIR"], 0o700)
 
-    def start(name: str) -> webdriver.Chrome:
+    def start(name: str, extra_args: tuple[str, ...] = ()) -> webdriver.Chrome:
+        """`extra_args` come last, so they override the defaults above them (Chromium keeps a
+        switch's last value)."""
         options = webdriver.ChromeOptions()
         options.binary_location = CHROMIUM
         for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
@@ -102,7 +104,7 @@ def chromium(tmp_path):
                     "--allow-loopback-in-peer-connection", f"--user-data-dir={tmp_path / ('profile-' + name)}",
                     "--no-first-run", "--no-default-browser-check", "--disable-gpu",
                     "--disable-background-networking", "--disable-extensions", "--disable-sync",
-                    "--window-size=1000,700"):
+                    "--window-size=1000,700", *extra_args):
             options.add_argument(arg)
         options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
         service = Service(CHROMEDRIVER, log_output=str(tmp_path / f"chromedriver-{name}.log"), env=env)

@@ -72,6 +72,9 @@ public struct RoomSettings: Sendable, Equatable {
     public var requireE2EE = false
     /// ACL tokens; nil: everyone may join.
     public var allowed: [String]?
+    /// Atrium's own: the room is destroyed when its last participant and subscriber leave (rooms
+    /// made on demand, such as the web app's, would otherwise live as long as the process).
+    public var destroyWhenEmpty = false
 
     public init() {}
 
@@ -115,6 +118,7 @@ public struct RoomSettings: Sendable, Equatable {
         if let v = try f.bool("notify_joining") { notifyJoining = v }
         if let v = try f.bool("require_e2ee") { requireE2EE = v }
         if let v = try f.strings("allowed") { allowed = v }
+        if let v = try f.bool("destroy_when_empty") { destroyWhenEmpty = v }
     }
 
     /// A comma-separated codec preference list, each name one Janus knows ("vp8,h264").

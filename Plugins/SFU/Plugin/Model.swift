@@ -14,6 +14,7 @@ final class Room {
     /// The ACL (`allowed`): whether joining needs one of the tokens.
     var checksTokens: Bool
     var allowedTokens: [String]
+    let createdAt = ContinuousClock.now
 
     init(id: SFUID, settings: RoomSettings) {
         self.id = id

@@ -224,6 +224,7 @@ extension SFUPlugin {
         event[reason == .kicked ? "kicked" : "leaving"] = p.id.json
         if let display = p.display { event["display"] = .string(display) }
         for other in room.participants { host.pushEvent(to: other.handle, event: .object(event)) }
+        destroyIfEmpty(room)
     }
 
     /// Labels a participant's handle for taps (the Recorder finds its streams by these).

@@ -63,6 +63,7 @@ extension SFUPlugin {
             while room(fresh) != nil { fresh = SFUID.random(stringIDs: config.stringIDs) }
             id = fresh
         }
+        dropAbandonedRooms()
         guard rooms.count < config.maxRooms else { throw SFUError(.unknown, "Too many rooms (max_rooms is \(config.maxRooms))") }
         _ = try f.bool("permanent")
         if !f.has("description") { settings.description = "Room \(id)" }
@@ -70,6 +71,24 @@ extension SFUPlugin {
         host.log(.info, "room \(id) created")
         // Rooms created by request live as long as the process: the configuration file is not rewritten.
         return ["videoroom": "created", "room": id.json, "permanent": false]
+    }
+
+    /// A `destroy_when_empty` room goes as soon as nobody is left in it (participants and
+    /// subscribers alike).
+    func destroyIfEmpty(_ room: Room) {
+        guard room.settings.destroyWhenEmpty, room.participants.isEmpty, room.subscriptions.isEmpty,
+              rooms.contains(where: { $0 === room }) else { return }
+        rooms.removeAll { $0 === room }
+        host.log(.info, "room \(room.id) destroyed: the last one in it left (destroy_when_empty)")
+    }
+
+    /// `destroy_when_empty` rooms that nobody joined within a minute of their creation: a leave
+    /// removes a room that empties, so an empty one this old was made and never used.
+    func dropAbandonedRooms() {
+        let cutoff = ContinuousClock.now - .seconds(60)
+        rooms.removeAll { r in
+            r.settings.destroyWhenEmpty && r.participants.isEmpty && r.subscriptions.isEmpty && r.createdAt < cutoff
+        }
     }
 
     func edit(_ f: Fields) throws(SFUError) -> JSONObject {

@@ -258,6 +258,7 @@ extension SFUPlugin {
             guard let media = t.subscribers.removeValue(forKey: id) else { return }
             for sink in media.sinks.values { t.detach(sink) }
         }
+        destroyIfEmpty(s.room)
     }
 
     /// Asks the publishers of the subscription's video for keyframes (a new or resumed subscriber).

@@ -75,6 +75,12 @@ public struct RoomSettings: Sendable, Equatable {
     /// Atrium's own: the room is destroyed when its last participant and subscriber leave (rooms
     /// made on demand, such as the web app's, would otherwise live as long as the process).
     public var destroyWhenEmpty = false
+    /// Atrium's own: the room's stream id, which watch-only viewers join with instead of the room
+    /// id (`join` with `ptype: "viewer"`); nil until `create` (or the configuration) gives one or
+    /// the plugin makes one. Never shown in `list`.
+    public var streamID: String?
+    /// Atrium's own: viewers allowed at once (`max_viewers`, default 100; 0: no viewers).
+    public var maxViewers = 100
 
     public init() {}
 
@@ -119,6 +125,11 @@ public struct RoomSettings: Sendable, Equatable {
         if let v = try f.bool("require_e2ee") { requireE2EE = v }
         if let v = try f.strings("allowed") { allowed = v }
         if let v = try f.bool("destroy_when_empty") { destroyWhenEmpty = v }
+        if let v = try f.string("stream_id") {
+            guard !v.isEmpty, v.utf8.count <= 128 else { throw .invalid("stream_id", "a non-empty string of at most 128 bytes") }
+            streamID = v
+        }
+        if let v = try f.integer("max_viewers", max: 1_000_000) { maxViewers = Int(v) }
     }
 
     /// A comma-separated codec preference list, each name one Janus knows ("vp8,h264").

@@ -26,6 +26,10 @@ public struct SFUError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let idExists = Code(rawValue: 436)
         public static let invalidSDP = Code(rawValue: 437)
         public static let invalidFeed = Code(rawValue: 438)
+        /// Atrium's own: the stream has `max_viewers` viewers already.
+        public static let viewersFull = Code(rawValue: 439)
+        /// Atrium's own: a viewer handle asked to publish (or for anything else a participant does).
+        public static let viewerCannotPublish = Code(rawValue: 440)
     }
 
     public var code: Code

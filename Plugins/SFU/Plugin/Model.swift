@@ -11,6 +11,8 @@ final class Room {
     /// Publisher-type participants in join order.
     var participants: [Participant] = []
     var subscriptions: [Subscription] = []
+    /// Watch-only handles that joined with the stream id: not participants, counted as viewers.
+    var viewers: [Viewer] = []
     /// The ACL (`allowed`): whether joining needs one of the tokens.
     var checksTokens: Bool
     var allowedTokens: [String]
@@ -156,6 +158,11 @@ struct SubscribedStream {
 final class Subscription {
     let handle: PluginHandle
     unowned let room: Room
+    /// The stream id when the subscriber joined with it (a viewer's): its events name the stream,
+    /// never the room.
+    var stream: String?
+    /// What `room` says in this subscriber's events and offer.
+    var roomRef: JSON { stream.map { .string($0) } ?? room.id.json }
     var streams: [SubscribedStream] = []
     var paused = false
     /// An offer was sent and no answer came back yet.
@@ -179,7 +186,26 @@ final class HandleState {
         case none
         case publisher(Participant)
         case subscriber(Subscription)
+        case viewer(Viewer)
     }
 
     var role = Role.none
+}
+
+/// A watch-only handle (`join` with `ptype: "viewer"` and `stream`): told about the room's
+/// publishers as participants are, under the stream id, and counted; it cannot publish.
+final class Viewer {
+    let id: SFUID
+    let handle: PluginHandle
+    unowned let room: Room
+    let stream: String
+    var display: String?
+
+    init(id: SFUID, handle: PluginHandle, room: Room, stream: String, display: String?) {
+        self.id = id
+        self.handle = handle
+        self.room = room
+        self.stream = stream
+        self.display = display
+    }
 }

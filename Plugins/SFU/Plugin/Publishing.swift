@@ -37,7 +37,10 @@ extension SFUPlugin {
             "videoroom": "joined", "room": room.id.json, "description": .string(room.settings.description), "id": id.json,
             "private_id": .int(Int64(participant.privateID)),
             "publishers": .array(room.publishers.filter { $0 !== participant }.map(\.publisherEntry)),
+            "viewers": .int(Int64(room.viewers.count)),
         ]
+        // Atrium's own: participants learn the stream id, for the watch link.
+        if let stream = room.settings.streamID { joined["stream_id"] = .string(stream) }
         if room.settings.notifyJoining {
             joined["attendees"] = .array(room.participants.filter { $0 !== participant && !$0.isPublishing }.map { .object($0.attendeeEntry) })
             let joining: JSON = ["videoroom": "event", "room": room.id.json, "joining": .object(participant.attendeeEntry)]
@@ -188,6 +191,7 @@ extension SFUPlugin {
     func announce(_ p: Participant) {
         let event: JSON = ["videoroom": "event", "room": p.room.id.json, "publishers": [p.publisherEntry]]
         for other in p.room.participants where other !== p { host.pushEvent(to: other.handle, event: event) }
+        if case .object(let o) = event { tellViewers(p.room, o) }
     }
 
     /// The publisher stopped (unpublish, PeerConnection gone, leave): subscribers lose its streams.
@@ -210,6 +214,7 @@ extension SFUPlugin {
             var event: JSONObject = ["videoroom": "event", "room": p.room.id.json, "unpublished": p.id.json]
             if let display = p.display { event["display"] = .string(display) }
             for other in p.room.participants where other !== p { host.pushEvent(to: other.handle, event: .object(event)) }
+            tellViewers(p.room, event)
         }
     }
 
@@ -224,6 +229,7 @@ extension SFUPlugin {
         event[reason == .kicked ? "kicked" : "leaving"] = p.id.json
         if let display = p.display { event["display"] = .string(display) }
         for other in room.participants { host.pushEvent(to: other.handle, event: .object(event)) }
+        tellViewers(room, event)
         destroyIfEmpty(room)
     }
 

@@ -67,6 +67,11 @@ extension SFUPlugin {
         guard rooms.count < config.maxRooms else { throw SFUError(.unknown, "Too many rooms (max_rooms is \(config.maxRooms))") }
         _ = try f.bool("permanent")
         if !f.has("description") { settings.description = "Room \(id)" }
+        if let stream = settings.streamID {
+            guard !rooms.contains(where: { $0.settings.streamID == stream }) else { throw SFUError(.idExists, "Stream id already in use") }
+        } else {
+            settings.streamID = freshStreamID()
+        }
         rooms.append(Room(id: id, settings: settings))
         host.log(.info, "room \(id) created")
         // Rooms created by request live as long as the process: the configuration file is not rewritten.
@@ -76,7 +81,7 @@ extension SFUPlugin {
     /// A `destroy_when_empty` room goes as soon as nobody is left in it (participants and
     /// subscribers alike).
     func destroyIfEmpty(_ room: Room) {
-        guard room.settings.destroyWhenEmpty, room.participants.isEmpty, room.subscriptions.isEmpty,
+        guard room.settings.destroyWhenEmpty, room.participants.isEmpty, room.subscriptions.isEmpty, room.viewers.isEmpty,
               rooms.contains(where: { $0 === room }) else { return }
         rooms.removeAll { $0 === room }
         host.log(.info, "room \(room.id) destroyed: the last one in it left (destroy_when_empty)")
@@ -87,7 +92,7 @@ extension SFUPlugin {
     func dropAbandonedRooms() {
         let cutoff = ContinuousClock.now - .seconds(60)
         rooms.removeAll { r in
-            r.settings.destroyWhenEmpty && r.participants.isEmpty && r.subscriptions.isEmpty && r.createdAt < cutoff
+            r.settings.destroyWhenEmpty && r.participants.isEmpty && r.subscriptions.isEmpty && r.viewers.isEmpty && r.createdAt < cutoff
         }
     }
 
@@ -116,8 +121,12 @@ extension SFUPlugin {
         let room = try room(in: f)
         try checkSecret(room, f)
         let event: JSON = ["videoroom": "destroyed", "room": room.id.json]
+        for v in room.viewers {
+            host.pushEvent(to: v.handle, event: v.rewrite(event))
+            remove(v, announce: false)
+        }
         for s in room.subscriptions {
-            host.pushEvent(to: s.handle, event: event)
+            host.pushEvent(to: s.handle, event: ["videoroom": "destroyed", "room": s.roomRef])
             remove(s)
             host.closePC(s.handle)
         }

@@ -30,6 +30,7 @@ final class SFUPlugin: AtriumPlugin {
             if settings.description.isEmpty { settings.description = "Room \(room.id)" }
             return Room(id: room.id, settings: settings)
         }
+        for room in rooms where room.settings.streamID == nil { room.settings.streamID = freshStreamID() }
         timer = host.schedule(everyMilliseconds: 1_000) { [weak self] in self?.tick() }
         eventTimer = host.schedule(everyMilliseconds: 20) { [weak self] in self?.deliverEvents() }
     }
@@ -53,6 +54,7 @@ final class SFUPlugin: AtriumPlugin {
         switch state.role {
         case .publisher(let participant): remove(participant, reason: .left, notifySelf: false)
         case .subscriber(let subscription): remove(subscription)
+        case .viewer(let viewer): remove(viewer)
         case .none: break
         }
         handle.raw.pointee.plugin_data = nil
@@ -65,6 +67,14 @@ final class SFUPlugin: AtriumPlugin {
     }
 
     func room(_ id: SFUID) -> Room? { rooms.first { $0.id == id } }
+
+    /// The room whose stream id this is, or 426 (which says nothing about the room).
+    func room(stream: String) throws(SFUError) -> Room {
+        guard !stream.isEmpty, let room = rooms.first(where: { $0.settings.streamID == stream }) else {
+            throw SFUError(.noSuchRoom, "No such stream")
+        }
+        return room
+    }
 
     /// The room a request names (`room`), or 426.
     func room(in f: Fields) throws(SFUError) -> Room {
@@ -137,10 +147,15 @@ final class SFUPlugin: AtriumPlugin {
             switch ptype {
             case "publisher": try joinPublisher(f, jsep: jsep, handle: handle, state: state, transaction: transaction, configure: request == "joinandconfigure")
             case "subscriber", "listener": try joinSubscriber(f, handle: handle, state: state, transaction: transaction)
+            case "viewer":
+                guard request == "join" else { throw SFUError(.viewerCannotPublish, "Viewers cannot publish: join as a viewer with join") }
+                try joinViewer(f, handle: handle, state: state, transaction: transaction)
             default: throw SFUError(.invalidElement, "Invalid element (ptype)")
             }
+        case (_, .viewer(let viewer)):
+            try viewerRequest(request, viewer: viewer, transaction: transaction)
         case ("join", _), ("joinandconfigure", _):
-            throw SFUError(.alreadyJoined, "Already in as a \(state.isSubscriber ? "subscriber" : "publisher") on this handle")
+            throw SFUError(.alreadyJoined, "Already in as a \(state.roleName) on this handle")
         case (_, .publisher(let participant)):
             try publisherRequest(request, f, jsep: jsep, participant: participant, transaction: transaction)
         case (_, .subscriber(let subscription)):
@@ -172,7 +187,13 @@ final class SFUPlugin: AtriumPlugin {
             return t.pendingEvents
         }
         for e in events {
-            if let handle = handles[e.handleID] { host.pushEvent(to: handle, event: e.event) }
+            guard let handle = handles[e.handleID] else { continue }
+            // Talking events reach viewers too, under the stream id.
+            if case .viewer(let v)? = state(handle)?.role {
+                host.pushEvent(to: handle, event: v.rewrite(e.event))
+            } else {
+                host.pushEvent(to: handle, event: e.event)
+            }
         }
     }
 
@@ -183,7 +204,7 @@ final class SFUPlugin: AtriumPlugin {
             if p.bitrate > 0 { host.sendREMB(p.handle, bitrate: p.bitrate) }
         case .subscriber(let s):
             requestKeyframes(for: s)
-        case .none:
+        case .none, .viewer:
             break
         }
     }
@@ -226,6 +247,8 @@ final class SFUPlugin: AtriumPlugin {
                     "publishing": .bool(p.isPublishing), "streams": .array(p.streams.map(\.descriptor))]
         case .subscriber(let s):
             return ["type": "subscriber", "room": s.room.id.json, "paused": .bool(s.paused), "streams": .array(s.streams.map(\.descriptor))]
+        case .viewer(let v):
+            return ["type": "viewer", "room": v.room.id.json, "id": v.id.json, "display": JSON(v.display)]
         }
     }
 
@@ -247,5 +270,14 @@ extension HandleState {
     var isSubscriber: Bool {
         if case .subscriber = role { return true }
         return false
+    }
+
+    var roleName: String {
+        switch role {
+        case .none: "none"
+        case .publisher: "publisher"
+        case .subscriber: "subscriber"
+        case .viewer: "viewer"
+        }
     }
 }

@@ -69,7 +69,7 @@ enum SessionDescriptions {
         subscription.sessionVersion += 1
         var lines = [
             "v=0", "o=- \(subscription.sessionID) \(subscription.sessionVersion) IN IP4 0.0.0.0",
-            "s=VideoRoom \(subscription.room.id)", "t=0 0", "a=msid-semantic: WMS *",
+            "s=VideoRoom \(subscription.stream ?? subscription.room.id.description)", "t=0 0", "a=msid-semantic: WMS *",
         ]
         for s in subscription.streams {
             let c = s.codec

@@ -8,8 +8,15 @@ import SFUCore
 /// offered by the plugin and renegotiated when streams are added or removed.
 extension SFUPlugin {
     func joinSubscriber(_ f: Fields, handle: PluginHandle, state: HandleState, transaction: String) throws(SFUError) {
-        let room = try room(in: f)
-        try checkAccess(room, f)
+        // A viewer's subscriber joins with the stream id instead of the room and its pin.
+        let stream = try f.string("stream")
+        let room: Room
+        if let stream {
+            room = try self.room(stream: stream)
+        } else {
+            room = try self.room(in: f)
+            try checkAccess(room, f)
+        }
         let privateID = try f.integer("private_id", max: UInt64(UInt32.max)).map { UInt32($0) }
         if room.settings.requirePrivateID {
             guard let privateID, room.participants.contains(where: { $0.privateID == privateID }) else {
@@ -19,6 +26,7 @@ extension SFUPlugin {
         // Type-checked; msid lines are always per feed, so use_msid changes nothing.
         _ = try f.bool("use_msid")
         let subscription = Subscription(handle: handle, room: room, autoupdate: try f.bool("autoupdate") ?? true)
+        subscription.stream = stream
         var legacy: Participant?
         let requested: [JSON]
         if let streams = try f.array("streams") {
@@ -38,7 +46,7 @@ extension SFUPlugin {
         room.subscriptions.append(subscription)
         state.role = .subscriber(subscription)
         syncMedia(subscription)
-        var event: JSONObject = ["videoroom": "attached", "room": room.id.json]
+        var event: JSONObject = ["videoroom": "attached", "room": subscription.roomRef]
         if let legacy {
             event["id"] = legacy.id.json
             if let display = legacy.display { event["display"] = .string(display) }
@@ -87,7 +95,7 @@ extension SFUPlugin {
             s.paused = false
             syncMedia(s)
             requestKeyframes(for: s)
-            host.pushEvent(to: s.handle, transaction: transaction, event: ["videoroom": "event", "room": room.id.json, "started": "ok"])
+            host.pushEvent(to: s.handle, transaction: transaction, event: ["videoroom": "event", "room": s.roomRef, "started": "ok"])
             if s.pendingUpdate {
                 s.pendingUpdate = false
                 renegotiate(s, transaction: nil)
@@ -95,14 +103,14 @@ extension SFUPlugin {
         case "pause":
             s.paused = true
             syncMedia(s)
-            host.pushEvent(to: s.handle, transaction: transaction, event: ["videoroom": "event", "room": room.id.json, "paused": "ok"])
+            host.pushEvent(to: s.handle, transaction: transaction, event: ["videoroom": "event", "room": s.roomRef, "paused": "ok"])
         case "configure":
             try configure(s, f)
-            host.pushEvent(to: s.handle, transaction: transaction, event: ["videoroom": "event", "room": room.id.json, "configured": "ok"])
+            host.pushEvent(to: s.handle, transaction: transaction, event: ["videoroom": "event", "room": s.roomRef, "configured": "ok"])
         case "switch":
             let changes = try switchStreams(s, f)
             host.pushEvent(to: s.handle, transaction: transaction, event: [
-                "videoroom": "event", "room": room.id.json, "switched": "ok", "changes": .int(Int64(changes)),
+                "videoroom": "event", "room": s.roomRef, "switched": "ok", "changes": .int(Int64(changes)),
                 "streams": .array(s.streams.map(\.descriptor)),
             ])
         case "subscribe", "unsubscribe", "update":
@@ -122,7 +130,7 @@ extension SFUPlugin {
         case "leave":
             remove(s)
             host.closePC(s.handle)
-            host.pushEvent(to: s.handle, transaction: transaction, event: ["videoroom": "event", "room": room.id.json, "left": "ok"])
+            host.pushEvent(to: s.handle, transaction: transaction, event: ["videoroom": "event", "room": s.roomRef, "left": "ok"])
         case "publish", "unpublish", "joinandconfigure":
             throw SFUError(.invalidRequest, "Invalid request '\(request)' on a subscriber handle")
         default:
@@ -228,10 +236,10 @@ extension SFUPlugin {
     func renegotiate(_ s: Subscription, transaction: String?) {
         guard !s.awaitingAnswer else {
             s.pendingUpdate = true
-            if let transaction { host.pushEvent(to: s.handle, transaction: transaction, event: ["videoroom": "updating", "room": s.room.id.json]) }
+            if let transaction { host.pushEvent(to: s.handle, transaction: transaction, event: ["videoroom": "updating", "room": s.roomRef]) }
             return
         }
-        sendOffer(s, event: ["videoroom": "updated", "room": s.room.id.json], transaction: transaction)
+        sendOffer(s, event: ["videoroom": "updated", "room": s.roomRef], transaction: transaction)
     }
 
     func sendOffer(_ s: Subscription, event: JSONObject, transaction: String?) {
@@ -280,7 +288,7 @@ extension SFUPlugin {
 
     /// Re-links every subscription of the room and refreshes what publishers' streams need to know.
     func syncMedia(_ room: Room) {
-        let audience = room.settings.audioLevelEvent ? room.participants.map(\.handle) : []
+        let audience = room.settings.audioLevelEvent ? room.participants.map(\.handle) + room.viewers.map(\.handle) : []
         let packets = room.settings.audioActivePackets
         let average = room.settings.audioLevelAverage
         let feeds = room.publishers.map { ($0.handle.id, $0.streams.filter(\.moderated).map(\.mindex)) }

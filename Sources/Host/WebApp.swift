@@ -3,7 +3,8 @@ import Foundation
 import Synchronization
 
 /// The meeting web app as the HTTP port serves it: static files from one folder (`http.web_root`),
-/// `/` → index.html, `/r/<room>` → room.html, and `/web-config.json`, which tells the pages where
+/// `/` → index.html, `/r/<room>` and `/s/<stream>` (the watch page: the same page, which reads
+/// the path) → room.html, and `/web-config.json`, which tells the pages where
 /// the Janus API is (the WebSocket port is only known once it is bound).
 final class WebApp: Sendable {
     /// The folder, absolute and with symbolic links resolved, so containment checks compare real paths.
@@ -30,8 +31,8 @@ final class WebApp: Sendable {
     static let configPath = "/web-config.json"
 
     /// The file (relative to the root) that answers a URL path, or nil when none may:
-    /// `/` is index.html, `/r/<room>` is room.html for a room id of letters, digits, `-` and `_`
-    /// (nothing else under `/r/`);
+    /// `/` is index.html, `/r/<room>` and `/s/<stream>` are room.html for an id of letters, digits,
+    /// `-` and `_` (nothing else under `/r/` or `/s/`);
     /// any other path is percent-decoded (a malformed escape, an encoded `/`, NUL or backslash is
     /// refused) and must be made of plain names: no empty, `.` or `..` segment and no name starting
     /// with a dot, so nothing outside the root (and no hidden file) can be named.
@@ -39,7 +40,7 @@ final class WebApp: Sendable {
         if path == "/" { return "index.html" }
         guard path.hasPrefix("/") else { return nil }
         let segments = path.dropFirst().split(separator: "/", omittingEmptySubsequences: false)
-        if segments[0] == "r" {
+        if segments[0] == "r" || segments[0] == "s" {
             return segments.count == 2 && isRoomID(segments[1]) ? "room.html" : nil
         }
         var names: [String] = []

@@ -14,6 +14,7 @@ import Testing
         ("/", "index.html"),
         ("/r/k3m9x0ab", "room.html"),
         ("/r/Ab-_09", "room.html"),
+        ("/s/k3m9x0ab7q", "room.html"),
         ("/js/atrium-client.js", "js/atrium-client.js"),
         ("/css/app.css", "css/app.css"),
         ("/icons/a%20b.svg", "icons/a b.svg"),
@@ -27,6 +28,7 @@ import Testing
         "/..", "/../etc/passwd", "/js/../../secret", "/%2e%2e/etc/passwd", "/%2E%2E%2Fetc%2Fpasswd",
         "/js/%2F..%2F..%2Fx.js", "/a/./b.js", "/.git/config", "/.env", "/js//x.js", "/js/", "/x%", "/x%4",
         "/x%zz.js", "/x%00.js", "/a%5C..%5Cb.js", "/%C3.js", "/r/", "/r/a/b", "/r/a/room.html", "/r", "/r/a%2Fb", "/r/a.b", "/r/../x",
+        "/s/", "/s/a/b", "/s", "/s/a.b", "/s/../x",
         "relative.js", "",
     ])
     func pathsThatCouldLeaveTheRootAreRefused(url: String) {

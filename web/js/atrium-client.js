@@ -190,7 +190,10 @@ export class Session extends EventTarget {
     this._handles = new Map();
     this.id = null;
     this.closed = false;
-    transport.onmessage = (msg) => this._receive(msg);
+    transport.onmessage = (msg) => {
+      Session.tap?.(msg);
+      this._receive(msg);
+    };
     transport.onclose = () => this._lost("connection lost");
   }
 
@@ -198,6 +201,9 @@ export class Session extends EventTarget {
    * Connects and creates a session. `options`: {websocketUrl?, httpUrl?, timeoutMs?}; at least one
    * URL. Throws TransportError when neither answers.
    */
+  /** Debugging: when set, called with every message received on any session (tests read it). */
+  static tap = null;
+
   static async connect({ websocketUrl, httpUrl, timeoutMs = 6000 }) {
     const attempts = [];
     if (websocketUrl) attempts.push(["websocket", () => new WebSocketTransport(websocketUrl, timeoutMs)]);

@@ -39,10 +39,15 @@ const RECONNECT_DELAYS_MS = [500, 1000, 2000, 4000, 8000];
  * - "capabilities" {recorder, turn}
  */
 export class Meeting extends EventTarget {
-  constructor({ roomId, display, stream, serverConfig, bitrate = 0 }) {
+  constructor({ roomId, streamId = null, display, stream, serverConfig, bitrate = 0 }) {
     super();
     this.roomId = roomId;
-    this.keys = roomKeys(roomId);
+    /** Watching (the stream link): a viewer, never a participant; the room id is not known. */
+    this.watching = !!streamId;
+    this.streamId = streamId;
+    this.keys = roomId ? roomKeys(roomId) : null;
+    /** How many watch the stream link (the SFU's `viewers`). */
+    this.viewers = 0;
     this.wantedDisplay = display;
     this.display = display;
     this.localStream = stream; // may have no tracks (camera and microphone refused)
@@ -122,6 +127,12 @@ export class Meeting extends EventTarget {
     // The server hung up our PeerConnection (ICE consent lost, DTLS closed): join again.
     sfu.addEventListener("hangup", (e) => this._connectionLost(`publisher hangup: ${e.detail.reason}`));
 
+    if (this.watching) {
+      await this._joinChat();
+      await this._watch();
+      this._startQualityWatch();
+      return;
+    }
     await this._createRoom();
     await this._joinChat();
     await this._joinRoom();
@@ -169,7 +180,7 @@ export class Meeting extends EventTarget {
     let display = this.wantedDisplay;
     for (let n = 2; ; n++) {
       try {
-        const { data } = await this.chat.request({ request: "join", room: this.keys.chatRoom, display, pin: this.keys.pin });
+        const { data } = await this.chat.request({ request: "join", room: this._chatRoom(), display, pin: this._chatPin() });
         this.display = data.display;
         this.chatPeople = new Set((data.participants || []).map((p) => p.display));
         this._emit("participants");
@@ -184,6 +195,37 @@ export class Meeting extends EventTarget {
         throw e;
       }
     }
+  }
+
+  /** The chat room: the meeting's, or for viewers the stream chat (a room of its own, keyed by
+   * the stream id: its first 10 characters name it, the whole id is its pin). */
+  _chatRoom() {
+    return this.watching ? streamChatRoom(this.streamId) : this.keys.chatRoom;
+  }
+
+  _chatPin() {
+    return this.watching ? this.streamId : this.keys.pin;
+  }
+
+  /** Joins the SFU as a viewer with the stream id: the publishers come in `watching`. */
+  async _watch() {
+    let data;
+    try {
+      ({ data } = await this.sfu.request({ request: "join", ptype: "viewer", stream: this.streamId, display: this.display }));
+    } catch (e) {
+      if (e instanceof JanusError && e.code === 426) throw new MeetingError("refused", "This stream is not on now: the meeting has not started or has ended.", e);
+      if (e instanceof JanusError && e.code === 439) throw new MeetingError("full", "This stream is full: it has as many viewers as it allows.", e);
+      throw e;
+    }
+    this.selfId = `viewer-${data.id}`;
+    this._setViewers(data.viewers);
+    this._publishersChanged(data.publishers || []);
+  }
+
+  _setViewers(n) {
+    if (typeof n !== "number" || n === this.viewers) return;
+    this.viewers = n;
+    this._emit("viewers", { count: n });
   }
 
   async _joinRoom(retry = true) {
@@ -212,6 +254,8 @@ export class Meeting extends EventTarget {
     }
     this.selfId = String(data.id);
     this.privateId = data.private_id;
+    if (typeof data.stream_id === "string") this.streamId = data.stream_id;
+    this._setViewers(data.viewers);
     const publishers = data.publishers || [];
     if (this.localStream.getTracks().length > 0 && publishers.length >= ROOM_CAPACITY) {
       throw new MeetingError("full", `This room is full: ${publishers.length} people are in it, the most it takes.`);
@@ -273,7 +317,8 @@ export class Meeting extends EventTarget {
 
   _publisherEvent(data) {
     // `joined` is read by _joinRoom, which asked for it.
-    if (!data || this.state === "left" || data.videoroom === "joined") return;
+    if (!data || this.state === "left" || data.videoroom === "joined" || data.videoroom === "watching") return;
+    if (typeof data.viewers === "number") this._setViewers(data.viewers);
     if (data.publishers) this._publishersChanged(data.publishers);
     if (data.joining) {
       this._upsert(data.joining, false);
@@ -369,7 +414,8 @@ export class Meeting extends EventTarget {
       sub.addEventListener("message", (e) => this._subscriberEvent(e.detail.plugindata?.data, e.detail.jsep));
       sub.addEventListener("hangup", (e) => this._connectionLost(`subscriber hangup: ${e.detail.reason}`));
       try {
-        await sub.request({ request: "join", ptype: "subscriber", room: this.keys.sfuRoom, pin: this.keys.pin, private_id: this.privateId, streams });
+        const where = this.watching ? { stream: this.streamId } : { room: this.keys.sfuRoom, pin: this.keys.pin, private_id: this.privateId };
+        await sub.request({ request: "join", ptype: "subscriber", ...where, streams });
       } catch (e) {
         this.subPC.close();
         this.sub = this.subPC = null;
@@ -563,7 +609,7 @@ export class Meeting extends EventTarget {
       }
     };
     this._timers.push(setInterval(tick, 2000));
-    if (this.capabilities.recorder) this._timers.push(setInterval(() => this._refreshRecording(), 15000));
+    if (this.capabilities.recorder && !this.watching) this._timers.push(setInterval(() => this._refreshRecording(), 15000));
   }
 
   async _sample(last) {
@@ -608,6 +654,7 @@ export class Meeting extends EventTarget {
     for (const p of this.participants.values()) for (const t of p.stream.getTracks()) p.stream.removeTrack(t);
     this.participants.clear();
     this._emit("participants");
+    this._setViewers(0);
     while (this.state === "reconnecting") {
       const wait = RECONNECT_DELAYS_MS[Math.min(this._attempt, RECONNECT_DELAYS_MS.length - 1)];
       this._attempt++;
@@ -617,7 +664,7 @@ export class Meeting extends EventTarget {
         await this._connect();
         this._attempt = 0;
         this._setState("joined");
-        await this._announce();
+        if (!this.watching) await this._announce();
         this._emit("notice", { text: "Reconnected" });
         return;
       } catch (e) {
@@ -677,6 +724,11 @@ export class Meeting extends EventTarget {
   _emit(name, detail = {}) {
     this.dispatchEvent(new CustomEvent(name, { detail }));
   }
+}
+
+/** The stream chat's room id for a stream id (see Meeting._chatRoom). */
+export function streamChatRoom(streamId) {
+  return `stream-${streamId.slice(0, 10)}`;
 }
 
 function delay(ms) {

@@ -1,6 +1,7 @@
 // The room page: name and device preview, then the meeting (tiles, toolbar, chat). What happens
 // on the wire is in meeting.js; this file draws it and turns clicks into calls.
 import { drawIcons, setIcon } from "./icons.js";
+import { Session } from "./atrium-client.js";
 import { Meeting, MeetingError } from "./meeting.js";
 import { parseRoomInput } from "./room-id.js";
 
@@ -44,15 +45,54 @@ const page = {
 // MARK: start-up
 
 drawIcons();
-page.roomId = parseRoomInput(location.pathname);
-if (!page.roomId) {
+// `/s/<stream id>` is the watch page (the same page, without camera, microphone or the room id).
+page.streamId = parseStreamInput(location.pathname);
+page.watching = location.pathname.startsWith("/s/");
+page.roomId = page.watching ? null : parseRoomInput(location.pathname);
+if (page.watching && !page.streamId) {
+  showEnded("This is not a stream link", "The link is incomplete or mistyped. Ask for the link again.", false);
+} else if (page.watching) {
+  setUpWatchLobby();
+} else if (!page.roomId) {
   showEnded("This is not a room link", "The link is incomplete or mistyped. Ask for the link again, or create a new room.", false);
 } else {
   setUpLobby();
 }
 
 function roomLink() {
-  return `${location.origin}/r/${page.roomId}`;
+  return page.watching ? streamLink() : `${location.origin}/r/${page.roomId}`;
+}
+
+function streamLink() {
+  const id = page.meeting?.streamId || page.streamId;
+  return id ? `${location.origin}/s/${id}` : "";
+}
+
+function parseStreamInput(path) {
+  const m = String(path).match(/^\/s\/([A-Za-z0-9_-]{1,128})$/);
+  return m ? m[1] : null;
+}
+
+/** The watch page's lobby: a name for the stream chat, no camera or microphone. */
+function setUpWatchLobby() {
+  document.body.classList.add("watching");
+  hide(document.querySelector(".preview-column"));
+  hide($("devices"));
+  $("lobby-title").textContent = "Watch the meeting";
+  document.querySelector(".room-code").textContent = "You watch and chat with the other viewers; you are not seen or heard.";
+  $("name-hint").textContent = "Shown in the stream chat. Remembered on this device.";
+  $("join-button").textContent = "Watch";
+  $("copy-link").querySelector(".label").textContent = "Copy stream link";
+  const name = $("display-name");
+  name.value = store.get("displayName");
+  $("join-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    join();
+  });
+  $("copy-link").addEventListener("click", () => copyLink($("copy-link")));
+  $("rejoin").addEventListener("click", () => location.reload());
+  if (!name.value) name.focus();
+  else $("join-button").focus();
 }
 
 async function loadServerConfig() {
@@ -279,7 +319,7 @@ async function join() {
 
   page.serverConfig = await loadServerConfig();
   const q = QUALITY[$("quality-select").value] || QUALITY.standard;
-  const meeting = new Meeting({ roomId: page.roomId, display, stream: page.stream, serverConfig: page.serverConfig, bitrate: q.bitrate });
+  const meeting = new Meeting({ roomId: page.roomId, streamId: page.streamId, display, stream: page.stream, serverConfig: page.serverConfig, bitrate: q.bitrate });
   page.meeting = meeting;
   window.atriumDebug = debugHook(meeting);
   wireMeeting(meeting);
@@ -287,7 +327,7 @@ async function join() {
     await meeting.join();
   } catch (e) {
     button.disabled = false;
-    button.textContent = "Join now";
+    button.textContent = page.watching ? "Watch" : "Join now";
     showJoinError(describeJoinError(e));
     page.meeting = null;
     return;
@@ -318,8 +358,15 @@ function showJoinError(text) {
 function enterMeeting(meeting) {
   hide($("lobby"));
   show($("meeting"));
-  document.title = "Atrium meeting";
+  document.title = page.watching ? "Watching an Atrium meeting" : "Atrium meeting";
   $("invite-link").value = roomLink();
+  if (page.watching) {
+    for (const id of ["toggle-mic", "toggle-cam", "toggle-screen", "toggle-record"]) $(id).classList.add("never");
+    document.querySelector("#invite p").textContent = "Nobody is sharing camera or microphone yet. Share this stream link with other viewers:";
+  }
+  drawStreamLink();
+  $("copy-stream-link").addEventListener("click", () => copyLink($("copy-stream-link"), streamLink()));
+  $("stream-copy").addEventListener("click", () => copyLink($("stream-copy"), streamLink()));
   $("toggle-mic").addEventListener("click", () => setMic(!meeting.audioOn));
   $("toggle-cam").addEventListener("click", () => setCam(!meeting.videoOn));
   $("toggle-screen").addEventListener("click", () => toggleScreen());
@@ -346,7 +393,7 @@ function enterMeeting(meeting) {
   drawToolbar();
   drawRoster();
   new ResizeObserver(() => layoutGrid()).observe(document.querySelector(".grid-area"));
-  addNotice(`You joined as ${meeting.display}`);
+  addNotice(page.watching ? `You are watching as ${meeting.display}` : `You joined as ${meeting.display}`);
   const here = [...meeting.chatPeople].sort((a, b) => a.localeCompare(b));
   if (here.length > 0) addNotice(`Already here: ${here.join(", ")}`);
   window.addEventListener("pagehide", () => meeting.leave());
@@ -370,6 +417,25 @@ function wireMeeting(meeting) {
     $("toggle-record").hidden = !e.detail.recorder;
   });
   meeting.addEventListener("state", (e) => drawState(e.detail.state));
+  meeting.addEventListener("viewers", () => drawViewers());
+}
+
+/** "N watching", live, on the room page and the watch page. */
+function drawViewers() {
+  const n = page.meeting?.viewers ?? 0;
+  const el = $("viewer-count");
+  el.textContent = `${n} watching`;
+  el.hidden = n === 0 && !page.watching;
+  drawStreamLink();
+}
+
+/** The room page shows the stream link (known once the SFU said it) next to the room link. */
+function drawStreamLink() {
+  const link = page.watching ? "" : streamLink();
+  $("copy-stream-link").hidden = !link;
+  $("stream-invite").hidden = !link;
+  $("stream-invite-text").hidden = !link;
+  $("stream-link").value = link;
 }
 
 function drawState(state) {
@@ -392,7 +458,7 @@ function drawRoster() {
   const meeting = page.meeting;
   if (!meeting) return;
   const grid = $("grid");
-  const wanted = new Set(["self", ...meeting.participants.keys()]);
+  const wanted = new Set([...(page.watching ? [] : ["self"]), ...meeting.participants.keys()]);
   for (const [id, tile] of page.tiles) {
     if (!wanted.has(id)) {
       tile.remove();
@@ -400,7 +466,7 @@ function drawRoster() {
     }
   }
   let self = page.tiles.get("self");
-  if (!self) {
+  if (!self && !page.watching) {
     self = makeTile("self");
     grid.prepend(self);
     page.tiles.set("self", self);
@@ -408,7 +474,7 @@ function drawRoster() {
     video.muted = true;
     video.srcObject = page.stream;
   }
-  drawTile(self, { display: `${meeting.display} (you)`, audio: meeting.audioOn && page.stream.getAudioTracks().length > 0, video: (meeting.videoOn && page.stream.getVideoTracks().length > 0) || meeting.screen, screen: meeting.screen, self: true });
+  if (self) drawTile(self, { display: `${meeting.display} (you)`, audio: meeting.audioOn && page.stream.getAudioTracks().length > 0, video: (meeting.videoOn && page.stream.getVideoTracks().length > 0) || meeting.screen, screen: meeting.screen, self: true });
   for (const p of meeting.participants.values()) {
     let tile = page.tiles.get(p.id);
     if (!tile) {
@@ -718,15 +784,14 @@ function appendToLog(li) {
 
 // MARK: copy link
 
-async function copyLink(button) {
-  const link = roomLink();
+async function copyLink(button, link = roomLink()) {
   let ok = false;
   try {
     await navigator.clipboard.writeText(link);
     ok = true;
   } catch {
     // No clipboard API (plain http): select the text so Ctrl+C works.
-    const field = $("invite-link");
+    const field = link === roomLink() ? $("invite-link") : $("stream-link");
     field.value = link;
     if (!$("meeting").hidden) {
       field.select();
@@ -754,8 +819,12 @@ function hide(el) {
 
 /** For tests and debugging from the console; the page never uses it. */
 function debugHook(meeting) {
+  const received = [];
+  Session.tap = (msg) => received.push(msg);
   return {
     meeting,
+    /** Every Janus message this page received. */
+    received,
     stats: () => meeting.receivedStats(),
     dropConnection: () => meeting.simulateNetworkFailure(),
     iceServers: () => meeting.iceServers || [],

@@ -1,0 +1,153 @@
+"""Stream links (docs/webapp.md, docs/api/sfu.md "Viewers"): a meeting watched by people who do
+not take part in it.
+
+Two headless Chromium participants meet in a room made through the UI; three more open the room's
+stream link (/s/<stream id>, read from the room page) and watch. Every viewer decodes both
+participants' video and audio (the tiles' <video> frame counts and getStats through
+`window.atriumDebug.stats()`); the participants and the viewers show "3 watching", and a viewer
+who leaves takes the count to 2 within two seconds; a stream-chat message reaches the other
+viewers; a viewer's forged publish requests are refused with error 440; and nothing the watch page
+received (its URL, its HTML, /web-config.json, every Janus message, captured through
+`atriumDebug.received`) contains the room's link id, its SFU room number (the chat room's id) or
+the pin and secret (the link id itself).
+"""
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+from selenium.webdriver.common.by import By
+
+from conftest import require_media_ip
+from test_janusjs import chromium, save_artifacts  # noqa: F401 - fixture
+from test_sfu_chromium import settled_addresses  # noqa: F401 - autouse fixture
+from test_webapp import STEP, Person, join_all, sfu_room_of, start_people, webapp_config
+
+PARTICIPANTS = ["Alice", "Bob"]
+VIEWERS = ["Vera", "Victor", "Viola"]
+
+
+class Viewer(Person):
+    def watch(self, link: str):
+        self.driver.get(link)
+        self.wait("the watch lobby", "return document.getElementById('join-button').textContent === 'Watch'")
+        name = self.driver.find_element(By.ID, "display-name")
+        name.clear()
+        name.send_keys(self.name)
+        self.click("join-button")
+        self.wait("the stream", "return !document.getElementById('meeting').hidden")
+
+    def wait_tiles(self, names: list[str], timeout: float = STEP) -> list[dict]:
+        """A viewer has no tile of its own: exactly the participants'."""
+        deadline = time.monotonic() + timeout
+        tiles: list[dict] = []
+        while time.monotonic() < deadline:
+            tiles = self.tiles()
+            if sorted(t["name"] for t in tiles) == sorted(names):
+                return tiles
+            time.sleep(0.2)
+        raise AssertionError(f"{self.name}: tiles {[t['name'] for t in tiles]}, expected {names}\n{self.page_messages()}")
+
+    def wait_remote_video(self, names: list[str], timeout: float = 30.0) -> dict:
+        others, self.name = self.name, "\0"  # every participant is remote for a viewer
+        try:
+            return super().wait_remote_video(names, timeout)
+        finally:
+            self.name = others
+
+
+def watching(person: Person) -> str:
+    return person.js("const e = document.getElementById('viewer-count'); return e.hidden ? '' : e.textContent")
+
+
+def test_stream_link_viewers(start_atrium, chromium, tmp_path):  # noqa: F811
+    require_media_ip()
+    atrium = start_atrium(webapp_config(tmp_path, recorder=False, turn=False), name="stream-links")
+    started = time.monotonic()
+    people = start_people(chromium, PARTICIPANTS + VIEWERS, atrium.base)
+    alice, bob = people[:2]
+    viewers = [Viewer(p.name, p.driver, p.base) for p in people[2:]]
+    try:
+        link = alice.create_room()
+        link_id = link.rsplit("/", 1)[1]
+        alice.open_and_join()
+        bob.open_and_join(link)
+
+        # The room page shows both links, each with its copy button.
+        stream_link = alice.wait("the stream link", "return document.getElementById('stream-link').value")
+        assert stream_link.startswith(atrium.base + "/s/"), stream_link
+        assert alice.js("return !document.getElementById('copy-stream-link').hidden && !document.getElementById('copy-link').hidden")
+        assert bob.wait("Bob's stream link", "return document.getElementById('stream-link').value") == stream_link
+        stream_id = stream_link.rsplit("/", 1)[1]
+        assert len(stream_id) >= 26 and stream_id not in link and link_id not in stream_link
+
+        with ThreadPoolExecutor(len(viewers)) as pool:
+            list(pool.map(lambda v: v.watch(stream_link), viewers))
+
+        # Every viewer sees and hears both participants, without asking for camera or microphone.
+        for v in viewers:
+            v.wait_tiles(PARTICIPANTS)
+            v.wait_remote_video(PARTICIPANTS)
+            assert v.js("return window.atriumDebug.meeting.localStream.getTracks().length") == 0
+            stats = v.decoder_stats()
+            assert len(stats) == 2, stats
+            for feed, s in stats.items():
+                assert s.get("video", {}).get("framesDecoded", 0) > 0, (v.name, feed, stats)
+                assert s.get("audio", {}).get("totalSamplesReceived", 0) > 0, (v.name, feed, stats)
+
+        # The count, live, on both sides.
+        for p in [alice, bob, *viewers]:
+            p.wait("3 watching", "const e = document.getElementById('viewer-count'); return !e.hidden && e.textContent === '3 watching'")
+
+        # Stream chat: among the viewers.
+        viewers[0].say("hello from the audience")
+        for v in viewers[1:]:
+            v.wait("the stream-chat message", "return [...document.querySelectorAll('#chat-log .text')].some(e => e.textContent === 'hello from the audience')")
+        assert "hello from the audience" not in alice.chat_texts(), "the room's own chat stays the room's"
+
+        # A viewer cannot publish: forged requests on its SFU handle are refused.
+        refusals = viewers[0].driver.execute_async_script("""
+            const done = arguments[arguments.length - 1];
+            const m = window.atriumDebug.meeting;
+            const pc = new RTCPeerConnection();
+            pc.addTransceiver('audio', {direction: 'sendonly'});
+            pc.addTransceiver('video', {direction: 'sendonly'});
+            (async () => {
+              const offer = await pc.createOffer();
+              const out = [];
+              for (const body of [{request: 'publish'}, {request: 'configure', audio: true}, {request: 'joinandconfigure', ptype: 'publisher'}]) {
+                try { await m.sfu.request(body, {type: offer.type, sdp: offer.sdp}); out.push('accepted'); }
+                catch (e) { out.push([e.code, e.message]); }
+              }
+              pc.close();
+              return out;
+            })().then(done, (e) => done(String(e)));""")
+        assert [r[0] if isinstance(r, list) else r for r in refusals] == [440, 440, 440], refusals
+        for p in (alice, bob):
+            assert len(p.tiles()) == 2, "the viewer did not become a participant"
+
+        # The room's way in is not derivable from anything the watch page received.
+        room = sfu_room_of(link_id)
+        secrets = [link_id, str(room)]
+        config_text = requests.get(f"{atrium.base}/web-config.json", timeout=5).text
+        for v in viewers[:2]:
+            seen = v.js("return JSON.stringify({url: location.href, html: document.documentElement.outerHTML, received: window.atriumDebug.received})")
+            assert v.js("return window.atriumDebug.received.length") > 10
+            for s in secrets:
+                assert s not in seen and s not in config_text, f"{v.name} received {s}"
+
+        # A viewer leaving: the count follows within two seconds, on both sides.
+        viewers[2].click("leave")
+        left = time.monotonic()
+        for p in [alice, bob, *viewers[:2]]:
+            p.wait("2 watching", "return document.getElementById('viewer-count').textContent === '2 watching'", timeout=2.0 - (time.monotonic() - left) + 0.3)
+        assert time.monotonic() - left < 2.5
+
+        # Someone unpublishing and leaving: the viewers follow.
+        bob.click("leave")
+        for v in viewers[:2]:
+            v.wait_tiles(["Alice"])
+        assert time.monotonic() - started < 120, "the test should stay well under two minutes"
+    finally:
+        save_artifacts(chromium, atrium, "stream-links")

@@ -26,6 +26,16 @@ import Testing
         #expect { try parse(#"{"rooms":[{"description":"no id"}]}"#) } throws: { ($0 as? SFUError)?.code == .missingElement }
     }
 
+    @Test func streamIDAndMaxViewersAreAtriumRoomProperties() throws {
+        let plain = try parse(#"{"rooms":[{"room":1}]}"#)
+        #expect(plain.rooms[0].settings.streamID == nil && plain.rooms[0].settings.maxViewers == 100)
+        let c = try parse(#"{"rooms":[{"room":1,"stream_id":"watch-me","max_viewers":3}]}"#)
+        #expect(c.rooms[0].settings.streamID == "watch-me" && c.rooms[0].settings.maxViewers == 3)
+        #expect(throws: SFUError.self) { try parse(#"{"rooms":[{"room":1,"stream_id":""}]}"#) }
+        #expect(throws: SFUError.self) { try parse(#"{"rooms":[{"room":1,"max_viewers":"many"}]}"#) }
+        #expect(c.rooms[0].settings.listing(room: .number(1), participants: 0)["stream_id"] == nil)
+    }
+
     @Test func destroyWhenEmptyIsAnAtriumRoomProperty() throws {
         let c = try parse(#"{"rooms":[{"room":1,"destroy_when_empty":true}]}"#)
         #expect(c.rooms[0].settings.destroyWhenEmpty)

@@ -87,6 +87,9 @@ final class Participant {
     var bitrate: UInt64
     var lastKeyframeAt: UInt64 = 0
     var record = false
+    /// Joined with `stream_info: true`: told the stream id and the viewer count (Atrium's own, off
+    /// by default so Janus VideoRoom clients see exactly Janus's messages).
+    var streamInfo = false
 
     init(id: SFUID, handle: PluginHandle, room: Room, privateID: UInt32, display: String?, metadata: JSON?) {
         self.id = id

@@ -29,6 +29,7 @@ extension SFUPlugin {
         if configure, jsep != nil { try checkCanPublish(room) }
         let participant = Participant(id: id, handle: handle, room: room, privateID: UInt32.random(in: 1...UInt32.max),
                                       display: display, metadata: metadata)
+        participant.streamInfo = try f.bool("stream_info") ?? false
         room.participants.append(participant)
         state.role = .publisher(participant)
         label(participant)
@@ -37,10 +38,12 @@ extension SFUPlugin {
             "videoroom": "joined", "room": room.id.json, "description": .string(room.settings.description), "id": id.json,
             "private_id": .int(Int64(participant.privateID)),
             "publishers": .array(room.publishers.filter { $0 !== participant }.map(\.publisherEntry)),
-            "viewers": .int(Int64(room.viewers.count)),
         ]
-        // Atrium's own: participants learn the stream id, for the watch link.
-        if let stream = room.settings.streamID { joined["stream_id"] = .string(stream) }
+        // Atrium's own: participants who ask learn the stream id (for the watch link) and the count.
+        if participant.streamInfo {
+            if let stream = room.settings.streamID { joined["stream_id"] = .string(stream) }
+            joined["viewers"] = .int(Int64(room.viewers.count))
+        }
         if room.settings.notifyJoining {
             joined["attendees"] = .array(room.participants.filter { $0 !== participant && !$0.isPublishing }.map { .object($0.attendeeEntry) })
             let joining: JSON = ["videoroom": "event", "room": room.id.json, "joining": .object(participant.attendeeEntry)]

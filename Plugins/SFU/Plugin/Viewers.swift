@@ -54,7 +54,7 @@ extension SFUPlugin {
     /// id) every viewer.
     func announceViewerCount(_ room: Room, except: PluginHandle?) {
         let event: JSONObject = ["videoroom": "event", "room": room.id.json, "viewers": .int(Int64(room.viewers.count))]
-        for p in room.participants { host.pushEvent(to: p.handle, event: .object(event)) }
+        for p in room.participants where p.streamInfo { host.pushEvent(to: p.handle, event: .object(event)) }
         tellViewers(room, event, except: except)
     }
 

@@ -13,16 +13,21 @@ the pin and secret (the link id itself).
 """
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import requests
 from selenium.webdriver.common.by import By
 
 from conftest import require_media_ip
 from test_janusjs import chromium, save_artifacts  # noqa: F401 - fixture
 from test_sfu_chromium import settled_addresses  # noqa: F401 - autouse fixture
-from test_webapp import STEP, Person, join_all, sfu_room_of, start_people, webapp_config
+from test_webapp import STEP, Person, sfu_room_of, start_people, webapp_config
+from videoroom_client import (SECRET, VideoRoomHandle, close_janus, create_room, manager, run, session, sfu,  # noqa: F401
+                              sfu_trace)
 
 PARTICIPANTS = ["Alice", "Bob"]
 VIEWERS = ["Vera", "Victor", "Viola"]
@@ -57,8 +62,8 @@ class Viewer(Person):
             self.name = others
 
 
-def watching(person: Person) -> str:
-    return person.js("const e = document.getElementById('viewer-count'); return e.hidden ? '' : e.textContent")
+def error(code: int, text: str) -> dict:
+    return {"videoroom": "event", "error_code": code, "error": text}
 
 
 def test_stream_link_viewers(start_atrium, chromium, tmp_path):  # noqa: F811
@@ -104,7 +109,9 @@ def test_stream_link_viewers(start_atrium, chromium, tmp_path):  # noqa: F811
         viewers[0].say("hello from the audience")
         for v in viewers[1:]:
             v.wait("the stream-chat message", "return [...document.querySelectorAll('#chat-log .text')].some(e => e.textContent === 'hello from the audience')")
-        assert "hello from the audience" not in alice.chat_texts(), "the room's own chat stays the room's"
+        # The room reads the stream chat, marked as the viewers'.
+        for p in (alice, bob):
+            p.wait("the viewer's message, marked", "return [...document.querySelectorAll('#chat-log li.chat-msg.stream')].some(l => l.querySelector('.text').textContent === 'hello from the audience' && l.querySelector('.tag').textContent === 'viewer')")
 
         # A viewer cannot publish: forged requests on its SFU handle are refused.
         refusals = viewers[0].driver.execute_async_script("""
@@ -151,3 +158,58 @@ def test_stream_link_viewers(start_atrium, chromium, tmp_path):  # noqa: F811
         assert time.monotonic() - started < 120, "the test should stay well under two minutes"
     finally:
         save_artifacts(chromium, atrium, "stream-links")
+
+
+# --------------------------------------------------------------------------------------------
+# The viewer role on the SFU API alone (Atrium's own: not run against Janus)
+
+def test_viewer_role_api(sfu, sfu_trace):  # noqa: F811
+    if sfu.kind != "atrium":
+        pytest.skip("viewers are Atrium's own")
+
+    async def body():
+        m = await manager(sfu, trace=sfu_trace)
+        try:
+            room = await create_room(m, pin="roompin", max_viewers=2)
+            alice = await VideoRoomHandle.attach(m.janus)
+            joined = (await alice.call({"request": "join", "ptype": "publisher", "room": room, "pin": "roompin", "display": "Alice", "stream_info": True})).data
+            stream = joined["stream_id"]
+            assert joined["viewers"] == 0 and isinstance(stream, str) and len(stream) == 26, joined
+            assert str(room) not in stream
+
+            viewer_sessions = [await session(sfu, trace=sfu_trace) for _ in range(3)]
+            v1, v2, v3 = [await VideoRoomHandle.attach(j) for j in viewer_sessions]
+            assert (await v1.call({"request": "join", "ptype": "viewer", "stream": "nope"})).data == error(426, "No such stream")
+            w1 = (await v1.call({"request": "join", "ptype": "viewer", "stream": stream, "display": "Vera"})).data
+            assert w1["videoroom"] == "watching" and w1["room"] == stream and w1["viewers"] == 1 and w1["publishers"] == [], w1
+            await alice.wait(lambda d: d.get("viewers") == 1)
+            w2 = (await v2.call({"request": "join", "ptype": "viewer", "stream": stream})).data
+            assert w2["viewers"] == 2, w2
+            await alice.wait(lambda d: d.get("viewers") == 2)
+            await v1.wait(lambda d: d.get("viewers") == 2 and d.get("room") == stream)
+            full = (await v3.call({"request": "join", "ptype": "viewer", "stream": stream})).data
+            assert full["error_code"] == 439, full
+
+            # Not participants; cannot publish.
+            people = await m.sync({"request": "listparticipants", "room": room})
+            assert [p["display"] for p in people["participants"]] == ["Alice"], people
+            for forged in ({"request": "publish"}, {"request": "configure", "audio": True}, {"request": "joinandconfigure", "ptype": "publisher", "room": room, "pin": "roompin"}):
+                assert (await v1.call(forged)).data["error_code"] == 440, forged
+            assert (await v3.call({"request": "joinandconfigure", "ptype": "viewer", "stream": stream})).data["error_code"] == 440
+
+            # A viewer leaving: everyone hears the new count.
+            assert (await v2.call({"request": "leave"})).data == {"videoroom": "event", "room": stream, "leaving": "ok"}
+            await alice.wait(lambda d: d.get("viewers") == 1)
+            await v1.wait(lambda d: d.get("viewers") == 1)
+
+            # Destroyed: the viewer hears it under the stream id; nothing a viewer got names the room.
+            await m.sync({"request": "destroy", "room": room, "secret": SECRET})
+            await v1.wait(lambda d: d.get("videoroom") == "destroyed" and d.get("room") == stream)
+            for j in viewer_sessions:
+                text = json.dumps(j.events)
+                assert str(room) not in text and "roompin" not in text, text
+            await asyncio.gather(*(close_janus(j) for j in viewer_sessions))
+        finally:
+            await close_janus(m.janus)
+
+    run(body())

@@ -137,6 +137,7 @@ export class Meeting extends EventTarget {
     await this._joinChat();
     await this._joinRoom();
     if (this.localStream.getTracks().length > 0) await this._publish();
+    if (this.streamId) this._readStreamChat(); // in the background: the meeting does not wait for it
     if (this.capabilities.recorder) this._refreshRecording();
     this._startQualityWatch();
   }
@@ -207,6 +208,33 @@ export class Meeting extends EventTarget {
     return this.watching ? this.streamId : this.keys.pin;
   }
 
+  /** Participants read the viewers' stream chat (read-only: the page offers no way to write to
+   * it), on a chat handle of its own, as "<name> (room)". */
+  async _readStreamChat() {
+    const session = this.session;
+    try {
+      const handle = await session.attach(CHAT_PLUGIN);
+      if (this.session !== session) return handle.detach();
+      this.streamChat = handle;
+      handle.addEventListener("message", (e) => {
+        const data = e.detail.plugindata?.data;
+        if (!data || this.state === "left" || data.chat !== "message" || typeof data.text !== "string") return;
+        this._emit("chat", { from: data.from.display, text: data.text, private: !!data.private, date: data.date, self: false, stream: true });
+      });
+      for (let n = 1; n < 20; n++) {
+        const display = n === 1 ? `${this.display} (room)` : `${this.display} (room ${n})`;
+        try {
+          await handle.request({ request: "join", room: streamChatRoom(this.streamId), display, pin: this.streamId });
+          return;
+        } catch (e) {
+          if (!(e instanceof JanusError && e.code === 420)) throw e;
+        }
+      }
+    } catch (e) {
+      console.warn("the stream chat could not be read", e);
+    }
+  }
+
   /** Joins the SFU as a viewer with the stream id: the publishers come in `watching`. */
   async _watch() {
     let data;
@@ -239,6 +267,7 @@ export class Meeting extends EventTarget {
         pin: k.pin,
         display: this.display,
         metadata: this._metadata(),
+        stream_info: true, // the stream id (for the stream link) and the viewer count
       }));
     } catch (e) {
       if (e instanceof JanusError && e.code === 426 && retry) {
@@ -685,7 +714,7 @@ export class Meeting extends EventTarget {
     this.pubPC = this.subPC = null;
     this.audioSender = this.videoSender = null;
     const session = this.session;
-    this.session = this.chat = this.sfu = this.sub = this.recorderHandle = null;
+    this.session = this.chat = this.sfu = this.sub = this.recorderHandle = this.streamChat = null;
     this._subQueue = this._offerChain = null;
     this._subStreams = [];
     this._subscribed.clear();

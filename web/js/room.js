@@ -738,9 +738,9 @@ async function sendChat() {
   }
 }
 
-function addMessage({ from, text, private: isPrivate, to, date, self }) {
+function addMessage({ from, text, private: isPrivate, to, date, self, stream }) {
   const li = document.createElement("li");
-  li.className = `chat-msg${self ? " mine" : ""}${isPrivate ? " private" : ""}`;
+  li.className = `chat-msg${self ? " mine" : ""}${isPrivate ? " private" : ""}${stream ? " stream" : ""}`;
   const head = document.createElement("div");
   head.className = "message-head";
   const who = document.createElement("span");
@@ -751,10 +751,10 @@ function addMessage({ from, text, private: isPrivate, to, date, self }) {
   when.dateTime = d.toISOString();
   when.textContent = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
   head.append(who, when);
-  if (isPrivate) {
+  if (isPrivate || stream) {
     const tag = document.createElement("span");
     tag.className = "tag";
-    tag.textContent = "private";
+    tag.textContent = stream ? "viewer" : "private";
     head.append(tag);
   }
   const body = document.createElement("p");

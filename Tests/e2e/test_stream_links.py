@@ -6,7 +6,8 @@ stream link (/s/<stream id>, read from the room page) and watch. Every viewer de
 participants' video and audio (the tiles' <video> frame counts and getStats through
 `window.atriumDebug.stats()`); the participants and the viewers show "3 watching", and a viewer
 who leaves takes the count to 2 within two seconds; a stream-chat message reaches the other
-viewers; a viewer's forged publish requests are refused with error 440; and nothing the watch page
+viewers and the room reads it; a viewer's forged publish requests are refused with error 440; a
+viewer whose connection drops comes back as a viewer; and nothing the watch page
 received (its URL, its HTML, /web-config.json, every Janus message, captured through
 `atriumDebug.received`) contains the room's link id, its SFU room number (the chat room's id) or
 the pin and secret (the link id itself).
@@ -143,6 +144,16 @@ def test_stream_link_viewers(start_atrium, chromium, tmp_path):  # noqa: F811
             assert v.js("return window.atriumDebug.received.length") > 10
             for s in secrets:
                 assert s not in seen and s not in config_text, f"{v.name} received {s}"
+
+        # A network blip on a viewer: it reconnects as a viewer and sees and hears both again.
+        blip = viewers[1]
+        blip.js("window.atriumDebug.dropConnection()")
+        blip.wait("the reconnecting banner", "return !document.getElementById('banner').hidden")
+        blip.wait("back", "return window.atriumDebug.meeting.state === 'joined' && document.getElementById('banner').hidden")
+        blip.wait_tiles(PARTICIPANTS)
+        blip.wait_remote_video(PARTICIPANTS)
+        for p in [alice, bob, *viewers]:
+            p.wait("3 watching again", "return document.getElementById('viewer-count').textContent === '3 watching'")
 
         # A viewer leaving: the count follows within two seconds, on both sides.
         viewers[2].click("leave")

@@ -85,7 +85,6 @@ extension SFUPlugin {
     }
 
     func subscriberRequest(_ request: String, _ f: Fields, jsep: JSONObject?, subscription s: Subscription, transaction: String) throws(SFUError) {
-        let room = s.room
         switch request {
         case "start":
             if let jsep {

@@ -174,10 +174,8 @@ def test_stream_link_viewers(start_atrium, chromium, tmp_path):  # noqa: F811
 # --------------------------------------------------------------------------------------------
 # The viewer role on the SFU API alone (Atrium's own: not run against Janus)
 
+@pytest.mark.atrium_only
 def test_viewer_role_api(sfu, sfu_trace):  # noqa: F811
-    if sfu.kind != "atrium":
-        pytest.skip("viewers are Atrium's own")
-
     async def body():
         m = await manager(sfu, trace=sfu_trace)
         try:

@@ -226,7 +226,8 @@ public final class ParticipantFile {
             "tracks": .array(tracks.map { t in
                 [
                     "number": .int(Int64(t.number)), "kind": .string(t.isVideo ? "video" : "audio"), "codec": .string(t.codec), "mid": .string(t.mid),
-                    "lost_packets": .int(Int64(t.input?.lostPackets ?? 0)),
+                    "packets": .int(Int64(t.input?.packets ?? 0)), "lost_packets": .int(Int64(t.input?.lostPackets ?? 0)),
+                    "frames": .int(Int64(t.input?.frames ?? 0)), "keyframe_requests": .int(Int64(t.input?.keyframeRequests ?? 0)),
                 ]
             }),
         ]

@@ -118,7 +118,6 @@ public final class RecordingEngine {
 
     @discardableResult
     public func start(room: String, plugin: String?, directory: String?, reason: MeetingRecording.Reason, now: Int64, date: Date) throws(RecorderError) -> MeetingRecording {
-        let labels = ["room": room, "plugin": plugin ?? ""]
         if let existing = active.first(where: { $0.room == room && ($0.plugin == nil || plugin == nil || $0.plugin == plugin) }) {
             throw RecorderError(.alreadyRecording, "room \(room) is already being recorded (\(existing.id))")
         }
@@ -138,12 +137,11 @@ public final class RecordingEngine {
         recordings.append(r)
         // Finished recordings are kept for `list` only so long.
         if recordings.count > 256, let old = recordings.firstIndex(where: { !$0.isActive }) { recordings.remove(at: old) }
-        for d in streams.values.sorted(by: { $0.id < $1.id }) where r.matches(d.labels) || (plugin == nil && d.labels["room"] == room) {
+        for d in streams.values.sorted(by: { $0.id < $1.id }) where r.matches(d.labels) {
             attach(d, to: r, now: now)
         }
         r.writeManifest()
         log("recording \(r.id) started (\(reason.rawValue)) in \(r.directory)")
-        _ = labels
         return r
     }
 

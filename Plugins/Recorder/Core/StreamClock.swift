@@ -55,8 +55,6 @@ public struct StreamClock: Sendable {
         report = (extended, ntpMicros)
     }
 
-    public var hasSenderReport: Bool { report != nil }
-
     /// Extends a timestamp next to the ones seen so far, without learning from it (for frames
     /// that come out of the reorder buffer).
     public func extendNear(_ timestamp: UInt32) -> Int64 { extender.peek(timestamp) }

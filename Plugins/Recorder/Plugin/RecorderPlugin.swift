@@ -24,7 +24,6 @@ final class RecorderPlugin: AtriumPlugin, @unchecked Sendable {
 
     struct Counters {
         var packets = 0
-        var started = 0
     }
 
     init(host: PluginHost) { self.host = host }
@@ -101,7 +100,6 @@ final class RecorderPlugin: AtriumPlugin, @unchecked Sendable {
             engine.streamStarted(stream, now: Self.now, date: Date())
             publishWanted(engine)
         }
-        counters.withLock { $0.started += 1 }
         return true
     }
 

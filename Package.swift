@@ -38,6 +38,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "atrium", targets: ["atrium"]),
+        .executable(name: "atrium-bench", targets: ["atrium-bench"]),
         .library(name: "Host", targets: ["Host"]),
         // For plugins built in other packages: the ABI header and the Swift conveniences.
         .library(name: "PluginKit", targets: ["PluginKit", "PluginAPI", "AtriumJSON"]),
@@ -91,6 +92,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: swiftSettings
+        ),
+
+        // The load generator (`make bench`): drives Atrium or Janus through the Janus API with
+        // synthetic media on RTC's client side, and measures the SRTP+sendmmsg floor.
+        .executableTarget(
+            name: "atrium-bench",
+            dependencies: ["RTC", "AtriumJSON", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Benchmarks/AtriumBench",
             swiftSettings: swiftSettings
         ),
 

@@ -43,6 +43,9 @@ What the generated configuration does:
   ``videoroom_general={"admin_key": ...}`` fills its ``general`` category
   (``None`` values are left out).  This takes the same room dicts as
   Atrium's SFU plugin configuration (conftest.sfu_plugin_entry).
+* ``start_janus(..., ice_lite=True)`` sets ``nat.ice_lite``: Janus answers
+  connectivity checks and never sends its own, as Atrium does (the load
+  benchmark uses it so both servers do the same ICE work).
 """
 
 from __future__ import annotations
@@ -160,7 +163,7 @@ def write_config(cfg_dir: Path, http_port: int, ws_port: int,
                  session_timeout: int = 60, ice_ip: str | None = None,
                  plugins: tuple[str, ...] | list[str] = (),
                  videoroom_rooms: list[dict] | None = None,
-                 videoroom_general: dict | None = None) -> None:
+                 videoroom_general: dict | None = None, ice_lite: bool = False) -> None:
     interface = ice_ip or "127.0.0.1"
     enforce = ice_ip or "lo"
     # ATRIUM_E2E_JANUS_DEBUG_LEVEL=5 (verbose) or 7 (huge) when a test needs Janus's reasons.
@@ -192,6 +195,7 @@ media: {{
 nat: {{
 	nice_debug = false
 	ice_enforce_list = "{enforce}"
+	ice_lite = {"true" if ice_lite else "false"}
 }}
 plugins: {{
 	disable = "{_disable_list(PLUGINS_FOLDER, enabled)}"
@@ -256,7 +260,7 @@ def start_janus(tmp_path, startup_timeout: float = 20.0,
                 session_timeout: int = 60, ice_ip: str | None = None,
                 plugins: tuple[str, ...] | list[str] = (),
                 videoroom_rooms: list[dict] | None = None,
-                videoroom_general: dict | None = None) -> JanusServer:
+                videoroom_general: dict | None = None, ice_lite: bool = False) -> JanusServer:
     """Write a config into *tmp_path*, start Janus and wait for /janus/info.
 
     *plugins* enables more plugin libraries; *videoroom_rooms* (and
@@ -271,7 +275,7 @@ def start_janus(tmp_path, startup_timeout: float = 20.0,
         if cfg_dir.exists():
             shutil.rmtree(cfg_dir)
         write_config(cfg_dir, http_port, ws_port, session_timeout, ice_ip,
-                     plugins, videoroom_rooms, videoroom_general)
+                     plugins, videoroom_rooms, videoroom_general, ice_lite)
         log_path = tmp_path / "janus.log"
         log = open(log_path, "wb")
         proc = subprocess.Popen(

@@ -1,0 +1,203 @@
+"""Atrium and Janus 1.1.2 under the same load, side by side, with the floor (`make bench-compare`).
+
+Run inside a private network namespace (the Makefile does it; nothing leaves the machine), with
+media on 10.99.0.1. For each server in turn: start it with an equivalent configuration (the
+VideoRoom as janus.plugin.videoroom, ICE lite, HTTP API on loopback, warnings-only logging), run
+`atrium-bench run` against it (it creates the room, joins the publishers, ramps the subscribers
+through BENCH_SUBSCRIBERS and measures each step), stop it. Then `atrium-bench floor` measures SRTP
+protect + sendmmsg of the same packets with no server, with the SRTP profile Atrium negotiated.
+
+Prints a side-by-side table and writes bench-results.json at the repository root:
+{"atrium": {...}, "janus": {...}, "floor": {...}, ...}, each server object holding the headline
+step (the last of the ramp: 1 publisher -> 50 subscribers by default) at its top level and every
+step under "steps".
+
+Environment: BENCH_SUBSCRIBERS (10,50), BENCH_PUBLISHERS (1), BENCH_ROOMS (1), BENCH_WINDOW_S (10),
+BENCH_WARMUP_S (3), BENCH_VIDEO_KBPS (1500), BENCH_VIDEO_PPS (150), BENCH_FPS (30),
+BENCH_SERVERS (atrium,janus), BENCH_RESULTS (bench-results.json), BENCH_BUILD (release: the
+.build folder whose atrium, atrium-bench and libatrium_sfu.so are used).
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "Tests" / "e2e"))
+import janus_reference  # noqa: E402
+
+IP = "10.99.0.1"
+SUBSCRIBERS = os.environ.get("BENCH_SUBSCRIBERS", "10,50")
+PUBLISHERS = os.environ.get("BENCH_PUBLISHERS", "1")
+ROOMS = os.environ.get("BENCH_ROOMS", "1")
+WINDOW_S = os.environ.get("BENCH_WINDOW_S", "10")
+WARMUP_S = os.environ.get("BENCH_WARMUP_S", "3")
+VIDEO_KBPS = os.environ.get("BENCH_VIDEO_KBPS", "1500")
+VIDEO_PPS = os.environ.get("BENCH_VIDEO_PPS", "150")
+FPS = os.environ.get("BENCH_FPS", "30")
+SERVERS = [s for s in os.environ.get("BENCH_SERVERS", "atrium,janus").split(",") if s]
+RESULTS = ROOT / os.environ.get("BENCH_RESULTS", "bench-results.json")
+
+HEADLINE_KEYS = ("cpu_us_per_forwarded_packet", "packets_forwarded", "forwarded_packets_per_s", "loss_percent",
+                 "latency_p50_ms", "latency_p99_ms", "memory_kb_per_subscriber", "join_ms_p50", "join_ms_p99",
+                 "server_cpu_percent", "client_cpu_percent")
+
+
+def free_port(kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def build_dir() -> Path:
+    folder = ROOT / ".build" / os.environ.get("BENCH_BUILD", "release")
+    for name in ("atrium", "atrium-bench", "libatrium_sfu.so"):
+        if not (folder / name).exists():
+            raise SystemExit(f"{folder / name} is missing: run `swift build -c release` (make release) first")
+    return folder
+
+
+def shape_args() -> list[str]:
+    return ["--video-kbps", VIDEO_KBPS, "--video-pps", VIDEO_PPS, "--fps", FPS,
+            "--warmup", WARMUP_S, "--window", WINDOW_S, "--bind", IP]
+
+
+def bench(folder: Path, work: Path, label: str, url: str, pid: int) -> dict:
+    out = work / f"{label}.json"
+    cmd = [str(folder / "atrium-bench"), "run", "--url", url, "--pid", str(pid), "--label", label,
+           "--publishers", PUBLISHERS, "--rooms", ROOMS, "--subscribers", SUBSCRIBERS, "--json", str(out)] + shape_args()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, timeout=1800)
+    return json.loads(out.read_text())
+
+
+def run_atrium(folder: Path, work: Path) -> dict:
+    http = free_port()
+    config = {
+        "server_name": "bench", "log_level": "warning", "plugins_dir": str(folder),
+        "http": {"bind": "127.0.0.1", "port": http}, "websocket": {"bind": "127.0.0.1", "port": free_port()},
+        "media": {"bind": IP, "udp_port": free_port(socket.SOCK_DGRAM, IP), "advertised_addresses": [IP]},
+        "plugins": [{"library": "libatrium_sfu.so", "aliases": ["janus.plugin.videoroom"], "config": {}}],
+    }
+    path = work / "atrium.json"
+    path.write_text(json.dumps(config))
+    log = work / "atrium.log"
+    proc = subprocess.Popen([str(folder / "atrium"), "--config", str(path)], stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{http}/janus"
+        deadline = time.monotonic() + 20
+        while True:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"atrium did not start:\n{log.read_text()[-2000:]}")
+            try:
+                urllib.request.urlopen(url + "/info", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        return bench(folder, work, "atrium", url, proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def run_janus(folder: Path, work: Path) -> dict:
+    os.environ.setdefault("ATRIUM_E2E_JANUS_DEBUG_LEVEL", "3")  # warnings and errors, like Atrium's log_level
+    server = janus_reference.start_janus(work / "janus", ice_ip=IP, videoroom_rooms=[], ice_lite=True)
+    try:
+        return bench(folder, work, "janus", server.http_url, server.proc.pid)
+    finally:
+        server.stop()
+
+
+def run_floor(folder: Path, work: Path, profile: str) -> dict:
+    out = work / "floor.json"
+    cmd = [str(folder / "atrium-bench"), "floor", "--subscribers", SUBSCRIBERS, "--profile", profile, "--json", str(out)] + shape_args()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, timeout=600)
+    return json.loads(out.read_text())
+
+
+def headline(result: dict) -> dict:
+    """The server object for bench-results.json: the last step's figures on top, every step below."""
+    last = result["steps"][-1]
+    top = {k: last.get(k) for k in HEADLINE_KEYS if k in last}
+    top["scenario"] = f"{PUBLISHERS} publisher(s) -> {last['subscribers_per_room']} subscribers x {ROOMS} room(s)"
+    return {**top, **{k: v for k, v in result.items() if k != "steps"}, "steps": result["steps"]}
+
+
+def fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.2f}" if abs(v) < 1000 else f"{v:,.0f}"
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def table(results: dict) -> str:
+    rows = [("forwarded packets/s", "forwarded_packets_per_s"), ("CPU µs per forwarded packet", "cpu_us_per_forwarded_packet"),
+            ("server CPU % of a core", "server_cpu_percent"), ("loss %", "loss_percent"),
+            ("added latency p50 ms", "latency_p50_ms"), ("added latency p99 ms", "latency_p99_ms"),
+            ("memory kB per subscriber", "memory_kb_per_subscriber"), ("join ms p50", "join_ms_p50"),
+            ("join ms p99", "join_ms_p99"), ("load generator CPU %", "client_cpu_percent")]
+    servers = [s for s in ("atrium", "janus", "floor") if s in results]
+    lines = []
+    steps = results[servers[0]]["steps"]
+    for i, step in enumerate(steps):
+        n = step["subscribers_per_room"]
+        lines.append(f"\n{PUBLISHERS} publisher -> {n} subscribers ({ROOMS} room), "
+                     f"{VIDEO_KBPS} kbit/s VP8-shaped at {VIDEO_PPS} pkt/s + 50 audio pkt/s per publisher")
+        header = f"{'':30}" + "".join(f"{s:>14}" for s in servers)
+        if "atrium" in results and "janus" in results:
+            header += f"{'atrium/janus':>14}"
+        if "atrium" in results and "floor" in results:
+            header += f"{'atrium/floor':>14}"
+        lines.append(header)
+        for title, key in rows:
+            values = [results[s]["steps"][i].get(key) if i < len(results[s]["steps"]) else None for s in servers]
+            if all(v is None for v in values):
+                continue
+            line = f"{title:30}" + "".join(f"{fmt(v):>14}" for v in values)
+            if key == "cpu_us_per_forwarded_packet":
+                a = values[servers.index("atrium")] if "atrium" in servers else None
+                if "janus" in servers:
+                    j = values[servers.index("janus")]
+                    line += f"{(fmt(a / j) if a and j else '-'):>14}"
+                if "floor" in servers:
+                    f = values[servers.index("floor")]
+                    line += f"{(fmt(a / f) if a and f else '-'):>14}"
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def main():
+    folder = build_dir()
+    results: dict = {}
+    with tempfile.TemporaryDirectory(prefix="atrium-bench-") as tmp:
+        work = Path(tmp)
+        if "atrium" in SERVERS:
+            results["atrium"] = run_atrium(folder, work)
+        if "janus" in SERVERS:
+            results["janus"] = run_janus(folder, work)
+        profile = results.get("atrium", results.get("janus", {})).get("srtp_profile", "SRTP_AEAD_AES_128_GCM")
+        results["floor"] = run_floor(folder, work, profile if profile != "none" else "SRTP_AEAD_AES_128_GCM")
+    print(table(results))
+    document = {name: headline(r) for name, r in results.items()}
+    document["machine"] = {"cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version()}
+    for a, b in (("atrium", "janus"), ("atrium", "floor")):
+        if a in results and b in results:
+            document[f"{a}_over_{b}_cpu_per_packet"] = [
+                round(x["cpu_us_per_forwarded_packet"] / y["cpu_us_per_forwarded_packet"], 3)
+                if x.get("cpu_us_per_forwarded_packet") and y.get("cpu_us_per_forwarded_packet") else None
+                for x, y in zip(results[a]["steps"], results[b]["steps"])]
+    RESULTS.write_text(json.dumps(document, indent=2) + "\n")
+    print(f"\nwritten: {RESULTS.relative_to(ROOT) if RESULTS.is_relative_to(ROOT) else RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

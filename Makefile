@@ -15,13 +15,14 @@ DEBS_TEST  := $(DEBS_RUN) iproute2 python3-venv chromium chromium-driver janus j
 # Networked tests run in a private network namespace: nothing leaves the machine, ports never collide.
 NETNS := $(if $(filter 0,$(shell id -u)),unshare -n,unshare -rn)
 
-.PHONY: help run test build release deps deps-test venv c-plugins unit e2e check-config bench bench-turn bench-sfu clean
+.PHONY: help run test build release deps deps-test venv c-plugins unit e2e check-config bench bench-micro bench-compare bench-turn bench-sfu clean
 
 help:
 	@echo "make run    - install what is missing, build release, start atrium with $(CONFIG)"
 	@echo "make test   - install what tests need, build, run unit and e2e tests"
 	@echo "make build  - debug build of host, plugins and the C example plugin"
-	@echo "make bench  - microbenchmarks of the media path, then TURN against coturn (bench-turn), then SFU fan-out (bench-sfu)"
+	@echo "make bench  - Atrium and Janus under the same load, side by side with the floor (bench-compare,"
+	@echo "              writes bench-results.json), microbenchmarks of the media path, TURN against coturn"
 
 define install_missing
 	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
@@ -79,12 +80,20 @@ test: deps-test build venv
 	swift test --skip-build
 	$(NETNS) -- bash -c '$(E2E_NET) && $(VENV)/bin/python -m pytest -q Tests/e2e'
 
+# Everything measured: the side-by-side SFU comparison first (its table is the headline), then the
+# microbenchmarks and TURN. bench-sfu (aiortc clients, optional recording) stays a target of its own.
+bench: bench-compare bench-micro bench-turn
+
+# atrium-bench drives Atrium and Janus 1.1.2 with the same scenario in a private namespace, measures
+# the SRTP+sendmmsg floor, prints the table and writes bench-results.json (Benchmarks/compare).
+bench-compare: release venv
+	$(call install_missing,janus)
+	$(NETNS) -- bash -c '$(E2E_NET) && $(VENV)/bin/python Benchmarks/compare/bench_compare.py'
+
 # Microbenchmarks of the media path (package-benchmark), in their own build folder.
-bench: deps
+bench-micro: deps
 	ATRIUM_BENCHMARKS=1 swift package --scratch-path .build-bench --allow-writing-to-package-directory \
 	  benchmark --target RTCBenchmarks --no-progress
-	$(MAKE) bench-turn
-	$(MAKE) bench-sfu
 
 # The same UDP load through Atrium's TURN plugin and through coturn (Benchmarks/turn/bench_turn.py).
 bench-turn: release

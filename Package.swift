@@ -23,7 +23,8 @@ func plugin(_ name: String, target: String, path: String, extraDependencies: [Ta
 }
 
 let plugins = [
-    plugin("chat", target: "ChatPlugin", path: "Plugins/Chat"),
+    // Chat rooms (ChatCore holds the stream links between a room's chat and its viewers' chat, unit-tested).
+    plugin("chat", target: "ChatPlugin", path: "Plugins/Chat", extraDependencies: ["ChatCore"], exclude: ["README.md", "Core"]),
     plugin("echotest", target: "EchoTestPlugin", path: "Plugins/EchoTest", extraDependencies: ["RTC"]),
     // The TURN server: its protocol logic (TURNCore, unit-tested) and the plugin that runs the sockets.
     plugin("turn", target: "TURNPlugin", path: "Plugins/TURN/Plugin", extraDependencies: ["RTC", "TURNCore", "COpenSSL"], exclude: []),
@@ -66,6 +67,8 @@ let package = Package(
         .target(name: "PluginKit", dependencies: ["PluginAPI", "AtriumJSON"], swiftSettings: swiftSettings),
         // TURN (RFC 8656) without sockets: authentication, peer policy, allocations; the TURN plugin runs it.
         .target(name: "TURNCore", dependencies: ["RTC", "AtriumJSON", "COpenSSL"], path: "Plugins/TURN/Core", swiftSettings: swiftSettings),
+        // The Chat plugin's stream links without the plugin: which chat a message may go to.
+        .target(name: "ChatCore", dependencies: ["AtriumJSON"], path: "Plugins/Chat/Core", swiftSettings: swiftSettings),
         // The SFU's forwarding logic without the plugin: continuity, simulcast choice, audio levels, room settings.
         .target(name: "SFUCore", dependencies: ["AtriumJSON"], path: "Plugins/SFU/Core", swiftSettings: swiftSettings),
         // The Recorder without the plugin: RTP reordering and depacketizing, Matroska/WebM and Ogg Opus
@@ -107,6 +110,7 @@ let package = Package(
         .testTarget(name: "AtriumJSONTests", dependencies: ["AtriumJSON"], swiftSettings: swiftSettings),
         .testTarget(name: "RTCTests", dependencies: ["RTC"], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
         .testTarget(name: "TURNTests", dependencies: ["TURNCore", "RTC"], swiftSettings: swiftSettings),
+        .testTarget(name: "ChatTests", dependencies: ["ChatCore", "AtriumJSON"], swiftSettings: swiftSettings),
         .testTarget(name: "SFUTests", dependencies: ["SFUCore", "AtriumJSON"], swiftSettings: swiftSettings),
         .testTarget(name: "RecorderTests", dependencies: ["RecorderCore", "RTC", "AtriumJSON", "PluginKit"], swiftSettings: swiftSettings),
         .testTarget(name: "HostTests", dependencies: ["Host", "AtriumJSON", "PluginAPI"], swiftSettings: swiftSettings),

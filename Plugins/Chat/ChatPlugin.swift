@@ -1,4 +1,5 @@
 import AtriumJSON
+import ChatCore
 import Foundation
 import PluginKit
 import Synchronization
@@ -20,6 +21,8 @@ enum ChatError: Int {
     case rateLimited = 425
     case roomFull = 426
     case tooManyRooms = 427
+    case notLinked = 428
+    case readOnly = 429
 
     func reply(_ message: String) -> JSON {
         ["chat": "error", "error_code": .int(Int64(rawValue)), "error": .string(message)]
@@ -79,6 +82,8 @@ final class ChatPlugin: AtriumPlugin {
     var rooms: [String: Room] = [:]
     /// Which participant each handle is (a handle is in at most one room).
     var members: [UInt64: Participant] = [:]
+    /// Each SFU room's chat and its stream chat, as the SFU announces them (`sfu.stream`).
+    var links = StreamLinks()
     let counters = Mutex((messages: 0, privateMessages: 0, rejected: 0, rooms: 0, participants: 0))
 
     init(host: PluginHost) { self.host = host }
@@ -95,6 +100,32 @@ final class ChatPlugin: AtriumPlugin {
     func stop() {
         rooms.removeAll()
         members.removeAll()
+    }
+
+    var subscribesToEvents: Bool { true }
+
+    func receiveEvent(source: String, topic: String, event: JSONObject) {
+        guard topic == "sfu.stream", let change = links.apply(event) else { return }
+        if let old = change.old, old.streamChat != change.new?.streamChat {
+            tellLinkSettings(room: old.streamChat, nil)
+            if let r = rooms[old.streamChat], r.participants.isEmpty, !r.fromConfig { rooms.removeValue(forKey: r.id) }
+        }
+        if let new = change.new {
+            tellLinkSettings(room: new.roomChat, new)
+            tellLinkSettings(room: new.streamChat, new)
+        } else if let old = change.old {
+            tellLinkSettings(room: old.roomChat, nil)
+        }
+        updateGauges()
+    }
+
+    /// `{"chat":"stream_link","room",...}` to everyone in one chat of a link, with that chat's own
+    /// id: the stream chat's members never see the room's.
+    func tellLinkSettings(room id: String, _ link: StreamLink?) {
+        guard let r = rooms[id] else { return }
+        var event: JSONObject = ["chat": "stream_link", "room": .string(id), "linked": .bool(link != nil)]
+        for (key, value) in (link ?? StreamLink(roomChat: "", streamID: "")).settings { event[key] = value }
+        for p in r.participants.values { host.pushEvent(to: p.handle, event: .object(event)) }
     }
 
     func handleDestroyed(_ handle: PluginHandle) {
@@ -161,7 +192,8 @@ final class ChatPlugin: AtriumPlugin {
         if room == nil {
             guard config.createOnJoin else { return ChatError.noSuchRoom.reply("No such room '\(id)'") }
             guard rooms.count < config.maxRooms else { return ChatError.tooManyRooms.reply("Too many rooms (limit \(config.maxRooms))") }
-            let pin = body["pin"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
+            // A stream chat is made with its stream id as pin, whoever comes first.
+            let pin = links.link(streamChat: id)?.streamID ?? body["pin"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
             room = Room(id: id, description: id, pin: pin, historyLimit: config.history, fromConfig: false)
             rooms[id] = room
         }
@@ -185,12 +217,14 @@ final class ChatPlugin: AtriumPlugin {
         members[handle.id] = p
         host.publish(topic: "chat.join", event: ["room": .string(r.id), "participant": p.summary, "date": .string(timestamp())])
         updateGauges()
-        return [
+        var joined: JSONObject = [
             "chat": "joined", "room": .string(r.id), "description": .string(r.description),
             "id": JSON(pid), "display": .string(display),
             "participants": .array(others.sorted { $0.display < $1.display }.map(\.summary)),
             "history": .array(r.history),
         ]
+        if let link = links.link(either: r.id) { joined["stream_link"] = .object(link.settings) }
+        return .object(joined)
     }
 
     func leaveRequest(_ handle: PluginHandle) -> JSON {
@@ -217,6 +251,25 @@ final class ChatPlugin: AtriumPlugin {
         let payload = body["payload"]
         if text == nil && payload == nil { return ChatError.missingElement.reply("Missing element (text or payload)") }
         if let text, text.stringValue == nil { return ChatError.invalidElement.reply("Invalid element (text should be a string)") }
+        var target: ChatTarget?
+        if let t = body["target"] {
+            guard let name = t.stringValue, let parsed = ChatTarget(rawValue: name) else {
+                return ChatError.invalidElement.reply("Invalid element (target should be \"room\" or \"stream\")")
+            }
+            guard body["to"] == nil else { return ChatError.invalidElement.reply("Invalid element (target is for messages to everyone, not with to)") }
+            target = parsed
+        }
+        let route = links.route(from: p.room.id, target: target)
+        switch route {
+        case .refusedNotLinked:
+            return ChatError.notLinked.reply("Room '\(p.room.id)' has no stream link, so target names no other chat")
+        case .refusedRoomWritesOff:
+            return ChatError.readOnly.reply("The stream chat is read-only for the room (its stream_chat_write is off)")
+        case .refusedViewerWrite:
+            return ChatError.readOnly.reply("Viewers cannot write to the room's chat: they may only read it")
+        case .ownRoom, .intoStreamChat:
+            break
+        }
         var size = 0
         if let text { size += text.serializedBytes.count }
         if let payload { size += payload.serializedBytes.count }
@@ -227,6 +280,9 @@ final class ChatPlugin: AtriumPlugin {
         guard takeToken(p) else {
             counters.withLock { $0.rejected += 1 }
             return ChatError.rateLimited.reply("Too many messages: at most \(config.messagesPerSecond) per second (burst \(Int(config.burst)))")
+        }
+        if case .intoStreamChat(let streamChat) = route {
+            return postAsRoom(p, into: streamChat, text: text, payload: payload)
         }
         var recipient: Participant?
         if let to = body["to"] {
@@ -250,11 +306,18 @@ final class ChatPlugin: AtriumPlugin {
             for other in p.room.participants.values where other.id != p.id {
                 host.pushEvent(to: other.handle, event: message)
             }
-            if p.room.historyLimit > 0 {
-                p.room.history.append(message)
-                if p.room.history.count > p.room.historyLimit { p.room.history.removeFirst(p.room.history.count - p.room.historyLimit) }
-            }
+            keep(message, in: p.room)
             counters.withLock { $0.messages += 1 }
+            if case .ownRoom(let copy?) = route, let text, let viewers = rooms[copy] {
+                // The viewers' read-only copy: the text only (a payload may carry anything the room
+                // shares among itself), under the stream chat's id, not kept in its history (it
+                // would outlive `viewers_read_chat` being turned off).
+                let copyEvent: JSON = [
+                    "chat": "message", "room": .string(viewers.id), "from": p.summary, "private": false,
+                    "room_chat": true, "date": event["date"]!, "text": text,
+                ]
+                for v in viewers.participants.values { host.pushEvent(to: v.handle, event: copyEvent) }
+            }
         }
         var bus = event
         bus["chat"] = nil
@@ -263,6 +326,43 @@ final class ChatPlugin: AtriumPlugin {
         var reply: JSONObject = ["chat": "sent", "room": .string(p.room.id)]
         if let recipient { reply["to"] = recipient.summary }
         return .object(reply)
+    }
+
+    /// A room participant's message into the room's stream chat, as "<name> (room)": kept in the
+    /// stream chat's history like any message there.
+    func postAsRoom(_ p: Participant, into streamChat: String, text: JSON?, payload: JSON?) -> JSON {
+        let room: Room
+        if let existing = rooms[streamChat] {
+            room = existing
+        } else {
+            guard rooms.count < config.maxRooms else { return ChatError.tooManyRooms.reply("Too many rooms (limit \(config.maxRooms))") }
+            // Nobody watches yet: the message waits in the history for the first viewers.
+            room = Room(id: streamChat, description: streamChat, pin: links.link(streamChat: streamChat)?.streamID,
+                        historyLimit: config.history, fromConfig: false)
+            rooms[streamChat] = room
+            updateGauges()
+        }
+        var event: JSONObject = [
+            "chat": "message", "room": .string(room.id),
+            "from": ["id": JSON(p.id), "display": .string("\(p.display) (room)")],
+            "from_room": true, "private": false, "date": .string(timestamp()),
+        ]
+        if let text { event["text"] = text }
+        if let payload { event["payload"] = payload }
+        let message = JSON.object(event)
+        for member in room.participants.values { host.pushEvent(to: member.handle, event: message) }
+        keep(message, in: room)
+        counters.withLock { $0.messages += 1 }
+        var bus = event
+        bus["chat"] = nil
+        host.publish(topic: "chat.message", event: .object(bus))
+        return ["chat": "sent", "room": .string(room.id)]
+    }
+
+    func keep(_ message: JSON, in room: Room) {
+        guard room.historyLimit > 0 else { return }
+        room.history.append(message)
+        if room.history.count > room.historyLimit { room.history.removeFirst(room.history.count - room.historyLimit) }
     }
 
     func participants(_ handle: PluginHandle, _ body: JSONObject) -> JSON {

@@ -60,3 +60,26 @@ import Testing
 extension RoomSettings {
     var audioLevelActivePacketsDefault: Bool { audioActivePackets == 100 && audioLevelAverage == 25 }
 }
+
+@Suite struct StreamChatSettingsTests {
+    @Test func offByDefaultAndReadFromRoomProperties() throws {
+        let plain = RoomSettings()
+        #expect(!plain.streamChatWrite && !plain.viewersReadChat)
+        let o = try #require(try JSON.parse(#"{"stream_chat_write":true,"viewers_read_chat":true}"#).objectValue)
+        let s = try RoomSettings(Fields(o))
+        #expect(s.streamChatWrite && s.viewersReadChat)
+        #expect(s.streamChatSettings == ["stream_chat_write": true, "viewers_read_chat": true])
+        let wrong = try #require(try JSON.parse(#"{"viewers_read_chat":"yes"}"#).objectValue)
+        #expect { try RoomSettings(Fields(wrong)) } throws: { ($0 as? SFUError)?.message.contains("viewers_read_chat") == true }
+    }
+
+    @Test func theChatPluginIsToldTheLinkWithTheRoomIDAsText() {
+        var s = RoomSettings()
+        #expect(s.streamLink(room: .number(7)) == nil, "no stream id, no link")
+        s.streamID = "abcdefghijklmnopqrstuvwxyz"
+        s.viewersReadChat = true
+        #expect(s.streamLink(room: .number(7)) == ["room": "7", "stream_id": "abcdefghijklmnopqrstuvwxyz", "stream_chat_write": false, "viewers_read_chat": true])
+        #expect(s.streamLink(room: .text("lobby"), destroyed: true)?["destroyed"] == true)
+        #expect(s.listing(room: .number(7), participants: 0)["viewers_read_chat"] == nil, "list does not show it")
+    }
+}

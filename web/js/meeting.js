@@ -32,7 +32,8 @@ const RECONNECT_DELAYS_MS = [500, 1000, 2000, 4000, 8000];
  * - "participants": the roster changed (read meeting.participants)
  * - "streams" {id}: a participant's MediaStream gained or lost tracks
  * - "talking" {id, talking}
- * - "chat" {from, text, private, to, date, self}
+ * - "chat" {from, text, private, to, date, self, stream, fromRoom, roomChat, toStream}
+ * - "streamchat" {write, viewersRead}: what the room lets through between its chat and the stream chat
  * - "notice" {text}
  * - "recording" {on}
  * - "quality" {level, rtt, loss}
@@ -48,6 +49,8 @@ export class Meeting extends EventTarget {
     this.keys = roomId ? roomKeys(roomId) : null;
     /** How many watch the stream link (the SFU's `viewers`). */
     this.viewers = 0;
+    /** The room's stream-chat settings (SFU room properties `stream_chat_write`, `viewers_read_chat`). */
+    this.streamChatSettings = { write: false, viewersRead: false };
     this.wantedDisplay = display;
     this.display = display;
     this.localStream = stream; // may have no tracks (camera and microphone refused)
@@ -183,6 +186,9 @@ export class Meeting extends EventTarget {
       try {
         const { data } = await this.chat.request({ request: "join", room: this._chatRoom(), display, pin: this._chatPin() });
         this.display = data.display;
+        this.chatId = data.id;
+        // Viewers learn the room's settings from their chat (the SFU tells participants).
+        if (this.watching && data.stream_link) this._setStreamChatSettings(data.stream_link, false);
         this.chatPeople = new Set((data.participants || []).map((p) => p.display));
         this._emit("participants");
         return;
@@ -208,8 +214,9 @@ export class Meeting extends EventTarget {
     return this.watching ? this.streamId : this.keys.pin;
   }
 
-  /** Participants read the viewers' stream chat (read-only: the page offers no way to write to
-   * it), on a chat handle of its own, as "<name> (room)". */
+  /** Participants read the viewers' stream chat on a chat handle of their own, as
+   * "<name> (room)". They write into it through their room chat handle (`target: "stream"`), when
+   * the room allows it, so the server knows the message comes from the room. */
   async _readStreamChat() {
     const session = this.session;
     try {
@@ -219,7 +226,9 @@ export class Meeting extends EventTarget {
       handle.addEventListener("message", (e) => {
         const data = e.detail.plugindata?.data;
         if (!data || this.state === "left" || data.chat !== "message" || typeof data.text !== "string") return;
-        this._emit("chat", { from: data.from.display, text: data.text, private: !!data.private, date: data.date, self: false, stream: true });
+        if (data.room_chat) return; // the viewers' copy of our own chat
+        if (data.from_room && data.from.id === this.chatId) return; // ours, shown when sent
+        this._emit("chat", { from: data.from.display, text: data.text, private: !!data.private, date: data.date, self: false, stream: true, fromRoom: !!data.from_room });
       });
       for (let n = 1; n < 20; n++) {
         const display = n === 1 ? `${this.display} (room)` : `${this.display} (room ${n})`;
@@ -285,6 +294,7 @@ export class Meeting extends EventTarget {
     this.privateId = data.private_id;
     if (typeof data.stream_id === "string") this.streamId = data.stream_id;
     this._setViewers(data.viewers);
+    this._setStreamChatSettings(data, false);
     const publishers = data.publishers || [];
     if (this.localStream.getTracks().length > 0 && publishers.length >= ROOM_CAPACITY) {
       throw new MeetingError("full", `This room is full: ${publishers.length} people are in it, the most it takes.`);
@@ -348,6 +358,7 @@ export class Meeting extends EventTarget {
     // `joined` is read by _joinRoom, which asked for it.
     if (!data || this.state === "left" || data.videoroom === "joined" || data.videoroom === "watching") return;
     if (typeof data.viewers === "number") this._setViewers(data.viewers);
+    if (!this.watching) this._setStreamChatSettings(data, true);
     if (data.publishers) this._publishersChanged(data.publishers);
     if (data.joining) {
       this._upsert(data.joining, false);
@@ -544,9 +555,44 @@ export class Meeting extends EventTarget {
 
   // MARK: chat
 
+  /** Takes `stream_chat_write` / `viewers_read_chat` from an SFU or chat message that has them. */
+  _setStreamChatSettings(data, announce) {
+    if (typeof data?.stream_chat_write !== "boolean" || typeof data?.viewers_read_chat !== "boolean") return;
+    const next = { write: data.stream_chat_write, viewersRead: data.viewers_read_chat };
+    const before = this.streamChatSettings;
+    if (next.write === before.write && next.viewersRead === before.viewersRead) return;
+    this.streamChatSettings = next;
+    this._emit("streamchat", next);
+    if (!announce) return;
+    if (next.viewersRead !== before.viewersRead) {
+      const text = this.watching
+        ? next.viewersRead ? "The room's chat is shown here now (read-only)" : "The room's chat is no longer shown here"
+        : next.viewersRead ? "Viewers can now read this chat" : "Viewers can no longer read this chat";
+      this._emit("notice", { text });
+    }
+    if (next.write !== before.write) {
+      const text = this.watching
+        ? next.write ? "The room can now write in this chat" : "The room no longer writes in this chat"
+        : next.write ? "The room can now write to the viewers" : "The room can no longer write to the viewers";
+      this._emit("notice", { text });
+    }
+  }
+
+  /** Changes the room's stream-chat settings (an SFU `edit`; the link id is the room's secret).
+   * Everyone in the room hears of it from the SFU, the viewers from their chat. */
+  async setStreamChat({ write = this.streamChatSettings.write, viewersRead = this.streamChatSettings.viewersRead }) {
+    if (this.watching) throw new Error("viewers cannot change the room's settings");
+    const k = this.keys;
+    await this.sfu.request({ request: "edit", room: k.sfuRoom, secret: k.pin, new_stream_chat_write: write, new_viewers_read_chat: viewersRead });
+    this._setStreamChatSettings({ stream_chat_write: write, viewers_read_chat: viewersRead }, true);
+  }
+
   _chatEvent(data) {
     if (!data || this.state === "left") return;
     switch (data.chat) {
+      case "stream_link":
+        if (this.watching) this._setStreamChatSettings(data, true);
+        break;
       case "join":
         this.chatPeople.add(data.participant.display);
         this._emit("notice", { text: `${data.participant.display} joined` });
@@ -565,7 +611,10 @@ export class Meeting extends EventTarget {
           break;
         }
         if (typeof data.text === "string") {
-          this._emit("chat", { from: data.from.display, text: data.text, private: !!data.private, date: data.date, self: false });
+          this._emit("chat", {
+            from: data.from.display, text: data.text, private: !!data.private, date: data.date, self: false,
+            fromRoom: !!data.from_room, roomChat: !!data.room_chat,
+          });
         }
         break;
       }
@@ -574,12 +623,14 @@ export class Meeting extends EventTarget {
     }
   }
 
-  /** Sends a chat message to everyone, or privately to one display name. */
-  async sendChat(text, to) {
+  /** Sends a chat message to everyone, privately to one display name, or (`toStream`) into the
+   * stream chat for the viewers, as the room. */
+  async sendChat(text, to, { toStream = false } = {}) {
     const body = { request: "message", text };
     if (to) body.to = to;
+    if (toStream) body.target = "stream";
     await this.chat.request(body);
-    this._emit("chat", { from: this.display, text, private: !!to, to, date: new Date().toISOString(), self: true });
+    this._emit("chat", { from: this.display, text, private: !!to, to, date: new Date().toISOString(), self: true, toStream });
   }
 
   // MARK: recording

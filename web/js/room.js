@@ -375,6 +375,8 @@ function enterMeeting(meeting) {
   $("chat-close").addEventListener("click", () => setChatOpen(false));
   $("leave").addEventListener("click", () => leave());
   $("invite-copy").addEventListener("click", () => copyLink($("invite-copy")));
+  $("viewers-read-chat").addEventListener("change", (e) => changeStreamChat(e.target, { viewersRead: e.target.checked }));
+  $("stream-chat-write").addEventListener("change", (e) => changeStreamChat(e.target, { write: e.target.checked }));
   $("chat-form").addEventListener("submit", (e) => {
     e.preventDefault();
     sendChat();
@@ -418,6 +420,7 @@ function wireMeeting(meeting) {
   });
   meeting.addEventListener("state", (e) => drawState(e.detail.state));
   meeting.addEventListener("viewers", () => drawViewers());
+  meeting.addEventListener("streamchat", () => drawStreamChatOptions());
 }
 
 /** "N watching", live, on the room page and the watch page. */
@@ -436,6 +439,30 @@ function drawStreamLink() {
   $("stream-invite").hidden = !link;
   $("stream-invite-text").hidden = !link;
   $("stream-link").value = link;
+  drawStreamChatOptions();
+}
+
+/** The room's choices about its viewers' chat (participants only), and "To the viewers" among
+ * the recipients when the room may write there. */
+function drawStreamChatOptions() {
+  const m = page.meeting;
+  if (!m) return;
+  $("stream-chat-options").hidden = page.watching || !m.streamId;
+  $("viewers-read-chat").checked = m.streamChatSettings.viewersRead;
+  $("stream-chat-write").checked = m.streamChatSettings.write;
+  drawChatRecipients();
+}
+
+async function changeStreamChat(box, change) {
+  box.disabled = true;
+  try {
+    await page.meeting.setStreamChat(change);
+  } catch (e) {
+    addNotice(`The setting was not changed (${e.message}).`);
+  } finally {
+    box.disabled = false;
+    drawStreamChatOptions();
+  }
 }
 
 function drawState(state) {
@@ -718,29 +745,42 @@ function drawUnread() {
 function drawChatRecipients() {
   const select = $("chat-to");
   const current = select.value;
+  const toViewers = select.selectedOptions[0]?.dataset.target === "stream";
   const names = [...(page.meeting?.chatPeople || [])].sort((a, b) => a.localeCompare(b));
-  select.replaceChildren(new Option("To everyone", ""));
+  const m = page.meeting;
+  const canWriteToViewers = !!(m && !page.watching && m.streamId && m.streamChatSettings.write);
+  select.replaceChildren(new Option(canWriteToViewers ? "To everyone in the room" : "To everyone", ""));
+  let viewers = null;
+  if (canWriteToViewers) {
+    viewers = new Option("To the viewers (stream chat)", "");
+    viewers.dataset.target = "stream";
+    select.append(viewers);
+  }
   for (const n of names) select.append(new Option(`To ${n} (private)`, n));
-  select.value = names.includes(current) ? current : "";
+  if (toViewers && viewers) viewers.selected = true;
+  else select.value = names.includes(current) ? current : "";
 }
 
 async function sendChat() {
   const input = $("chat-input");
   const text = input.value.trim();
   if (!text) return;
-  const to = $("chat-to").value || undefined;
+  const option = $("chat-to").selectedOptions[0];
+  const toStream = option?.dataset.target === "stream";
+  const to = toStream ? undefined : $("chat-to").value || undefined;
   input.value = "";
   try {
-    await page.meeting.sendChat(text, to);
+    await page.meeting.sendChat(text, to, { toStream });
   } catch (e) {
     input.value = text;
     addNotice(e.code === 425 ? "Slow down: too many messages at once." : `The message was not sent (${e.message}).`);
   }
 }
 
-function addMessage({ from, text, private: isPrivate, to, date, self, stream }) {
+function addMessage({ from, text, private: isPrivate, to, date, self, stream, fromRoom, roomChat, toStream }) {
   const li = document.createElement("li");
-  li.className = `chat-msg${self ? " mine" : ""}${isPrivate ? " private" : ""}${stream ? " stream" : ""}`;
+  const kinds = { mine: self, private: isPrivate, stream, "from-room": fromRoom, "room-chat": roomChat, "to-stream": toStream };
+  li.className = ["chat-msg", ...Object.keys(kinds).filter((k) => kinds[k])].join(" ");
   const head = document.createElement("div");
   head.className = "message-head";
   const who = document.createElement("span");
@@ -751,10 +791,14 @@ function addMessage({ from, text, private: isPrivate, to, date, self, stream }) 
   when.dateTime = d.toISOString();
   when.textContent = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
   head.append(who, when);
-  if (isPrivate || stream) {
+  // On the room page: "viewer" (the stream chat), "room" (another participant's message to the
+  // viewers), "to viewers" (mine); on the watch page: "room" (the room wrote to us), "room chat"
+  // (the room's own chat, read-only).
+  const tagText = isPrivate ? "private" : toStream ? "to viewers" : fromRoom ? "room" : roomChat ? "room chat" : stream ? "viewer" : null;
+  if (tagText) {
     const tag = document.createElement("span");
     tag.className = "tag";
-    tag.textContent = stream ? "viewer" : "private";
+    tag.textContent = tagText;
     head.append(tag);
   }
   const body = document.createElement("p");

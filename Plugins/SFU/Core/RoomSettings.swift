@@ -81,6 +81,11 @@ public struct RoomSettings: Sendable, Equatable {
     public var streamID: String?
     /// Atrium's own: viewers allowed at once (`max_viewers`, default 100; 0: no viewers).
     public var maxViewers = 100
+    /// Atrium's own: the room's participants may write into its stream chat, as "<name> (room)"
+    /// (`stream_chat_write`, default false: the room only reads it).
+    public var streamChatWrite = false
+    /// Atrium's own: viewers see the room's own chat, read-only (`viewers_read_chat`, default false).
+    public var viewersReadChat = false
 
     public init() {}
 
@@ -130,6 +135,28 @@ public struct RoomSettings: Sendable, Equatable {
             streamID = v
         }
         if let v = try f.integer("max_viewers", max: 1_000_000) { maxViewers = Int(v) }
+        if let v = try f.bool("stream_chat_write") { streamChatWrite = v }
+        if let v = try f.bool("viewers_read_chat") { viewersReadChat = v }
+    }
+
+    /// What the Chat plugin is told on the event bus (topic `sfu.stream`) about room `room`'s
+    /// stream link: which chat room is the room's (its id as text), its stream id, and what the
+    /// room lets through between its chat and its stream chat. Nil while the room has no stream id.
+    /// Rationale: only the SFU knows which stream id belongs to which room, so only it may link a
+    /// room's chat to a stream chat; a chat client claiming the link could speak for any room.
+    public func streamLink(room: SFUID, destroyed: Bool = false) -> JSONObject? {
+        guard let streamID else { return nil }
+        var o: JSONObject = [
+            "room": .string(room.description), "stream_id": .string(streamID),
+            "stream_chat_write": .bool(streamChatWrite), "viewers_read_chat": .bool(viewersReadChat),
+        ]
+        if destroyed { o["destroyed"] = true }
+        return o
+    }
+
+    /// The stream-chat settings as participants who joined with `stream_info` see them.
+    public var streamChatSettings: JSONObject {
+        ["stream_chat_write": .bool(streamChatWrite), "viewers_read_chat": .bool(viewersReadChat)]
     }
 
     /// A comma-separated codec preference list, each name one Janus knows ("vp8,h264").

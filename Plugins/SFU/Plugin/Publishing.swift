@@ -43,12 +43,15 @@ extension SFUPlugin {
         if participant.streamInfo {
             if let stream = room.settings.streamID { joined["stream_id"] = .string(stream) }
             joined["viewers"] = .int(Int64(room.viewers.count))
+            for (key, value) in room.settings.streamChatSettings { joined[key] = value }
         }
         if room.settings.notifyJoining {
             joined["attendees"] = .array(room.participants.filter { $0 !== participant && !$0.isPublishing }.map { .object($0.attendeeEntry) })
             let joining: JSON = ["videoroom": "event", "room": room.id.json, "joining": .object(participant.attendeeEntry)]
             for other in room.participants where other !== participant { host.pushEvent(to: other.handle, event: joining) }
         }
+        // Idempotent: also covers rooms from the configuration, made before the Chat plugin listened.
+        publishStreamLink(room)
         if configure, let jsep {
             try publish(participant, f, jsep: jsep, transaction: transaction, reply: joined)
         } else {

@@ -72,7 +72,9 @@ extension SFUPlugin {
         } else {
             settings.streamID = freshStreamID()
         }
-        rooms.append(Room(id: id, settings: settings))
+        let room = Room(id: id, settings: settings)
+        rooms.append(room)
+        publishStreamLink(room)
         host.log(.info, "room \(id) created")
         // Rooms created by request live as long as the process: the configuration file is not rewritten.
         return ["videoroom": "created", "room": id.json, "permanent": false]
@@ -84,16 +86,26 @@ extension SFUPlugin {
         guard room.settings.destroyWhenEmpty, room.participants.isEmpty, room.subscriptions.isEmpty, room.viewers.isEmpty,
               rooms.contains(where: { $0 === room }) else { return }
         rooms.removeAll { $0 === room }
+        publishStreamLink(room, destroyed: true)
         host.log(.info, "room \(room.id) destroyed: the last one in it left (destroy_when_empty)")
+    }
+
+    /// Tells the Chat plugin (event bus, `sfu.stream`) how this room's chat and its stream chat
+    /// are linked, or that the link is gone with the room.
+    func publishStreamLink(_ room: Room, destroyed: Bool = false) {
+        guard let link = room.settings.streamLink(room: room.id, destroyed: destroyed) else { return }
+        host.publish(topic: "sfu.stream", event: .object(link))
     }
 
     /// `destroy_when_empty` rooms that nobody joined within a minute of their creation: a leave
     /// removes a room that empties, so an empty one this old was made and never used.
     func dropAbandonedRooms() {
         let cutoff = ContinuousClock.now - .seconds(60)
-        rooms.removeAll { r in
+        let abandoned = rooms.filter { r in
             r.settings.destroyWhenEmpty && r.participants.isEmpty && r.subscriptions.isEmpty && r.viewers.isEmpty && r.createdAt < cutoff
         }
+        rooms.removeAll { r in abandoned.contains { $0 === r } }
+        for r in abandoned { publishStreamLink(r, destroyed: true) }
     }
 
     func edit(_ f: Fields) throws(SFUError) -> JSONObject {
@@ -111,9 +123,18 @@ extension SFUPlugin {
         if let v = try f.bool("new_lock_record") { s.lockRecord = v }
         if let v = try f.string("new_rec_dir") { s.recordingDirectory = v }
         if let v = try f.bool("new_audiolevel_event") { s.audioLevelEvent = v }
+        if let v = try f.bool("new_stream_chat_write") { s.streamChatWrite = v }
+        if let v = try f.bool("new_viewers_read_chat") { s.viewersReadChat = v }
         _ = try f.bool("permanent")
+        let streamChatChanged = s.streamChatSettings != room.settings.streamChatSettings
         room.settings = s
         syncMedia(room)
+        if streamChatChanged {
+            publishStreamLink(room)
+            var event: JSONObject = ["videoroom": "event", "room": room.id.json]
+            for (key, value) in s.streamChatSettings { event[key] = value }
+            for p in room.participants where p.streamInfo { host.pushEvent(to: p.handle, event: .object(event)) }
+        }
         return ["videoroom": "edited", "room": room.id.json, "permanent": false]
     }
 
@@ -137,6 +158,7 @@ extension SFUPlugin {
             if wasPublishing { host.closePC(p.handle) }
         }
         rooms.removeAll { $0 === room }
+        publishStreamLink(room, destroyed: true)
         host.log(.info, "room \(room.id) destroyed")
         return ["videoroom": "destroyed", "room": room.id.json, "permanent": false]
     }

@@ -175,12 +175,13 @@ final class MediaEngine: @unchecked Sendable {
                 for task in pending { task.run() }
             }
             if pollSet[0].revents != 0 {
-                // A bounded batch, so timers and tasks keep their turn under load.
+                // A bounded batch, so timers and tasks keep their turn under load. What the batch
+                // produces goes out together below: the packets of one frame usually arrive
+                // together, so their fan-outs share one sendmmsg (the queue sends by itself when full).
                 for _ in 0..<512 {
                     guard let (length, from) = socket.receive(into: receiveBuffer) else { break }
                     metrics.received.add(1, ordering: .relaxed)
                     packet(length: length, path: .udp(from), peer: peersByAddress[from], connection: nil, now: monotonicNanos())
-                    flushSends()
                 }
             }
             if let listener {

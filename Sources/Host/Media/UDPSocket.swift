@@ -43,7 +43,8 @@ final class UDPSocket {
     }
 
     /// Datagrams waiting for one sendmmsg: what a fan-out produces goes out in one call.
-    private let batch = DatagramBatch()
+    /// 256 slots: a video frame's packets times a room's subscribers fit in a few calls.
+    private let batch = DatagramBatch(capacity: 256)
 
     /// Queues one datagram; false when it cannot be sent at all (larger than a packet).
     @discardableResult

@@ -71,9 +71,16 @@ public final class SRTPContext: @unchecked Sendable {
     public let profile: SRTPProfile
     public let direction: Direction
     private var session: srtp_t?
+    /// Outbound AEAD_AES_128_GCM RTP goes through OpenSSL directly (see RTPGCMSealer).
+    private let sealer: RTPGCMSealer?
 
     /// Creates a context from the master key and salt (as exported by DTLS-SRTP).
-    public init(profile: SRTPProfile, masterKey: [UInt8], masterSalt: [UInt8], direction: Direction) throws(SRTPError) {
+    public convenience init(profile: SRTPProfile, masterKey: [UInt8], masterSalt: [UInt8], direction: Direction) throws(SRTPError) {
+        try self.init(profile: profile, masterKey: masterKey, masterSalt: masterSalt, direction: direction, openSSLSealing: true)
+    }
+
+    /// `openSSLSealing: false` keeps outbound GCM RTP in libsrtp too (tests compare the two).
+    init(profile: SRTPProfile, masterKey: [UInt8], masterSalt: [UInt8], direction: Direction, openSSLSealing: Bool) throws(SRTPError) {
         guard libsrtpReady else { throw SRTPError(status: -1, operation: "init") }
         guard masterKey.count == profile.keyLength, masterSalt.count == profile.saltLength else {
             throw SRTPError(status: Int32(srtp_err_status_bad_param.rawValue), operation: "key length")
@@ -95,6 +102,7 @@ public final class SRTPContext: @unchecked Sendable {
         }
         guard status == srtp_err_status_ok else { throw SRTPError(status: Int32(status.rawValue), operation: "create") }
         session = created
+        sealer = openSSLSealing && direction == .outbound && profile == .aeadAES128GCM ? RTPGCMSealer(masterKey: masterKey, masterSalt: masterSalt) : nil
     }
 
     deinit {
@@ -103,9 +111,14 @@ public final class SRTPContext: @unchecked Sendable {
 
     /// Protects an RTP packet in place. `buffer` holds `length` bytes of plain RTP and has room for
     /// `maximumTrailer` more. Returns the protected length. Allocates nothing.
-    @inlinable
     public func protect(_ buffer: UnsafeMutableRawBufferPointer, length: Int) throws(SRTPError) -> Int {
-        try run(buffer, length, op: "protect", srtp_protect)
+        if let sealer {
+            guard length >= 0, length <= buffer.count, let n = sealer.seal(buffer, length: length) else {
+                throw SRTPError(status: Int32(srtp_err_status_bad_param.rawValue), operation: "protect")
+            }
+            return n
+        }
+        return try run(buffer, length, op: "protect", srtp_protect)
     }
 
     /// Unprotects an SRTP packet in place; returns the plain length.

@@ -60,12 +60,14 @@ extension AtriumBench {
         @Option(help: "The first room id (the bench creates and destroys them).") var firstRoom = 4_242
         @Option(help: "Publishers per room.") var publishers = 1
         @Option(help: "Subscribers per room, one step each (a ramp): e.g. 10,50.") var subscribers = "10,50"
+        @Option(help: "Measuring windows per step; the median one (CPU per packet) is reported.") var rounds = 1
         @OptionGroup var options: ShapeOptions
 
         func run() throws {
             let scenario = Scenario(label: label, url: url, serverPID: pid, plugin: plugin, bind: options.bind, rooms: rooms,
                                     firstRoom: firstRoom, publishers: publishers, subscriberSteps: try steps(subscribers),
-                                    shape: options.shape, warmupSeconds: options.warmup, windowSeconds: options.window)
+                                    shape: options.shape, warmupSeconds: options.warmup, windowSeconds: options.window,
+                                    rounds: max(1, rounds))
             try options.emit(try scenario.run())
         }
     }
@@ -74,12 +76,13 @@ extension AtriumBench {
         static let configuration = CommandConfiguration(commandName: "floor", abstract: "SRTP protect + sendmmsg of the same packets, no server.")
         @Option(help: "Receivers per packet, one step each: e.g. 10,50.") var subscribers = "10,50"
         @Option(help: "SRTP profile: SRTP_AEAD_AES_128_GCM or SRTP_AES128_CM_SHA1_80.") var profile = "SRTP_AEAD_AES_128_GCM"
+        @Option(help: "Measurements per fan-out; the median one is reported.") var rounds = 1
         @OptionGroup var options: ShapeOptions
 
         func run() throws {
             guard let srtp = SRTPProfile(dtlsName: profile) else { throw ValidationError("unknown SRTP profile \(profile)") }
             let floor = Floor(bind: options.bind, fanouts: try steps(subscribers), profile: srtp, shape: options.shape,
-                              warmupSeconds: options.warmup, windowSeconds: options.window)
+                              warmupSeconds: options.warmup, windowSeconds: options.window, rounds: max(1, rounds))
             try options.emit(try floor.run())
         }
     }

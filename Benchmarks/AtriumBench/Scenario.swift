@@ -21,6 +21,8 @@ struct Scenario {
     var shape: Pacer.Shape
     var warmupSeconds: Double
     var windowSeconds: Double
+    /// Windows measured at each step; the one with the median CPU per packet is reported.
+    var rounds: Int
 
     struct Room {
         let id: Int
@@ -112,47 +114,19 @@ struct Scenario {
             progress.update("1→\(target): warming up")
             usleep(UInt32(warmupSeconds * 1e6))
 
-            let rss = ProcessStats.residentKilobytes(serverPID)
-            let sentBefore = pacer.sent.load(ordering: .relaxed)
-            let ownBefore = ProcessStats.ownCPUSeconds()
-            loop.openWindow()
-            guard let cpuBefore = ProcessStats.preciseCPUSeconds(serverPID) else { throw BenchError("no process \(serverPID)") }
-            let t0 = monotonicSeconds()
-            while monotonicSeconds() - t0 < windowSeconds {
-                usleep(250_000)
-                progress.update("1→\(target): measuring \(Int(monotonicSeconds() - t0))/\(Int(windowSeconds)) s")
+            var windows: [JSONObject] = []
+            for round in 0..<rounds {
+                windows.append(try measureWindow(target: target, round: round, rooms: rooms, loop: loop, pacer: pacer, joins: joins,
+                                                 baseRSS: rssPublishers ?? rssStart, progress: progress))
             }
-            guard let cpuAfter = ProcessStats.preciseCPUSeconds(serverPID) else { throw BenchError("the server (pid \(serverPID)) is gone") }
-            let counts = loop.closeWindow()
-            let wall = monotonicSeconds() - t0
-            let ownCPU = ProcessStats.ownCPUSeconds() - ownBefore
-            let sent = pacer.sent.load(ordering: .relaxed) - sentBefore
-            let subscribers = rooms.reduce(0) { $0 + $1.subscribers.count }
-            let cpu = cpuAfter - cpuBefore
-            let loss = counts.expected > 0 ? max(0, Double(counts.expected - counts.packets)) / Double(counts.expected) * 100 : 100
-            var step: JSONObject = [
-                "publishers_per_room": .int(Int64(publishers)), "subscribers_per_room": .int(Int64(target)),
-                "rooms": .int(Int64(rooms.count)), "subscribers": .int(Int64(subscribers)),
-                "window_s": .double(round3(wall)),
-                "packets_sent_by_publishers": .int(Int64(sent)),
-                "packets_forwarded": .int(Int64(counts.packets)),
-                "forwarded_packets_per_s": .double(round3(Double(counts.packets) / wall)),
-                "forwarded_mbit_per_s": .double(round3(Double(counts.bytes) * 8 / wall / 1e6)),
-                "server_cpu_percent": .double(round3(cpu / wall * 100)),
-                "cpu_us_per_forwarded_packet": counts.packets > 0 ? .double(round3(cpu * 1e6 / Double(counts.packets))) : .null,
-                "loss_percent": .double(round3(loss)),
-                "latency_p50_ms": counts.latency.quantile(0.5).map { .double(round3($0)) } ?? .null,
-                "latency_p99_ms": counts.latency.quantile(0.99).map { .double(round3($0)) } ?? .null,
-                "join_ms_p50": quantile(joins, 0.5).map { .double(round3($0)) } ?? .null,
-                "join_ms_p99": quantile(joins, 0.99).map { .double(round3($0)) } ?? .null,
-                "client_cpu_percent": .double(round3(ownCPU / wall * 100)),
-            ]
-            if let rss, let base = rssPublishers ?? rssStart, subscribers > 0 {
-                step = JSONObject(step.entries + [(key: "server_rss_kb", value: .int(Int64(rss))),
-                                                  (key: "memory_kb_per_subscriber", value: .double(round3(Double(rss - base) / Double(subscribers))))])
-            }
-            let line = "1→\(target): \(Int(Double(counts.packets) / wall)) pkt/s forwarded, "
-                + "\(step["cpu_us_per_forwarded_packet"]?.doubleValue.map { "\($0)" } ?? "-") µs CPU/pkt, loss \(round3(loss)) %, "
+            let perPacket = windows.map { $0["cpu_us_per_forwarded_packet"]?.doubleValue ?? .infinity }
+            let median = perPacket.indices.sorted { perPacket[$0] < perPacket[$1] }[windows.count / 2]
+            var step = windows[median]
+            step = JSONObject(step.entries + [(key: "cpu_us_per_forwarded_packet_rounds", value: .array(perPacket.map { $0.isFinite ? .double($0) : .null }))])
+            let loss = step["loss_percent"]?.doubleValue ?? 100
+            let forwarded = step["forwarded_packets_per_s"]?.doubleValue ?? 0
+            let line = "1→\(target): \(Int(forwarded)) pkt/s forwarded, "
+                + "\(step["cpu_us_per_forwarded_packet"]?.doubleValue.map { "\($0)" } ?? "-") µs CPU/pkt (median of \(rounds)), loss \(round3(loss)) %, "
                 + "p99 \(step["latency_p99_ms"]?.doubleValue.map { "\($0)" } ?? "-") ms, join p50 \(step["join_ms_p50"]?.doubleValue.map { "\($0)" } ?? "-") ms"
             progress.done(line)
             steps.append(.object(step))
@@ -175,6 +149,52 @@ struct Scenario {
             "server_rss_kb_idle": rssStart.map { .int(Int64($0)) } ?? .null,
             "steps": .array(steps),
         ]
+    }
+
+    /// One measuring window at the current step: the server's CPU time and memory, what the
+    /// publishers sent and what the subscribers received.
+    private func measureWindow(target: Int, round: Int, rooms: [Room], loop: MediaLoop, pacer: Pacer, joins: [Double],
+                               baseRSS: Int?, progress: Progress) throws(BenchError) -> JSONObject {
+        let rss = ProcessStats.residentKilobytes(serverPID)
+        let sentBefore = pacer.sent.load(ordering: .relaxed)
+        let ownBefore = ProcessStats.ownCPUSeconds()
+        loop.openWindow()
+        guard let cpuBefore = ProcessStats.preciseCPUSeconds(serverPID) else { throw BenchError("no process \(serverPID)") }
+        let t0 = monotonicSeconds()
+        while monotonicSeconds() - t0 < windowSeconds {
+            usleep(250_000)
+            progress.update("1→\(target): measuring, round \(round + 1)/\(rounds): \(Int(monotonicSeconds() - t0))/\(Int(windowSeconds)) s")
+        }
+        guard let cpuAfter = ProcessStats.preciseCPUSeconds(serverPID) else { throw BenchError("the server (pid \(serverPID)) is gone") }
+        let counts = loop.closeWindow()
+        let wall = monotonicSeconds() - t0
+        let ownCPU = ProcessStats.ownCPUSeconds() - ownBefore
+        let sent = pacer.sent.load(ordering: .relaxed) - sentBefore
+        let subscribers = rooms.reduce(0) { $0 + $1.subscribers.count }
+        let cpu = cpuAfter - cpuBefore
+        let loss = counts.expected > 0 ? max(0, Double(counts.expected - counts.packets)) / Double(counts.expected) * 100 : 100
+        var step: JSONObject = [
+            "publishers_per_room": .int(Int64(publishers)), "subscribers_per_room": .int(Int64(target)),
+            "rooms": .int(Int64(rooms.count)), "subscribers": .int(Int64(subscribers)),
+            "window_s": .double(round3(wall)),
+            "packets_sent_by_publishers": .int(Int64(sent)),
+            "packets_forwarded": .int(Int64(counts.packets)),
+            "forwarded_packets_per_s": .double(round3(Double(counts.packets) / wall)),
+            "forwarded_mbit_per_s": .double(round3(Double(counts.bytes) * 8 / wall / 1e6)),
+            "server_cpu_percent": .double(round3(cpu / wall * 100)),
+            "cpu_us_per_forwarded_packet": counts.packets > 0 ? .double(round3(cpu * 1e6 / Double(counts.packets))) : .null,
+            "loss_percent": .double(round3(loss)),
+            "latency_p50_ms": counts.latency.quantile(0.5).map { .double(round3($0)) } ?? .null,
+            "latency_p99_ms": counts.latency.quantile(0.99).map { .double(round3($0)) } ?? .null,
+            "join_ms_p50": quantile(joins, 0.5).map { .double(round3($0)) } ?? .null,
+            "join_ms_p99": quantile(joins, 0.99).map { .double(round3($0)) } ?? .null,
+            "client_cpu_percent": .double(round3(ownCPU / wall * 100)),
+        ]
+        if let rss, let base = baseRSS, subscribers > 0 {
+            step = JSONObject(step.entries + [(key: "server_rss_kb", value: .int(Int64(rss))),
+                                              (key: "memory_kb_per_subscriber", value: .double(round3(Double(rss - base) / Double(subscribers))))])
+        }
+        return step
     }
 
     private func parse(_ sdp: String) throws(BenchError) -> SessionDescription {

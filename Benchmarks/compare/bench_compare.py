@@ -12,7 +12,7 @@ Prints a side-by-side table and writes bench-results.json at the repository root
 step (the last of the ramp: 1 publisher -> 50 subscribers by default) at its top level and every
 step under "steps".
 
-Environment: BENCH_SUBSCRIBERS (10,50), BENCH_PUBLISHERS (1), BENCH_ROOMS (1), BENCH_WINDOW_S (10),
+Environment: BENCH_SUBSCRIBERS (10,50), BENCH_PUBLISHERS (1), BENCH_ROOMS (1), BENCH_WINDOW_S (10), BENCH_ROUNDS (3: windows per step, the median is reported),
 BENCH_WARMUP_S (3), BENCH_VIDEO_KBPS (1500), BENCH_VIDEO_PPS (150), BENCH_FPS (30),
 BENCH_SERVERS (atrium,janus), BENCH_RESULTS (bench-results.json), BENCH_BUILD (release: the
 .build folder whose atrium, atrium-bench and libatrium_sfu.so are used).
@@ -39,6 +39,7 @@ SUBSCRIBERS = os.environ.get("BENCH_SUBSCRIBERS", "10,50")
 PUBLISHERS = os.environ.get("BENCH_PUBLISHERS", "1")
 ROOMS = os.environ.get("BENCH_ROOMS", "1")
 WINDOW_S = os.environ.get("BENCH_WINDOW_S", "10")
+ROUNDS = os.environ.get("BENCH_ROUNDS", "3")
 WARMUP_S = os.environ.get("BENCH_WARMUP_S", "3")
 VIDEO_KBPS = os.environ.get("BENCH_VIDEO_KBPS", "1500")
 VIDEO_PPS = os.environ.get("BENCH_VIDEO_PPS", "150")
@@ -67,7 +68,7 @@ def build_dir() -> Path:
 
 def shape_args() -> list[str]:
     return ["--video-kbps", VIDEO_KBPS, "--video-pps", VIDEO_PPS, "--fps", FPS,
-            "--warmup", WARMUP_S, "--window", WINDOW_S, "--bind", IP]
+            "--warmup", WARMUP_S, "--window", WINDOW_S, "--rounds", ROUNDS, "--bind", IP]
 
 
 def bench(folder: Path, work: Path, label: str, url: str, pid: int) -> dict:

@@ -1,11 +1,12 @@
 """Atrium and Janus 1.1.2 under the same load, side by side, with the floor (`make bench-compare`).
 
 Run inside a private network namespace (the Makefile does it; nothing leaves the machine), with
-media on 10.99.0.1. For each server in turn: start it with an equivalent configuration (the
-VideoRoom as janus.plugin.videoroom, ICE lite, HTTP API on loopback, warnings-only logging), run
-`atrium-bench run` against it (it creates the room, joins the publishers, ramps the subscribers
-through BENCH_SUBSCRIBERS and measures each step), stop it. Then `atrium-bench floor` measures SRTP
-protect + sendmmsg of the same packets with no server, with the SRTP profile Atrium negotiated.
+media on 10.99.0.1. Both servers start with equivalent configurations (the VideoRoom as
+janus.plugin.videoroom, ICE lite, HTTP API on loopback, warnings-only logging); then, at the same
+time, one `atrium-bench run` per server (it creates a room, joins the publishers, ramps the
+subscribers through BENCH_SUBSCRIBERS and measures each step) and `atrium-bench floor` (SRTP protect
++ sendmmsg of the same packets with no server, AES-GCM as negotiated). Running them together means
+each figure is taken under the same machine conditions; the load is a small part of the two cores.
 
 Prints a side-by-side table and writes bench-results.json at the repository root:
 {"atrium": {...}, "janus": {...}, "floor": {...}, ...}, each server object holding the headline
@@ -14,7 +15,7 @@ step under "steps".
 
 Environment: BENCH_SUBSCRIBERS (10,50), BENCH_PUBLISHERS (1), BENCH_ROOMS (1), BENCH_WINDOW_S (10), BENCH_ROUNDS (3: windows per step, the median is reported),
 BENCH_WARMUP_S (3), BENCH_VIDEO_KBPS (1500), BENCH_VIDEO_PPS (150), BENCH_FPS (30),
-BENCH_SERVERS (atrium,janus), BENCH_RESULTS (bench-results.json), BENCH_BUILD (release: the
+BENCH_SERVERS (atrium,janus), BENCH_FLOOR_PROFILE (SRTP_AEAD_AES_128_GCM), BENCH_RESULTS (bench-results.json), BENCH_BUILD (release: the
 .build folder whose atrium, atrium-bench and libatrium_sfu.so are used).
 """
 from __future__ import annotations
@@ -71,15 +72,29 @@ def shape_args() -> list[str]:
             "--warmup", WARMUP_S, "--window", WINDOW_S, "--rounds", ROUNDS, "--bind", IP]
 
 
-def bench(folder: Path, work: Path, label: str, url: str, pid: int) -> dict:
+def bench_command(folder: Path, work: Path, label: str, url: str, pid: int) -> tuple[list[str], Path]:
     out = work / f"{label}.json"
-    cmd = [str(folder / "atrium-bench"), "run", "--url", url, "--pid", str(pid), "--label", label,
-           "--publishers", PUBLISHERS, "--rooms", ROOMS, "--subscribers", SUBSCRIBERS, "--json", str(out)] + shape_args()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, timeout=1800)
-    return json.loads(out.read_text())
+    return ([str(folder / "atrium-bench"), "run", "--url", url, "--pid", str(pid), "--label", label,
+             "--publishers", PUBLISHERS, "--rooms", ROOMS, "--subscribers", SUBSCRIBERS, "--json", str(out)] + shape_args(), out)
 
 
-def run_atrium(folder: Path, work: Path) -> dict:
+def floor_command(folder: Path, work: Path, profile: str) -> tuple[list[str], Path]:
+    out = work / "floor.json"
+    return ([str(folder / "atrium-bench"), "floor", "--subscribers", SUBSCRIBERS, "--profile", profile,
+             "--json", str(out)] + shape_args(), out)
+
+
+def run_together(commands: dict[str, tuple[list[str], Path]]) -> dict:
+    """Runs the measurements side by side, so every server meets the same machine at the same
+    moment (on a shared VM the background moves a figure by ±50 % from one minute to the next)."""
+    procs = {name: subprocess.Popen(cmd, stdout=subprocess.DEVNULL) for name, (cmd, _) in commands.items()}
+    failed = [name for name, p in procs.items() if p.wait(timeout=1800) != 0]
+    if failed:
+        raise SystemExit(f"atrium-bench failed for {', '.join(failed)}")
+    return {name: json.loads(out.read_text()) for name, (_, out) in commands.items()}
+
+
+def start_atrium(folder: Path, work: Path) -> tuple[subprocess.Popen, str]:
     http = free_port()
     config = {
         "server_name": "bench", "log_level": "warning", "plugins_dir": str(folder),
@@ -91,37 +106,22 @@ def run_atrium(folder: Path, work: Path) -> dict:
     path.write_text(json.dumps(config))
     log = work / "atrium.log"
     proc = subprocess.Popen([str(folder / "atrium"), "--config", str(path)], stdout=open(log, "wb"), stderr=subprocess.STDOUT)
-    try:
-        url = f"http://127.0.0.1:{http}/janus"
-        deadline = time.monotonic() + 20
-        while True:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"atrium did not start:\n{log.read_text()[-2000:]}")
-            try:
-                urllib.request.urlopen(url + "/info", timeout=1).read()
-                break
-            except OSError:
-                time.sleep(0.1)
-        return bench(folder, work, "atrium", url, proc.pid)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    url = f"http://127.0.0.1:{http}/janus"
+    deadline = time.monotonic() + 20
+    while True:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise SystemExit(f"atrium did not start:\n{log.read_text()[-2000:]}")
+        try:
+            urllib.request.urlopen(url + "/info", timeout=1).read()
+            return proc, url
+        except OSError:
+            time.sleep(0.1)
 
 
-def run_janus(folder: Path, work: Path) -> dict:
+def start_janus(work: Path) -> janus_reference.JanusServer:
     os.environ.setdefault("ATRIUM_E2E_JANUS_DEBUG_LEVEL", "3")  # warnings and errors, like Atrium's log_level
-    server = janus_reference.start_janus(work / "janus", ice_ip=IP, videoroom_rooms=[], ice_lite=True)
-    try:
-        return bench(folder, work, "janus", server.http_url, server.proc.pid)
-    finally:
-        server.stop()
-
-
-def run_floor(folder: Path, work: Path, profile: str) -> dict:
-    out = work / "floor.json"
-    cmd = [str(folder / "atrium-bench"), "floor", "--subscribers", SUBSCRIBERS, "--profile", profile, "--json", str(out)] + shape_args()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, timeout=600)
-    return json.loads(out.read_text())
+    return janus_reference.start_janus(work / "janus", ice_ip=IP, videoroom_rooms=[], ice_lite=True)
 
 
 def headline(result: dict) -> dict:
@@ -181,12 +181,24 @@ def main():
     results: dict = {}
     with tempfile.TemporaryDirectory(prefix="atrium-bench-") as tmp:
         work = Path(tmp)
-        if "atrium" in SERVERS:
-            results["atrium"] = run_atrium(folder, work)
-        if "janus" in SERVERS:
-            results["janus"] = run_janus(folder, work)
-        profile = results.get("atrium", results.get("janus", {})).get("srtp_profile", "SRTP_AEAD_AES_128_GCM")
-        results["floor"] = run_floor(folder, work, profile if profile != "none" else "SRTP_AEAD_AES_128_GCM")
+        atrium = janus = None
+        try:
+            commands = {}
+            if "atrium" in SERVERS:
+                atrium, url = start_atrium(folder, work)
+                commands["atrium"] = bench_command(folder, work, "atrium", url, atrium.pid)
+            if "janus" in SERVERS:
+                janus = start_janus(work)
+                commands["janus"] = bench_command(folder, work, "janus", janus.http_url, janus.proc.pid)
+            # The floor uses what browsers and both servers negotiate with atrium-bench: AES-GCM.
+            commands["floor"] = floor_command(folder, work, os.environ.get("BENCH_FLOOR_PROFILE", "SRTP_AEAD_AES_128_GCM"))
+            results = run_together(commands)
+        finally:
+            if atrium:
+                atrium.terminate()
+                atrium.wait(timeout=10)
+            if janus:
+                janus.stop()
     print(table(results))
     document = {name: headline(r) for name, r in results.items()}
     document["machine"] = {"cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version()}

@@ -149,13 +149,12 @@ final class BenchPeer: @unchecked Sendable {
     func tick(now: UInt64) {
         guard let remote else { return }
         if now >= nextCheck {
-            var attributes: [STUNAttribute] = [
+            let request = STUNMessage(method: .binding, messageClass: .request, attributes: [
                 .string(.username, "\(remoteUfrag):\(ufrag)"),
                 .uint32(.priority, 1_845_501_695),
                 .uint64(.iceControlling, tieBreaker),
-            ]
-            attributes.append(STUNAttribute(type: .useCandidate, value: []))
-            let request = STUNMessage(method: .binding, messageClass: .request, attributes: attributes)
+                STUNAttribute(type: .useCandidate, value: []),
+            ])
             send(request.encode(integrity: .shortTerm(password: remotePwd)), to: remote)
             nextCheck = now + (nominated ? 2_000_000_000 : 50_000_000)
         }

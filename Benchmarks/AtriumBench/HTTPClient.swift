@@ -18,13 +18,15 @@ struct HTTPClient {
     let port: UInt16
     let basePath: String
 
-    /// Parses `http://host:port/path`.
+    /// Parses `http://host:port/path` (the path without a trailing slash).
     init(url: String) throws(BenchError) {
         guard url.hasPrefix("http://") else { throw BenchError("only http:// URLs: \(url)") }
         let rest = url.dropFirst("http://".count)
         let slash = rest.firstIndex(of: "/") ?? rest.endIndex
         let authority = rest[..<slash]
-        basePath = slash == rest.endIndex ? "/" : String(rest[slash...])
+        var path = String(rest[slash...])
+        while path.hasSuffix("/") { path.removeLast() }
+        basePath = path
         if let colon = authority.lastIndex(of: ":"), let p = UInt16(authority[authority.index(after: colon)...]) {
             host = String(authority[..<colon])
             port = p
@@ -75,9 +77,9 @@ struct HTTPClient {
         return try Self.parse(response, what: "\(method) \(path)")
     }
 
+    /// `basePath/path`: the paths used are "", "<session>", "<session>/<handle>", "<session>?…".
     private func joined(_ path: String) -> String {
-        if path.isEmpty { return basePath }
-        return basePath.hasSuffix("/") ? basePath + path.drop(while: { $0 == "/" }) : basePath + (path.hasPrefix("/") || path.hasPrefix("?") ? path : "/" + path)
+        path.isEmpty ? (basePath.isEmpty ? "/" : basePath) : basePath + "/" + path
     }
 
     /// The JSON body of a complete HTTP response.

@@ -308,6 +308,5 @@ final class Pacer: @unchecked Sendable {
         for (i, w) in words.enumerated() { buffer.storeBytes(of: w.bigEndian, toByteOffset: i * 4, as: UInt32.self) }
         guard let n = try? srtp.protectRTCP(buffer, length: 28) else { return }
         _ = sendDatagram(peer.fd, UnsafeRawBufferPointer(rebasing: buffer[0..<n]), to: remote)
-        buffer.initializeMemory(as: UInt8.self, repeating: 0xA5)
     }
 }

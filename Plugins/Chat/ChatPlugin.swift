@@ -191,11 +191,8 @@ final class ChatPlugin: AtriumPlugin {
         var room = rooms[id]
         if room == nil {
             guard config.createOnJoin else { return ChatError.noSuchRoom.reply("No such room '\(id)'") }
-            guard rooms.count < config.maxRooms else { return ChatError.tooManyRooms.reply("Too many rooms (limit \(config.maxRooms))") }
-            // A stream chat is made with its stream id as pin, whoever comes first.
-            let pin = links.link(streamChat: id)?.streamID ?? body["pin"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
-            room = Room(id: id, description: id, pin: pin, historyLimit: config.history, fromConfig: false)
-            rooms[id] = room
+            room = makeRoom(id, pin: body["pin"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 })
+            guard room != nil else { return tooManyRooms() }
         }
         let r = room!
         if let pin = r.pin, body["pin"]?.stringValue != pin {
@@ -331,17 +328,9 @@ final class ChatPlugin: AtriumPlugin {
     /// A room participant's message into the room's stream chat, as "<name> (room)": kept in the
     /// stream chat's history like any message there.
     func postAsRoom(_ p: Participant, into streamChat: String, text: JSON?, payload: JSON?) -> JSON {
-        let room: Room
-        if let existing = rooms[streamChat] {
-            room = existing
-        } else {
-            guard rooms.count < config.maxRooms else { return ChatError.tooManyRooms.reply("Too many rooms (limit \(config.maxRooms))") }
-            // Nobody watches yet: the message waits in the history for the first viewers.
-            room = Room(id: streamChat, description: streamChat, pin: links.link(streamChat: streamChat)?.streamID,
-                        historyLimit: config.history, fromConfig: false)
-            rooms[streamChat] = room
-            updateGauges()
-        }
+        // Nobody watching yet: the message waits in the history for the first viewers.
+        guard let room = rooms[streamChat] ?? makeRoom(streamChat, pin: nil) else { return tooManyRooms() }
+        updateGauges()
         var event: JSONObject = [
             "chat": "message", "room": .string(room.id),
             "from": ["id": JSON(p.id), "display": .string("\(p.display) (room)")],
@@ -357,6 +346,19 @@ final class ChatPlugin: AtriumPlugin {
         bus["chat"] = nil
         host.publish(topic: "chat.message", event: .object(bus))
         return ["chat": "sent", "room": .string(room.id)]
+    }
+
+    /// A room made on demand (a join, or the room's first message to its viewers). A stream chat's
+    /// pin is always its stream id, whoever makes it. Nil when the room limit is reached.
+    func makeRoom(_ id: String, pin: String?) -> Room? {
+        guard rooms.count < config.maxRooms else { return nil }
+        let room = Room(id: id, description: id, pin: links.link(streamChat: id)?.streamID ?? pin, historyLimit: config.history, fromConfig: false)
+        rooms[id] = room
+        return room
+    }
+
+    func tooManyRooms() -> JSON {
+        ChatError.tooManyRooms.reply("Too many rooms (limit \(config.maxRooms))")
     }
 
     func keep(_ message: JSON, in room: Room) {

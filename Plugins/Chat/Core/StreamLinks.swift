@@ -8,7 +8,7 @@ public struct StreamLink: Sendable, Equatable {
     public var roomChat: String
     public var streamID: String
     /// The viewers' chat.
-    public var streamChat: String
+    public var streamChat: String { Self.streamChatID(for: streamID) }
     /// The room's participants may write into the stream chat (`stream_chat_write`).
     public var roomWrites: Bool
     /// The stream chat's members see the room's chat, read-only (`viewers_read_chat`).
@@ -17,7 +17,6 @@ public struct StreamLink: Sendable, Equatable {
     public init(roomChat: String, streamID: String, roomWrites: Bool = false, viewersRead: Bool = false) {
         self.roomChat = roomChat
         self.streamID = streamID
-        streamChat = Self.streamChatID(for: streamID)
         self.roomWrites = roomWrites
         self.viewersRead = viewersRead
     }

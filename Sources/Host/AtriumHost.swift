@@ -21,6 +21,9 @@ public final class AtriumHost: Service, Sendable {
     private let channels = Mutex<[any Channel]>([])
     private let sweeper = Mutex<PluginTimer?>(nil)
     private let stopped = Mutex(false)
+    /// Finished when the host stops, however that happens: `run` waits on it (a timer polling a
+    /// flag woke a thread five times a second for nothing).
+    private let ended = AsyncStream.makeStream(of: Void.self)
 
     /// Loads every enabled plugin (create + init). A plugin that fails stops this unless its entry
     /// is `optional`, in which case it is logged and skipped.
@@ -190,6 +193,7 @@ public final class AtriumHost: Service, Sendable {
             return !s
         }
         guard first else { return }
+        ended.continuation.finish()
         sweeper.withLock { $0?.source.cancel(); $0 = nil }
         let open = channels.withLock { c in
             defer { c.removeAll() }
@@ -205,12 +209,14 @@ public final class AtriumHost: Service, Sendable {
     public func run() async throws {
         try await start()
         await withGracefulShutdownHandler {
-            while !Task.isCancelled && !self.stopped.withLock({ $0 }) {
-                try? await Task.sleep(for: .milliseconds(200))
-                if Task.isShuttingDownGracefully { break }
+            await withTaskCancellationHandler {
+                for await _ in self.ended.stream {}
+            } onCancel: {
+                self.ended.continuation.finish()
             }
         } onGracefulShutdown: {
             self.logger.info("shutting down")
+            self.ended.continuation.finish()
         }
         await shutdown()
     }

@@ -281,13 +281,35 @@ public struct PluginHost: @unchecked Sendable {
         let box = Unmanaged.passRetained(TimerBox(body)).toOpaque()
         let id = schedule(raw, milliseconds, { _, userData in
             guard let userData else { return }
-            Unmanaged<TimerBox>.fromOpaque(userData).takeUnretainedValue().body()
+            // A strong copy: the body may cancel its own timer, which releases the box.
+            let body = Unmanaged<TimerBox>.fromOpaque(userData).takeUnretainedValue().body
+            body()
         }, box)
         if id == 0 {
             Unmanaged<TimerBox>.fromOpaque(box).release()
         } else {
             timerBoxes.withLock { $0[id] = UInt(bitPattern: box) }
         }
+        return id
+    }
+
+    /// Calls `body` once on the plugin's control context, `milliseconds` from now (a timer that
+    /// cancels itself when it fires, as the timer extension describes). Returns the timer id (to
+    /// cancel it before it fires), 0 if the host has no timers.
+    @discardableResult
+    public func schedule(afterMilliseconds milliseconds: UInt32, _ body: @escaping () -> Void) -> UInt64 {
+        // The id is known only once `schedule` returns. Should the first fire come before that,
+        // the next one cancels (never the scheduling thread: cancel may wait for the plugin's queue).
+        let once = Guarded((id: UInt64(0), fired: false))
+        let id = schedule(everyMilliseconds: milliseconds) { [self] in
+            let (id, first) = once.withLock { s -> (UInt64, Bool) in
+                defer { s.fired = true }
+                return (s.id, !s.fired)
+            }
+            if id != 0 { cancelTimer(id) }
+            if first { body() }
+        }
+        once.withLock { $0.id = id }
         return id
     }
 

@@ -17,11 +17,26 @@ struct ForwardingTable {
     /// Events the media thread produced (talking, layer switches). The control context sends them
     /// (`SFUPlugin.deliverEvents`), to handles it still knows: a handle named here may be gone by
     /// then, and only the control context knows that for certain.
-    var pendingEvents: [PendingEvent] = []
+    private(set) var pendingEvents: [PendingEvent] = []
+    /// Asks the control context to send the pending events soon (the plugin sets it at start).
+    /// Called once per batch, so no timer wakes anything while nothing happens.
+    var requestDelivery: () -> Void = {}
+    private var deliveryRequested = false
 
     mutating func queue(_ event: JSON, to handle: PluginHandle) {
         guard pendingEvents.count < 10_000 else { return }
         pendingEvents.append(PendingEvent(handleID: handle.id, event: event))
+        if !deliveryRequested {
+            deliveryRequested = true
+            requestDelivery()
+        }
+    }
+
+    /// The events queued since the last call; the next one queued asks for delivery again.
+    mutating func takeEvents() -> [PendingEvent] {
+        deliveryRequested = false
+        defer { pendingEvents.removeAll(keepingCapacity: true) }
+        return pendingEvents
     }
 
     /// A feed stream and its feed: (publisher handle id, publisher m-line index).

@@ -164,7 +164,7 @@ final class MediaEngine: @unchecked Sendable {
     private func run() {
         while running.load(ordering: .relaxed) {
             if pollSetStale { rebuildPollSet() }
-            _ = poll(&pollSet, nfds_t(pollSet.count), 20)
+            _ = poll(&pollSet, nfds_t(pollSet.count), pollTimeout(now: monotonicNanos()))
             if pollSet[1].revents != 0 {
                 var drain = (UInt64(0), UInt64(0), UInt64(0), UInt64(0))
                 _ = withUnsafeMutableBytes(of: &drain) { read(wakeRead, $0.baseAddress, $0.count) }
@@ -597,6 +597,20 @@ final class MediaEngine: @unchecked Sendable {
 
     // MARK: - Timers
 
+    /// Milliseconds until the next timer is due (a DTLS retransmission, the slow tick, the
+    /// reports), at least 1: an idle media thread wakes only when there is work, not every 20 ms.
+    private func pollTimeout(now: UInt64) -> Int32 {
+        let due = min(lastSlowTick + Self.slowTickNanos, lastReportTick + Self.reportNanos)
+        var ms = due > now ? Int((due - now) / 1_000_000) + 1 : 1
+        for peer in peersByHandle.values {
+            if let dtls = peer.dtls, dtls.state == .connecting, let t = dtls.timeoutMilliseconds { ms = min(ms, t) }
+        }
+        return Int32(max(1, ms))
+    }
+
+    static let slowTickNanos: UInt64 = 250_000_000
+    static let reportNanos: UInt64 = 1_000_000_000
+
     private func tick(now: UInt64) {
         for peer in peersByHandle.values {
             guard let dtls = peer.dtls, dtls.state == .connecting, let ms = dtls.timeoutMilliseconds, ms == 0,
@@ -605,7 +619,7 @@ final class MediaEngine: @unchecked Sendable {
             sendAll(dtls.handleTimeout(), on: to, of: peer)
             dtlsStateChanged(peer)
         }
-        if now - lastSlowTick >= 250_000_000 {
+        if now - lastSlowTick >= Self.slowTickNanos {
             lastSlowTick = now
             let noMedia = UInt64(config.noMediaSeconds * 1e9)
             for connection in Array(connections.values) where connection.peer == nil && now - connection.acceptedAt > Self.unboundTCPTimeout {
@@ -623,7 +637,7 @@ final class MediaEngine: @unchecked Sendable {
                 }
             }
         }
-        if now - lastReportTick >= 1_000_000_000 {
+        if now - lastReportTick >= Self.reportNanos {
             lastReportTick = now
             for peer in peersByHandle.values where peer.isConnected { report(peer, now: now) }
         }

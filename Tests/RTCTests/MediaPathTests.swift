@@ -113,7 +113,7 @@ import RTC
 
 @Suite struct RetransmissionAndRewriteTests {
     @Test func theRingReturnsRecentPacketsOnlyAndReusesItsSlots() {
-        var ring = RetransmissionBuffer(capacity: 16)
+        let ring = RetransmissionBuffer(capacity: 16)
         for seq in UInt16(0)..<40 {
             let packet: [UInt8] = [0x80, 96, UInt8(seq >> 8), UInt8(seq & 0xFF)] + Array(repeating: UInt8(seq & 0xFF), count: 8)
             packet.withUnsafeBytes { ring.store($0, sequenceNumber: seq, now: UInt64(seq) * 10_000_000) }
@@ -123,6 +123,40 @@ import RTC
         #expect(ring.withPacket(sequenceNumber: 24, now: now) { $0.count } == 12)
         #expect(ring.withPacket(sequenceNumber: 23, now: now) { _ in true } == nil, "overwritten by 39")
         #expect(ring.withPacket(sequenceNumber: 39, now: now + 3_000_000_000) { _ in true } == nil, "too old to help")
+    }
+
+    /// 1.5 Mbit/s of 1,200-byte packets for 3 s: the ring grows until a lap holds a second of them,
+    /// and stops there; every packet of the last second comes back intact, across the growths.
+    @Test func theRingGrowsToHoldItsMaximumAgeAndNoMore() {
+        let ring = RetransmissionBuffer(capacity: 512)
+        func packet(_ n: Int) -> [UInt8] { [0x80, 96, UInt8((n >> 8) & 0xFF), UInt8(n & 0xFF)] + (0..<1_196).map { UInt8(truncatingIfNeeded: $0 &+ n) } }
+        let interval: UInt64 = 6_400_000  // 156 packets a second
+        var now: UInt64 = 1_000_000_000
+        for n in 0..<470 {
+            packet(n).withUnsafeBytes { ring.store($0, sequenceNumber: UInt16(n), now: now) }
+            if n < 469 { now += interval }
+        }
+        #expect(ring.bytesReserved == 256 * 1024, "187 kB a second fits 256 kB, not 128 kB")
+        for n in 470 - 150..<470 {
+            #expect(ring.withPacket(sequenceNumber: UInt16(n), now: now) { Array($0) } == packet(n), "packet \(n)")
+        }
+        #expect(ring.withPacket(sequenceNumber: 470 - 160, now: now) { _ in true } == nil, "older than a second")
+    }
+
+    /// Bytes overwritten in the ring are never returned, even while the sequence number's slot
+    /// still names the packet (a 16-slot buffer cannot grow past 32 kB; its slot 0 is left alone).
+    @Test func overwrittenBytesAreNeverReturned() {
+        let ring = RetransmissionBuffer(capacity: 16, maxAge: 60_000_000_000)
+        let packet = [UInt8](repeating: 7, count: 2_000)
+        let sequences = [0] + Array(1...15) + Array(17...21)
+        for (i, n) in sequences.enumerated() {
+            packet.withUnsafeBytes { ring.store($0, sequenceNumber: UInt16(n), now: UInt64(i) * 1_000_000) }
+        }
+        #expect(ring.bytesReserved == 32 * 1024)
+        let now: UInt64 = 30_000_000
+        #expect(ring.withPacket(sequenceNumber: 21, now: now) { $0.count } == 2_000)
+        #expect(ring.withPacket(sequenceNumber: 8, now: now) { $0.count } == 2_000)
+        #expect(ring.withPacket(sequenceNumber: 0, now: now) { _ in true } == nil, "its bytes were written over")
     }
 
     @Test func outgoingHeaderKeepsPayloadAndTimingAndWritesOnlyNegotiatedExtensions() throws {

@@ -51,10 +51,7 @@ public final class DatagramBatch {
         let i = count
         if let base = bytes.baseAddress { (buffers + i * slotSize).copyMemory(from: base, byteCount: bytes.count) }
         vectors[i].iov_len = bytes.count
-        messages[i].msg_hdr.msg_namelen = SocketAddress.with(address) { name, length in
-            UnsafeMutableRawPointer(addresses + i).copyMemory(from: name, byteCount: Int(length))
-            return length
-        }
+        messages[i].msg_hdr.msg_namelen = SocketAddress.write(address, into: addresses + i)
         count += 1
         return true
     }

@@ -14,20 +14,34 @@ public struct SocketError: Error, CustomStringConvertible {
 /// sockaddr_in, sockaddr_in6 and sockaddr_storage.
 public enum SocketAddress {
     public static func with<R>(_ address: TransportAddress, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
+        var storage = sockaddr_storage()
+        let length = write(address, into: &storage)
+        return withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, length) } }
+    }
+
+    /// Writes `address` as a sockaddr_in or sockaddr_in6; returns its length. No closure, so
+    /// the send path can fill a batch's address slot directly.
+    public static func write(_ address: TransportAddress, into storage: UnsafeMutablePointer<sockaddr_storage>) -> socklen_t {
         switch address.ip {
         case .v4(let ip):
-            var sin = sockaddr_in()
-            sin.sin_family = sa_family_t(AF_INET)
-            sin.sin_port = address.port.bigEndian
-            sin.sin_addr.s_addr = ip.bigEndian
-            return withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        case .v6:
-            var sin6 = sockaddr_in6()
-            sin6.sin6_family = sa_family_t(AF_INET6)
-            sin6.sin6_port = address.port.bigEndian
-            let bytes = address.ip.bytes
-            withUnsafeMutableBytes(of: &sin6.sin6_addr) { raw in for i in 0..<16 { raw[i] = bytes[i] } }
-            return withUnsafePointer(to: &sin6) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+            return storage.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { sin in
+                sin.pointee = sockaddr_in()
+                sin.pointee.sin_family = sa_family_t(AF_INET)
+                sin.pointee.sin_port = address.port.bigEndian
+                sin.pointee.sin_addr.s_addr = ip.bigEndian
+                return socklen_t(MemoryLayout<sockaddr_in>.size)
+            }
+        case .v6(let hi, let lo):
+            return storage.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { sin6 in
+                sin6.pointee = sockaddr_in6()
+                sin6.pointee.sin6_family = sa_family_t(AF_INET6)
+                sin6.pointee.sin6_port = address.port.bigEndian
+                withUnsafeMutableBytes(of: &sin6.pointee.sin6_addr) { raw in
+                    raw.storeBytes(of: hi.bigEndian, toByteOffset: 0, as: UInt64.self)
+                    raw.storeBytes(of: lo.bigEndian, toByteOffset: 8, as: UInt64.self)
+                }
+                return socklen_t(MemoryLayout<sockaddr_in6>.size)
+            }
         }
     }
 

@@ -35,7 +35,7 @@ public enum SRTPProfile: Sendable, CaseIterable {
     }
 }
 
-/// Why libsrtp refused a packet or a key.
+/// Why libsrtp, or the OpenSSL GCM path in its stead, refused a packet or a key.
 public struct SRTPError: Error, Sendable, Equatable, CustomStringConvertible {
     public var status: Int32
     public var operation: String
@@ -51,6 +51,13 @@ public struct SRTPError: Error, Sendable, Equatable, CustomStringConvertible {
         default: name = "status \(status)"
         }
         return "SRTP \(operation): \(name)"
+    }
+}
+
+extension SRTPError {
+    /// A libsrtp status; the OpenSSL GCM path refuses with the same ones.
+    init(_ status: srtp_err_status_t, _ operation: String) {
+        self.init(status: Int32(status.rawValue), operation: operation)
     }
 }
 
@@ -71,19 +78,21 @@ public final class SRTPContext: @unchecked Sendable {
     public let profile: SRTPProfile
     public let direction: Direction
     private var session: srtp_t?
-    /// Outbound AEAD_AES_128_GCM RTP goes through OpenSSL directly (see RTPGCMSealer).
+    /// AEAD_AES_128_GCM RTP goes through OpenSSL directly, sealed outbound and opened inbound
+    /// (see RTPGCMCipher); SRTCP stays in libsrtp.
     private let sealer: RTPGCMSealer?
+    private let opener: RTPGCMOpener?
 
     /// Creates a context from the master key and salt (as exported by DTLS-SRTP).
     public convenience init(profile: SRTPProfile, masterKey: [UInt8], masterSalt: [UInt8], direction: Direction) throws(SRTPError) {
-        try self.init(profile: profile, masterKey: masterKey, masterSalt: masterSalt, direction: direction, openSSLSealing: true)
+        try self.init(profile: profile, masterKey: masterKey, masterSalt: masterSalt, direction: direction, openSSLGCM: true)
     }
 
-    /// `openSSLSealing: false` keeps outbound GCM RTP in libsrtp too (tests compare the two).
-    init(profile: SRTPProfile, masterKey: [UInt8], masterSalt: [UInt8], direction: Direction, openSSLSealing: Bool) throws(SRTPError) {
+    /// `openSSLGCM: false` keeps GCM RTP in libsrtp too, either way (tests compare the two).
+    init(profile: SRTPProfile, masterKey: [UInt8], masterSalt: [UInt8], direction: Direction, openSSLGCM: Bool) throws(SRTPError) {
         guard libsrtpReady else { throw SRTPError(status: -1, operation: "init") }
         guard masterKey.count == profile.keyLength, masterSalt.count == profile.saltLength else {
-            throw SRTPError(status: Int32(srtp_err_status_bad_param.rawValue), operation: "key length")
+            throw SRTPError(srtp_err_status_bad_param, "key length")
         }
         self.profile = profile
         self.direction = direction
@@ -91,7 +100,7 @@ public final class SRTPContext: @unchecked Sendable {
         srtp_crypto_policy_set_from_profile_for_rtp(&policy.rtp, profile.libsrtp)
         srtp_crypto_policy_set_from_profile_for_rtcp(&policy.rtcp, profile.libsrtp)
         policy.ssrc.type = direction == .inbound ? ssrc_any_inbound : ssrc_any_outbound
-        policy.window_size = 1024
+        policy.window_size = UInt(RTPGCMOpener.windowSize)
         // Retransmissions (answers to NACKs) protect the same sequence number again.
         policy.allow_repeat_tx = 1
         var key = masterKey + masterSalt
@@ -102,7 +111,9 @@ public final class SRTPContext: @unchecked Sendable {
         }
         guard status == srtp_err_status_ok else { throw SRTPError(status: Int32(status.rawValue), operation: "create") }
         session = created
-        sealer = openSSLSealing && direction == .outbound && profile == .aeadAES128GCM ? RTPGCMSealer(masterKey: masterKey, masterSalt: masterSalt) : nil
+        let gcm = openSSLGCM && profile == .aeadAES128GCM
+        sealer = gcm && direction == .outbound ? RTPGCMSealer(masterKey: masterKey, masterSalt: masterSalt) : nil
+        opener = gcm && direction == .inbound ? RTPGCMOpener(masterKey: masterKey, masterSalt: masterSalt) : nil
     }
 
     deinit {
@@ -113,8 +124,8 @@ public final class SRTPContext: @unchecked Sendable {
     /// `maximumTrailer` more. Returns the protected length. Allocates nothing.
     public func protect(_ buffer: UnsafeMutableRawBufferPointer, length: Int) throws(SRTPError) -> Int {
         if let sealer {
-            guard length >= 0, length <= buffer.count, let n = sealer.seal(buffer, length: length) else {
-                throw SRTPError(status: Int32(srtp_err_status_bad_param.rawValue), operation: "protect")
+            guard let n = sealer.seal(buffer, length: length) else {
+                throw SRTPError(srtp_err_status_bad_param, "protect")
             }
             return n
         }
@@ -122,9 +133,9 @@ public final class SRTPContext: @unchecked Sendable {
     }
 
     /// Unprotects an SRTP packet in place; returns the plain length.
-    @inlinable
     public func unprotect(_ buffer: UnsafeMutableRawBufferPointer, length: Int) throws(SRTPError) -> Int {
-        try run(buffer, length, op: "unprotect", srtp_unprotect)
+        if let opener { return try opener.open(buffer, length: length) }
+        return try run(buffer, length, op: "unprotect", srtp_unprotect)
     }
 
     @inlinable
@@ -143,10 +154,10 @@ public final class SRTPContext: @unchecked Sendable {
         _ call: (srtp_t?, UnsafeMutableRawPointer?, UnsafeMutablePointer<Int32>?) -> srtp_err_status_t
     ) throws(SRTPError) -> Int {
         guard length >= 0, length <= buffer.count else {
-            throw SRTPError(status: Int32(srtp_err_status_bad_param.rawValue), operation: "\(op)")
+            throw SRTPError(srtp_err_status_bad_param, "\(op)")
         }
         if direction == .outbound && buffer.count - length < Self.maximumTrailer {
-            throw SRTPError(status: Int32(srtp_err_status_bad_param.rawValue), operation: "\(op) (no room for the trailer)")
+            throw SRTPError(srtp_err_status_bad_param, "\(op) (no room for the trailer)")
         }
         var len = Int32(length)
         let status = call(session, buffer.baseAddress, &len)

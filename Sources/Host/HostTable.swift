@@ -87,13 +87,13 @@ private func onPeer(_ host: UnsafePointer<atrium_host_t>, _ handle: UnsafePointe
                     now: (MediaEngine, PeerConnection) -> Int32,
                     later: () -> ((MediaEngine, PeerConnection) -> Void)?) -> Int32 {
     let plugin = owner(host)
-    guard let core = plugin.core else { return ATRIUM_ERR_STATE }
     let address = UInt(bitPattern: handle)
-    let media = core.media
-    if media.isOnMediaThread {
+    if let media = MediaEngine.current {
         guard let peer = media.peer(address: address, plugin: plugin) else { return ATRIUM_ERR_NOT_FOUND }
         return now(media, peer)
     }
+    guard let core = plugin.core else { return ATRIUM_ERR_STATE }
+    let media = core.media
     guard core.handleExists(from: plugin, handleAddress: address) else { return ATRIUM_ERR_NOT_FOUND }
     guard let task = later() else { return ATRIUM_ERR_INVALID_ARGUMENT }
     media.post {
@@ -183,7 +183,7 @@ func makeHostTable() -> atrium_host_t {
         return ATRIUM_OK
     }
     t.relay_rtp = { host, handle, packet in
-        onPeer(host, handle, now: { media, peer in media.sendRTP(peer, packet, now: monotonicNanos()) }, later: {
+        onPeer(host, handle, now: { media, peer in media.sendRTP(peer, packet, now: media.mediaNow) }, later: {
             CopiedRTP(packet).map { copy in { media, peer in copy.withPacket { _ = media.sendRTP(peer, $0, now: monotonicNanos()) } } }
         })
     }

@@ -53,6 +53,9 @@ final class MediaEngine: @unchecked Sendable {
     private var lastTapStreamID: UInt64 = 0
     private var lastSlowTick: UInt64 = 0
     private var lastReportTick: UInt64 = 0
+    /// While a received packet is handled: its arrival time, which the plugins' relays of it
+    /// share (one clock read per packet rather than per copy sent).
+    private var packetArrival: UInt64?
 
     init(config: HostConfig.Media, logger: Logger) throws(MediaSocketError) {
         self.config = config
@@ -111,7 +114,9 @@ final class MediaEngine: @unchecked Sendable {
         running.store(true, ordering: .sequentiallyConsistent)
         let t = Thread { [self] in
             threadID.store(UInt(pthread_self()), ordering: .sequentiallyConsistent)
+            pthread_setspecific(Self.currentKey, Unmanaged.passUnretained(self).toOpaque())
             run()
+            pthread_setspecific(Self.currentKey, nil)
             stopped.signal()
         }
         t.name = "atrium-media"
@@ -138,6 +143,22 @@ final class MediaEngine: @unchecked Sendable {
     }
 
     var isOnMediaThread: Bool { threadID.load(ordering: .relaxed) == UInt(pthread_self()) }
+
+    /// The engine whose media thread is the calling thread, if any. A plugin's media call on the
+    /// hot path finds its engine here without touching the host's weakly referenced core (whose
+    /// side-table reference counting was a few percent of forwarding).
+    static var current: MediaEngine? {
+        pthread_getspecific(currentKey).map { Unmanaged<MediaEngine>.fromOpaque($0).takeUnretainedValue() }
+    }
+
+    private static let currentKey: pthread_key_t = {
+        var key = pthread_key_t()
+        precondition(pthread_key_create(&key, nil) == 0, "no thread-specific key left")
+        return key
+    }()
+
+    /// Now, as the media path sees it: the arrival time of the packet being handled, if any.
+    var mediaNow: UInt64 { packetArrival ?? monotonicNanos() }
 
     /// Runs `task` on the media thread, soon.
     func post(_ task: @escaping () -> Void) {
@@ -287,6 +308,8 @@ final class MediaEngine: @unchecked Sendable {
     private func packet(length: Int, path: IcePath, peer known: PeerConnection?, connection: TCPConnection?, now: UInt64) {
         let bytes = UnsafeMutableRawBufferPointer(rebasing: receiveBuffer[0..<length])
         let kind = PacketKind.classify(UnsafeRawBufferPointer(bytes))
+        packetArrival = now
+        defer { packetArrival = nil }
         guard let peer = known else {
             // A stranger may only start with a binding request naming a ufrag we handed out.
             if kind == .stun, let parsed = try? STUNMessage.parse(Array(bytes)), let ufrag = IceLiteAgent.localUfrag(of: parsed),
@@ -487,17 +510,26 @@ final class MediaEngine: @unchecked Sendable {
         for p in packets { p.withUnsafeBytes { _ = send($0, on: path, of: peer) } }
     }
 
-    /// Protects `length` plain RTP bytes in the send buffer and sends them to the peer.
-    private func protectAndSend(_ peer: PeerConnection, length: Int, rtcp: Bool) {
+    /// Where a packet for the peer is built: over UDP straight in the next datagram of the send
+    /// batch (protected in place, no copy), else in the send buffer. `protectAndSend` sends it.
+    private func outgoingBuffer(for peer: PeerConnection) -> UnsafeMutableRawBufferPointer {
+        peer.ice.selected?.transport == .udp ? socket.reserve() : sendBuffer
+    }
+
+    /// Protects `length` plain RTP (or RTCP) bytes that `outgoingBuffer` gave and sends them to the peer.
+    private func protectAndSend(_ peer: PeerConnection, _ buffer: UnsafeMutableRawBufferPointer, length: Int, rtcp: Bool) {
         guard let outbound = peer.outbound, let to = peer.ice.selected else { return }
         let n: Int
         do {
-            n = rtcp ? try outbound.protectRTCP(sendBuffer, length: length) : try outbound.protect(sendBuffer, length: length)
+            n = rtcp ? try outbound.protectRTCP(buffer, length: length) : try outbound.protect(buffer, length: length)
         } catch {
             metrics.sendErrors.add(1, ordering: .relaxed)
             return
         }
-        if send(UnsafeRawBufferPointer(rebasing: sendBuffer[0..<n]), on: to, of: peer) {
+        if to.transport == .udp {  // built in the batch's slot (outgoingBuffer)
+            socket.commit(n, to: to.address)
+            metrics.sent.add(1, ordering: .relaxed)
+        } else if send(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), on: to, of: peer) {
             metrics.sent.add(1, ordering: .relaxed)
         } else {
             metrics.sendErrors.add(1, ordering: .relaxed)
@@ -525,7 +557,8 @@ final class MediaEngine: @unchecked Sendable {
             peer.transportSequence &+= 1
             values.transportSequence = peer.transportSequence
         }
-        let capacity = UnsafeMutableRawBufferPointer(rebasing: sendBuffer[0..<(sendBuffer.count - SRTPContext.maximumTrailer)])
+        let out = outgoingBuffer(for: peer)
+        let capacity = UnsafeMutableRawBufferPointer(rebasing: out[0..<(out.count - SRTPContext.maximumTrailer)])
         guard let length = OutgoingRTP.write(view, ssrc: stream.localSSRC, ids: ids, values: values, into: capacity) else {
             return ATRIUM_OK  // padding-only: nothing to forward
         }
@@ -533,19 +566,21 @@ final class MediaEngine: @unchecked Sendable {
         stream.octetsSent &+= UInt32(view.payloadLength)
         stream.lastRTPTimestamp = view.timestamp
         stream.lastSentAt = now
-        stream.retransmissions?.store(UnsafeRawBufferPointer(rebasing: sendBuffer[0..<length]), sequenceNumber: view.sequenceNumber, now: now)
+        stream.retransmissions?.store(UnsafeRawBufferPointer(rebasing: out[0..<length]), sequenceNumber: view.sequenceNumber, now: now)
         metrics.rtpOut.add(1, ordering: .relaxed)
-        protectAndSend(peer, length: length, rtcp: false)
+        protectAndSend(peer, out, length: length, rtcp: false)
         return ATRIUM_OK
     }
 
     private func retransmit(_ peer: PeerConnection, _ stream: MediaStream, sequenceNumber: UInt16, now: UInt64) {
-        guard let length = stream.retransmissions?.withPacket(sequenceNumber: sequenceNumber, now: now, { stored -> Int in
-            UnsafeMutableRawBufferPointer(rebasing: sendBuffer[0..<stored.count]).copyMemory(from: stored)
+        let out = outgoingBuffer(for: peer)
+        guard let length = stream.retransmissions?.withPacket(sequenceNumber: sequenceNumber, now: now, { stored -> Int? in
+            guard stored.count <= out.count - SRTPContext.maximumTrailer else { return nil }
+            UnsafeMutableRawBufferPointer(rebasing: out[0..<stored.count]).copyMemory(from: stored)
             return stored.count
-        }) else { return }
+        }) ?? nil else { return }
         metrics.retransmitted.add(1, ordering: .relaxed)
-        protectAndSend(peer, length: length, rtcp: false)
+        protectAndSend(peer, out, length: length, rtcp: false)
     }
 
     /// A plugin's plain RTCP for the peer: checked to be well-formed compound RTCP, then sent.
@@ -562,9 +597,10 @@ final class MediaEngine: @unchecked Sendable {
     }
 
     private func sendPlainRTCP(_ peer: PeerConnection, _ bytes: UnsafeRawBufferPointer) -> Bool {
-        guard bytes.count <= sendBuffer.count - SRTPContext.maximumTrailer else { return false }
-        UnsafeMutableRawBufferPointer(rebasing: sendBuffer[0..<bytes.count]).copyMemory(from: bytes)
-        protectAndSend(peer, length: bytes.count, rtcp: true)
+        let out = outgoingBuffer(for: peer)
+        guard bytes.count <= out.count - SRTPContext.maximumTrailer else { return false }
+        UnsafeMutableRawBufferPointer(rebasing: out[0..<bytes.count]).copyMemory(from: bytes)
+        protectAndSend(peer, out, length: bytes.count, rtcp: true)
         return true
     }
 

@@ -43,14 +43,20 @@ final class UDPSocket {
     }
 
     /// Datagrams waiting for one sendmmsg: what a fan-out produces goes out in one call.
-    /// 256 slots: a video frame's packets times a room's subscribers fit in a few calls.
-    private let batch = DatagramBatch(capacity: 256)
+    /// 256 slots: a video frame's packets times a room's subscribers fit in a few calls. A slot
+    /// holds any packet the media path builds (1,500 bytes of RTP, extensions and the SRTP tag).
+    private let batch = DatagramBatch(capacity: 256, slotSize: 2_048)
 
-    /// Queues one datagram; false when it cannot be sent at all (larger than a packet).
+    /// Queues one datagram; false when it cannot be sent at all (larger than a slot).
     @discardableResult
     func send(_ bytes: UnsafeRawBufferPointer, to address: TransportAddress) -> Bool {
         batch.append(bytes, to: address, on: fd)
     }
+
+    /// The next datagram's buffer, to build a packet in place; `commit` queues it.
+    func reserve() -> UnsafeMutableRawBufferPointer { batch.reserve(on: fd) }
+
+    func commit(_ length: Int, to address: TransportAddress) { batch.commit(length, to: address) }
 
     /// Sends what is queued; returns how many datagrams the kernel refused.
     func flush() -> Int {

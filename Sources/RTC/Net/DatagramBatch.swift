@@ -47,13 +47,25 @@ public final class DatagramBatch {
     @discardableResult
     public func append(_ bytes: UnsafeRawBufferPointer, to address: TransportAddress, on fd: Int32) -> Bool {
         guard bytes.count <= slotSize else { return false }
-        if count == capacity { flush(fd) }
-        let i = count
-        if let base = bytes.baseAddress { (buffers + i * slotSize).copyMemory(from: base, byteCount: bytes.count) }
-        vectors[i].iov_len = bytes.count
-        messages[i].msg_hdr.msg_namelen = SocketAddress.write(address, into: addresses + i)
-        count += 1
+        let slot = reserve(on: fd)
+        if let base = bytes.baseAddress { slot.baseAddress!.copyMemory(from: base, byteCount: bytes.count) }
+        commit(bytes.count, to: address)
         return true
+    }
+
+    /// The next slot, to build a datagram in place (the queue is sent on `fd` first when it is
+    /// full); `commit` queues what was written there. Nothing is queued until then.
+    public func reserve(on fd: Int32) -> UnsafeMutableRawBufferPointer {
+        if count == capacity { flush(fd) }
+        return UnsafeMutableRawBufferPointer(start: buffers + count * slotSize, count: slotSize)
+    }
+
+    /// Queues the first `length` bytes of the slot `reserve` gave, for `address`.
+    public func commit(_ length: Int, to address: TransportAddress) {
+        precondition(count < capacity && length >= 0 && length <= slotSize)
+        vectors[count].iov_len = length
+        messages[count].msg_hdr.msg_namelen = SocketAddress.write(address, into: addresses + count)
+        count += 1
     }
 
     /// Sends everything queued on `fd`. Returns how many datagrams the kernel refused (a full

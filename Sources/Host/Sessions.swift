@@ -15,7 +15,13 @@ public protocol ClientConnection: AnyObject, Sendable {
 }
 
 /// Monotonic time in nanoseconds.
-func monotonicNanos() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+/// CLOCK_MONOTONIC in nanoseconds: DispatchTime's uptime on Linux, read without its conversions
+/// (the media thread reads it once per packet).
+func monotonicNanos() -> UInt64 {
+    var t = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
+}
 
 /// A random id of at most 53 bits, so it is an exact JavaScript number (never 0).
 func randomJanusID() -> UInt64 { UInt64.random(in: 1...0x1F_FFFF_FFFF_FFFF) }

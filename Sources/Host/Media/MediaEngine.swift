@@ -53,6 +53,9 @@ final class MediaEngine: @unchecked Sendable {
     private var lastTapStreamID: UInt64 = 0
     private var lastSlowTick: UInt64 = 0
     private var lastReportTick: UInt64 = 0
+    /// False once a scan found no DTLS handshake in progress, until DTLS moves again: the timer
+    /// scans then skip the peers (they ran on every wake-up, over every peer).
+    private var handshakesMayRun = true
     /// While a received packet is handled: its arrival time, which the plugins' relays of it
     /// share (one clock read per packet rather than per copy sent).
     private var packetArrival: UInt64?
@@ -360,6 +363,7 @@ final class MediaEngine: @unchecked Sendable {
     }
 
     private func dtls(_ bytes: [UInt8], peer: PeerConnection, path: IcePath) {
+        handshakesMayRun = true
         guard let dtls = peer.dtls else {
             metrics.dropped.add(1, ordering: .relaxed)
             return
@@ -506,7 +510,9 @@ final class MediaEngine: @unchecked Sendable {
         }
     }
 
+    /// Sends DTLS's datagrams (a flight it starts, answers or repeats, or its close).
     func sendAll(_ packets: [[UInt8]], on path: IcePath, of peer: PeerConnection) {
+        handshakesMayRun = true
         for p in packets { p.withUnsafeBytes { _ = send($0, on: path, of: peer) } }
     }
 
@@ -638,8 +644,10 @@ final class MediaEngine: @unchecked Sendable {
     private func pollTimeout(now: UInt64) -> Int32 {
         let due = min(lastSlowTick + Self.slowTickNanos, lastReportTick + Self.reportNanos)
         var ms = due > now ? Int((due - now) / 1_000_000) + 1 : 1
-        for peer in peersByHandle.values {
-            if let dtls = peer.dtls, dtls.state == .connecting, let t = dtls.timeoutMilliseconds { ms = min(ms, t) }
+        if handshakesMayRun {
+            for peer in peersByHandle.values {
+                if let dtls = peer.dtls, dtls.state == .connecting, let t = dtls.timeoutMilliseconds { ms = min(ms, t) }
+            }
         }
         return Int32(max(1, ms))
     }
@@ -648,12 +656,16 @@ final class MediaEngine: @unchecked Sendable {
     static let reportNanos: UInt64 = 1_000_000_000
 
     private func tick(now: UInt64) {
-        for peer in peersByHandle.values {
-            guard let dtls = peer.dtls, dtls.state == .connecting, let ms = dtls.timeoutMilliseconds, ms == 0,
-                let to = peer.ice.selected
-            else { continue }
-            sendAll(dtls.handleTimeout(), on: to, of: peer)
-            dtlsStateChanged(peer)
+        if handshakesMayRun {
+            var connecting = false
+            for peer in peersByHandle.values {
+                guard let dtls = peer.dtls, dtls.state == .connecting else { continue }
+                connecting = true
+                guard let ms = dtls.timeoutMilliseconds, ms == 0, let to = peer.ice.selected else { continue }
+                sendAll(dtls.handleTimeout(), on: to, of: peer)
+                dtlsStateChanged(peer)
+            }
+            handshakesMayRun = connecting
         }
         if now - lastSlowTick >= Self.slowTickNanos {
             lastSlowTick = now

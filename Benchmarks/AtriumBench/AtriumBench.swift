@@ -64,6 +64,7 @@ extension AtriumBench {
         @OptionGroup var options: ShapeOptions
 
         func run() throws {
+            yieldToServers()  // before any thread starts: they all inherit it
             let scenario = Scenario(label: label, url: url, serverPID: pid, plugin: plugin, bind: options.bind, rooms: rooms,
                                     firstRoom: firstRoom, publishers: publishers, subscriberSteps: try steps(subscribers),
                                     shape: options.shape, warmupSeconds: options.warmup, windowSeconds: options.window,

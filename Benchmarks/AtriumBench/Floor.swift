@@ -6,9 +6,10 @@ import Glibc
 #endif
 
 /// The floor: what forwarding costs with no server at all. One thread makes the same packets as
-/// a publisher, at the same pace, and for each one does only what any SFU must per receiver: an
-/// SRTP protect with that receiver's own key and a place in one `sendmmsg` batch to that
-/// receiver's address. Receivers are sockets on this machine drained by another thread. The
+/// a publisher, at the same pace, and for each one does only what any SFU must per receiver: a
+/// copy and an SRTP protect with that receiver's own key, made in place in its slot of one
+/// `sendmmsg` batch to that receiver's address. Receivers are sockets on this machine drained
+/// by another thread (SCHED_BATCH, as the load generator's are: see `yieldToServers`). The
 /// figure is the sending thread's own CPU time (CLOCK_THREAD_CPUTIME_ID) per packet sent, which
 /// includes the kernel's work for the send and the local delivery it triggers.
 struct Floor {
@@ -61,6 +62,7 @@ struct Floor {
         let running = Atomic<Bool>(true)
         let received = Atomic<Int>(0)
         let drainer = startThread(name: "floor-sink") { [sinks] in
+            yieldToServers()  // receivers never preempt the sender, as for the servers
             var fds = sinks.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
             var buffer = [UInt8](repeating: 0, count: 2_048)
             while running.load(ordering: .relaxed) {
@@ -78,10 +80,9 @@ struct Floor {
         let (warmup, window) = (warmupSeconds, windowSeconds)
         let sending = startThread(name: "floor-send") {
             let plain = UnsafeMutableRawBufferPointer.allocate(byteCount: 2_048, alignment: 16)
-            let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 2_048, alignment: 16)
-            defer { plain.deallocate(); scratch.deallocate() }
+            defer { plain.deallocate() }
             plain.initializeMemory(as: UInt8.self, repeating: 0xA5)
-            let batch = DatagramBatch(capacity: 1_024, slotSize: 1_500)
+            let batch = DatagramBatch(capacity: 1_024, slotSize: 2_048)
             let (video, audio) = (Pacer.Source(), Pacer.Source())
             let frameInterval = 1_000_000_000 / UInt64(shape.framesPerSecond)
             let start = monotonicNanoseconds()
@@ -91,10 +92,13 @@ struct Floor {
             var (cpuStart, sentAtStart, sent) = (UInt64(0), 0, 0)
             var measuring = false
             func fanOut(_ length: Int) {
+                // Each receiver's copy is made and protected in place in its datagram slot.
                 for i in 0..<fanout {
-                    scratch.baseAddress!.copyMemory(from: plain.baseAddress!, byteCount: length)
-                    guard let n = try? contexts[i].protect(scratch, length: length) else { continue }
-                    if batch.append(UnsafeRawBufferPointer(rebasing: scratch[0..<n]), to: destinations[i], on: sender) { sent += 1 }
+                    let slot = batch.reserve(on: sender)
+                    slot.baseAddress!.copyMemory(from: plain.baseAddress!, byteCount: length)
+                    guard let n = try? contexts[i].protect(slot, length: length) else { continue }
+                    batch.commit(n, to: destinations[i])
+                    sent += 1
                 }
             }
             while true {

@@ -143,6 +143,32 @@ import RTC
         #expect(ring.withPacket(sequenceNumber: 470 - 160, now: now) { _ in true } == nil, "older than a second")
     }
 
+    /// Right after a growth, the bigger ring has room for positions older than what was carried
+    /// over; packets there must not be returned (their bytes were never copied). Fast 1,200-byte
+    /// packets: the ring grows 32 → 64 → 128 kB within a fraction of a second.
+    @Test func aGrowthNeverReturnsBytesItDidNotCarryOver() {
+        let ring = RetransmissionBuffer(capacity: 512)
+        func packet(_ n: Int) -> [UInt8] { [0x80, 96, UInt8((n >> 8) & 0xFF), UInt8(n & 0xFF)] + (0..<1_196).map { UInt8(truncatingIfNeeded: $0 &* 3 &+ n) } }
+        var now: UInt64 = 1_000_000_000
+        var sizes: [Int] = []
+        for n in 0..<120 {
+            packet(n).withUnsafeBytes { ring.store($0, sequenceNumber: UInt16(n), now: now) }
+            if sizes.last != ring.bytesReserved { sizes.append(ring.bytesReserved) }
+            now += 1_000_000
+        }
+        #expect(sizes == [32 * 1024, 64 * 1024, 128 * 1024])
+        // Whatever is returned is exactly what was stored; what the growths dropped is nil.
+        var returned = 0
+        for n in 0..<120 {
+            if let bytes = ring.withPacket(sequenceNumber: UInt16(n), now: now, { Array($0) }) {
+                #expect(bytes == packet(n), "packet \(n)")
+                returned += 1
+            }
+        }
+        #expect(returned >= 54, "at least the last 64 kB carried over, and what came after")
+        #expect(ring.withPacket(sequenceNumber: 119, now: now) { Array($0) } == packet(119))
+    }
+
     /// Bytes overwritten in the ring are never returned, even while the sequence number's slot
     /// still names the packet (a 16-slot buffer cannot grow past 32 kB; its slot 0 is left alone).
     @Test func overwrittenBytesAreNeverReturned() {

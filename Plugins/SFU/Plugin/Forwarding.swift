@@ -18,18 +18,15 @@ struct ForwardingTable {
     /// (`SFUPlugin.deliverEvents`), to handles it still knows: a handle named here may be gone by
     /// then, and only the control context knows that for certain.
     private(set) var pendingEvents: [PendingEvent] = []
-    /// Asks the control context to send the pending events soon (the plugin sets it at start).
-    /// Called once per batch, so no timer wakes anything while nothing happens.
-    var requestDelivery: () -> Void = {}
+    /// Asks the control context to send the pending events soon (the plugin sets it at start);
+    /// false if it could not. Called once per batch, so no timer wakes anything while nothing happens.
+    var requestDelivery: () -> Bool = { false }
     private var deliveryRequested = false
 
     mutating func queue(_ event: JSON, to handle: PluginHandle) {
         guard pendingEvents.count < 10_000 else { return }
         pendingEvents.append(PendingEvent(handleID: handle.id, event: event))
-        if !deliveryRequested {
-            deliveryRequested = true
-            requestDelivery()
-        }
+        if !deliveryRequested { deliveryRequested = requestDelivery() }
     }
 
     /// The events queued since the last call; the next one queued asks for delivery again.

@@ -35,7 +35,7 @@ final class SFUPlugin: AtriumPlugin {
         // timer: a periodic one cost two dispatch threads a context switch per wake-up, which
         // at 50 a second was a tenth of a small room's CPU, and at 10 still a few percent.
         Forwarder.shared.withLock { [host] table in
-            table.requestDelivery = { [weak self] in host.schedule(afterMilliseconds: 20) { self?.deliverEvents() } }
+            table.requestDelivery = { [weak self] in host.schedule(afterMilliseconds: 20) { self?.deliverEvents() } != 0 }
         }
     }
 

@@ -646,7 +646,8 @@ final class MediaEngine: @unchecked Sendable {
         var ms = due > now ? Int((due - now) / 1_000_000) + 1 : 1
         if handshakesMayRun {
             for peer in peersByHandle.values {
-                if let dtls = peer.dtls, dtls.state == .connecting, let t = dtls.timeoutMilliseconds { ms = min(ms, t) }
+                // Only a timer `tick` can act on: one without a selected path waits (no 1 ms spin).
+                if let dtls = peer.dtls, dtls.state == .connecting, peer.ice.selected != nil, let t = dtls.timeoutMilliseconds { ms = min(ms, t) }
             }
         }
         return Int32(max(1, ms))

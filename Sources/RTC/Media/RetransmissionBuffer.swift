@@ -25,8 +25,11 @@ public final class RetransmissionBuffer {
     private var ring: UnsafeMutableRawPointer
     private var ringSize: Int
     private let maximumRingSize: Int
-    /// Bytes ever written; the ring holds [head - ringSize, head).
+    /// Bytes ever written; the ring holds [max(validFrom, head - ringSize), head).
     private var head: UInt64 = 0
+    /// Where the bytes a growth carried over begin: the bigger ring has room for older
+    /// positions, but their bytes were never copied into it.
+    private var validFrom: UInt64 = 0
     /// When the current lap of the ring began.
     private var lapStartedAt: UInt64?
 
@@ -86,7 +89,7 @@ public final class RetransmissionBuffer {
     public func withPacket<R>(sequenceNumber: UInt16, now: UInt64, _ body: (UnsafeRawBufferPointer) -> R) -> R? {
         let slot = slots[Int(sequenceNumber) % capacity]
         guard slot.sequence == Int32(sequenceNumber), now >= slot.sentAt, now - slot.sentAt <= maxAge,
-            head - slot.position <= UInt64(ringSize)
+            slot.position >= validFrom, head - slot.position <= UInt64(ringSize)
         else { return nil }
         return body(UnsafeRawBufferPointer(start: ring + Int(slot.position % UInt64(ringSize)), count: Int(slot.length)))
     }
@@ -106,6 +109,7 @@ public final class RetransmissionBuffer {
         }
         ring.deallocate()
         ring = bigger
+        validFrom = head - min(head, UInt64(ringSize))
         ringSize = newSize
     }
 }

@@ -4,30 +4,28 @@ import Glibc
 
 /// What /proc says about a process: CPU time (all threads) and resident memory.
 enum ProcessStats {
-    /// utime + stime of `pid` in seconds, from /proc/<pid>/stat.
-    static func cpuSeconds(_ pid: Int32) -> Double? {
-        guard let text = read("/proc/\(pid)/stat"), let close = text.lastIndex(of: ")") else { return nil }
-        let fields = text[text.index(after: close)...].split(separator: " ")
-        // After the command: state is field 3, utime field 14, stime field 15 (1-based in proc(5)).
-        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
-        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
-    }
-
-    /// CPU time of every thread of `pid` in seconds, at nanosecond resolution: the sum of the first
-    /// field of /proc/<pid>/task/*/schedstat. Falls back to `cpuSeconds` (clock ticks) without schedstat.
-    static func preciseCPUSeconds(_ pid: Int32) -> Double? {
+    /// CPU nanoseconds of each live thread of `pid`, by thread id: the first field of
+    /// /proc/<pid>/task/*/schedstat. Nil when the process is gone or schedstat is missing.
+    static func threadCPUNanoseconds(_ pid: Int32) -> [Int: UInt64]? {
         guard let dir = opendir("/proc/\(pid)/task") else { return nil }
         defer { closedir(dir) }
-        var total: UInt64 = 0
-        var found = false
+        var threads: [Int: UInt64] = [:]
         while let entry = readdir(dir) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
             guard let tid = Int(name), let text = read("/proc/\(pid)/task/\(tid)/schedstat"),
                   let first = text.split(separator: " ").first, let ns = UInt64(first) else { continue }
-            total += ns
-            found = true
+            threads[tid] = ns
         }
-        return found ? Double(total) / 1e9 : cpuSeconds(pid)
+        return threads.isEmpty ? nil : threads
+    }
+
+    /// The CPU seconds `pid` spent between two `threadCPUNanoseconds` readings, thread by thread.
+    /// A sum over the live threads would go down when a thread exits (its whole past leaves the
+    /// sum, as idle dispatch workers do); here an exiting thread loses only its share of the
+    /// window, and a new one counts from zero.
+    static func cpuSeconds(from before: [Int: UInt64], to after: [Int: UInt64]) -> Double {
+        let ns = after.reduce(UInt64(0)) { total, thread in total + (thread.value &- min(thread.value, before[thread.key] ?? 0)) }
+        return Double(ns) / 1e9
     }
 
     /// VmRSS of `pid` in kB, from /proc/<pid>/status.

@@ -159,19 +159,19 @@ struct Scenario {
         let sentBefore = pacer.sent.load(ordering: .relaxed)
         let ownBefore = ProcessStats.ownCPUSeconds()
         loop.openWindow()
-        guard let cpuBefore = ProcessStats.preciseCPUSeconds(serverPID) else { throw BenchError("no process \(serverPID)") }
+        guard let cpuBefore = ProcessStats.threadCPUNanoseconds(serverPID) else { throw BenchError("no process \(serverPID), or no schedstat") }
         let t0 = monotonicSeconds()
         while monotonicSeconds() - t0 < windowSeconds {
             usleep(250_000)
             progress.update("1→\(target): measuring, round \(round + 1)/\(rounds): \(Int(monotonicSeconds() - t0))/\(Int(windowSeconds)) s")
         }
-        guard let cpuAfter = ProcessStats.preciseCPUSeconds(serverPID) else { throw BenchError("the server (pid \(serverPID)) is gone") }
+        guard let cpuAfter = ProcessStats.threadCPUNanoseconds(serverPID) else { throw BenchError("the server (pid \(serverPID)) is gone") }
         let counts = loop.closeWindow()
         let wall = monotonicSeconds() - t0
         let ownCPU = ProcessStats.ownCPUSeconds() - ownBefore
         let sent = pacer.sent.load(ordering: .relaxed) - sentBefore
         let subscribers = rooms.reduce(0) { $0 + $1.subscribers.count }
-        let cpu = cpuAfter - cpuBefore
+        let cpu = ProcessStats.cpuSeconds(from: cpuBefore, to: cpuAfter)
         let loss = counts.expected > 0 ? max(0, Double(counts.expected - counts.packets)) / Double(counts.expected) * 100 : 100
         var step: JSONObject = [
             "publishers_per_room": .int(Int64(publishers)), "subscribers_per_room": .int(Int64(target)),

@@ -123,8 +123,7 @@ struct Floor {
                 }
                 batch.flush(sender)  // one burst (a frame, an audio packet), one call
                 let wake = min(nextVideo, shape.audio ? nextAudio : nextVideo, end)
-                var ts = timespec(tv_sec: Int(wake / 1_000_000_000), tv_nsec: Int(wake % 1_000_000_000))
-                clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nil)
+                sleep(untilMonotonic: wake)
             }
             let cpu = threadCPUNanoseconds() - cpuStart
             result.withLock { $0 = (cpu, sent - sentAtStart, Double(monotonicNanoseconds() - windowStart) / 1e9) }

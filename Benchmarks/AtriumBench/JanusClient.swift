@@ -1,4 +1,5 @@
 import AtriumJSON
+import RTC
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -112,10 +113,10 @@ func monotonicSeconds() -> Double {
     Double(monotonicNanoseconds()) / 1e9
 }
 
-func monotonicNanoseconds() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+/// Sleeps until `nanoseconds` on CLOCK_MONOTONIC (the pacing of publishers and of the floor).
+func sleep(untilMonotonic nanoseconds: UInt64) {
+    var ts = timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
+    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nil)
 }
 
 /// CPU time of the calling thread, in nanoseconds.

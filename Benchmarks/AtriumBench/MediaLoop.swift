@@ -109,7 +109,6 @@ final class MediaLoop: @unchecked Sendable {
         var pollfds: [pollfd] = []
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 2_048, alignment: 16)
         defer { buffer.deallocate() }
-        var storage = sockaddr_storage()
         while running.load(ordering: .relaxed) {
             let peers = state.withLock { $0.peers }
             if pollfds.count != peers.count || zip(pollfds, peers).contains(where: { $0.fd != $1.fd }) {
@@ -120,7 +119,7 @@ final class MediaLoop: @unchecked Sendable {
             state.withLock { s in
                 for (i, peer) in peers.enumerated() {
                     if ready > 0 && pollfds[i].revents & Int16(POLLIN) != 0 {
-                        drain(peer, buffer: buffer, storage: &storage, state: &s)
+                        drain(peer, buffer: buffer, state: &s)
                     }
                     peer.tick(now: now)
                 }
@@ -128,13 +127,9 @@ final class MediaLoop: @unchecked Sendable {
         }
     }
 
-    private func drain(_ peer: BenchPeer, buffer: UnsafeMutableRawBufferPointer, storage: inout sockaddr_storage, state s: inout State) {
-        while true {
-            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-            let n = withUnsafeMutablePointer(to: &storage) { ptr in
-                ptr.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(peer.fd, buffer.baseAddress, buffer.count, 0, $0, &length) }
-            }
-            guard n > 0, let from = withUnsafePointer(to: &storage, { SocketAddress.read($0) }) else { return }
+    private func drain(_ peer: BenchPeer, buffer: UnsafeMutableRawBufferPointer, state s: inout State) {
+        while let (n, from) = receiveDatagram(peer.fd, into: buffer) {
+            guard n > 0 else { return }
             peer.receive(buffer, length: n, from: from) { packet, length in
                 guard let view = try? RTPPacketView(buffer: packet, length: length), view.payloadLength >= Stamp.size,
                       let stamp = Stamp.read(packet, at: view.payloadOffset + view.payloadLength - Stamp.size) else { return }
@@ -242,15 +237,14 @@ final class Pacer: @unchecked Sendable {
                     p.audio.next += audioInterval
                 }
                 if now >= p.nextReport {
-                    for (s, rate) in [(p.video, 90_000.0), (p.audio, 48_000.0)] where s.index > 0 {
-                        senderReport(p.peer, s, now: now, rate: rate, srtp: srtp, to: remote, buffer: buffer)
+                    for s in [p.video, p.audio] where s.index > 0 {
+                        senderReport(p.peer, s, srtp: srtp, to: remote, buffer: buffer)
                     }
                     p.nextReport = now + 1_000_000_000
                 }
                 wake = min(wake, p.video.next, shape.audio ? p.audio.next : wake)
             }
-            var ts = timespec(tv_sec: Int(wake / 1_000_000_000), tv_nsec: Int(wake % 1_000_000_000))
-            clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nil)
+            sleep(untilMonotonic: wake)
         }
     }
 
@@ -298,15 +292,11 @@ final class Pacer: @unchecked Sendable {
         return length
     }
 
-    private func senderReport(_ peer: BenchPeer, _ s: Source, now: UInt64, rate: Double, srtp: SRTPContext,
-                              to remote: TransportAddress, buffer: UnsafeMutableRawBufferPointer) {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        let seconds = UInt32(truncatingIfNeeded: ts.tv_sec + 2_208_988_800)
-        let fraction = UInt32(truncatingIfNeeded: (UInt64(ts.tv_nsec) << 32) / 1_000_000_000)
-        let words: [UInt32] = [0x80C8_0006, s.ssrc, seconds, fraction, s.timestamp, s.index, s.octets]
-        for (i, w) in words.enumerated() { buffer.storeBytes(of: w.bigEndian, toByteOffset: i * 4, as: UInt32.self) }
-        guard let n = try? srtp.protectRTCP(buffer, length: 28) else { return }
+    private func senderReport(_ peer: BenchPeer, _ s: Source, srtp: SRTPContext, to remote: TransportAddress, buffer: UnsafeMutableRawBufferPointer) {
+        let report = SenderReport(ssrc: s.ssrc, ntpTimestamp: SenderReport.ntpNow(), rtpTimestamp: s.timestamp, packetCount: s.index, octetCount: s.octets)
+        guard let encoded = try? RTCPPacket.encodeCompound([.senderReport(report)]) else { return }
+        UnsafeMutableRawBufferPointer(rebasing: buffer[0..<encoded.count]).copyBytes(from: encoded)
+        guard let n = try? srtp.protectRTCP(buffer, length: encoded.count) else { return }
         _ = sendDatagram(peer.fd, UnsafeRawBufferPointer(rebasing: buffer[0..<n]), to: remote)
     }
 }

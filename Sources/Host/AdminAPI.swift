@@ -1,5 +1,6 @@
 import AtriumJSON
 import Dispatch
+import RTC
 
 /// The admin API (POST /admin[/<session>[/<handle>]]): Janus's admin verbs that matter to an
 /// operator, answered only with the configured `admin_secret`.
@@ -49,7 +50,7 @@ extension HostCore {
             ok(["status": [
                 "sessions": JSON(sessions), "handles": JSON(handles),
                 "session_timeout": .int(Int64(config.sessions.timeoutSeconds)),
-                "uptime_seconds": .int(Int64((monotonicNanos() - startedAt) / 1_000_000_000)),
+                "uptime_seconds": .int(Int64((monotonicNanoseconds() - startedAt) / 1_000_000_000)),
             ]])
         case "list_plugins":
             var list = JSONObject()
@@ -78,7 +79,7 @@ extension HostCore {
                 }
                 let specific = handle.plugin.queryHandle(handle) ?? .object([:])
                 let (labels, state) = registry.withLock { _ in (handle.labels, handle.state) }
-                let now = monotonicNanos()
+                let now = monotonicNanoseconds()
                 ok([
                     "session_id": JSON(sessionID), "handle_id": JSON(handleID),
                     "info": [

@@ -2,6 +2,7 @@ import AtriumJSON
 import Logging
 import NIOCore
 import NIOHTTP1
+import RTC
 
 /// A token bucket limiting the requests of one connection.
 struct RequestBudget {
@@ -14,11 +15,11 @@ struct RequestBudget {
         self.rate = rate
         self.burst = burst
         tokens = burst
-        last = monotonicNanos()
+        last = monotonicNanoseconds()
     }
 
     mutating func take() -> Bool {
-        let now = monotonicNanos()
+        let now = monotonicNanoseconds()
         tokens = min(burst, tokens + Double(now - last) / 1e9 * rate)
         last = now
         guard tokens >= 1 else { return false }

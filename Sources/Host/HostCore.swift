@@ -2,6 +2,7 @@ public import AtriumJSON
 import Dispatch
 import Logging
 import PluginAPI
+import RTC
 import Synchronization
 
 /// Who sent a request and where its path put it.
@@ -40,7 +41,7 @@ public final class HostCore: Sendable {
     let pluginsByName: [String: LoadedPlugin]
     let registry = Mutex(Registry())
     let metrics = CoreMetrics()
-    let startedAt = monotonicNanos()
+    let startedAt = monotonicNanoseconds()
     let sessionTimeoutNanos: UInt64
     let reclaimNanos: UInt64
 
@@ -159,7 +160,7 @@ public final class HostCore: Sendable {
     func findSession(_ id: UInt64) -> Session? {
         registry.withLock { r in
             guard let s = r.sessions[id], !s.destroyed else { return nil }
-            s.lastActivity = monotonicNanos()
+            s.lastActivity = monotonicNanoseconds()
             return s
         }
     }
@@ -221,7 +222,7 @@ public final class HostCore: Sendable {
             if reclaimNanos > 0 {
                 registry.withLock { _ in
                     session.connection = nil
-                    session.orphanedAt = monotonicNanos()
+                    session.orphanedAt = monotonicNanoseconds()
                 }
             } else {
                 destroySession(session, reason: "transport closed")
@@ -231,7 +232,7 @@ public final class HostCore: Sendable {
 
     /// Expires idle sessions (with a `timeout` event) and orphans past the reclaim window.
     func sweep() {
-        let now = monotonicNanos()
+        let now = monotonicNanoseconds()
         let expired: [(Session, Bool)] = registry.withLock { r in
             var out: [(Session, Bool)] = []
             for s in r.sessions.values {

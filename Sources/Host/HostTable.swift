@@ -4,6 +4,7 @@ import Logging
 import PluginAPI
 #if canImport(Glibc)
 import Glibc
+import RTC
 #endif
 
 /// The plugin that owns a host table (host_data), valid while the process runs.
@@ -184,7 +185,7 @@ func makeHostTable() -> atrium_host_t {
     }
     t.relay_rtp = { host, handle, packet in
         onPeer(host, handle, now: { media, peer in media.sendRTP(peer, packet, now: media.mediaNow) }, later: {
-            CopiedRTP(packet).map { copy in { media, peer in copy.withPacket { _ = media.sendRTP(peer, $0, now: monotonicNanos()) } } }
+            CopiedRTP(packet).map { copy in { media, peer in copy.withPacket { _ = media.sendRTP(peer, $0, now: monotonicNanoseconds()) } } }
         })
     }
     t.relay_rtcp = { host, handle, packet in
@@ -198,7 +199,7 @@ func makeHostTable() -> atrium_host_t {
     // Data channels arrive with SCTP; until then a peer has none.
     t.relay_data = { _, _, _ in ATRIUM_ERR_UNSUPPORTED }
     t.request_keyframe = { host, handle, mindex in
-        onPeer(host, handle) { media, peer in media.requestKeyframe(peer, mindex: mindex, now: monotonicNanos()) }
+        onPeer(host, handle) { media, peer in media.requestKeyframe(peer, mindex: mindex, now: monotonicNanoseconds()) }
     }
     t.send_remb = { host, handle, bitrate in
         onPeer(host, handle) { media, peer in media.sendREMB(peer, bitrate: bitrate) }

@@ -1,6 +1,7 @@
 import AtriumJSON
 import Dispatch
 import PluginAPI
+import RTC
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -12,15 +13,6 @@ public protocol ClientConnection: AnyObject, Sendable {
     func send(_ message: JSON)
     /// The transport's name for the admin API ("websocket", "http").
     var transportName: String { get }
-}
-
-/// Monotonic time in nanoseconds.
-/// CLOCK_MONOTONIC in nanoseconds: DispatchTime's uptime on Linux, read without its conversions
-/// (the media thread reads it once per packet).
-func monotonicNanos() -> UInt64 {
-    var t = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &t)
-    return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
 }
 
 /// A random id of at most 53 bits, so it is an exact JavaScript number (never 0).
@@ -125,7 +117,7 @@ final class Session: @unchecked Sendable {
     init(id: UInt64, connection: (any ClientConnection)?, queueCapacity: Int) {
         self.id = id
         self.connection = connection
-        self.lastActivity = monotonicNanos()
+        self.lastActivity = monotonicNanoseconds()
         self.longPoll = LongPollQueue(capacity: queueCapacity)
     }
 }
@@ -155,7 +147,7 @@ final class Handle: @unchecked Sendable {
         self.session = session
         self.plugin = plugin
         self.opaqueID = opaqueID
-        self.createdAt = monotonicNanos()
+        self.createdAt = monotonicNanoseconds()
         opaqueCString = strdup(opaqueID)!
         raw = .allocate(capacity: 1)
         raw.initialize(to: atrium_handle_t(

@@ -225,15 +225,9 @@ final class SinkMedia {
 enum Forwarder {
     static let shared = Guarded(ForwardingTable())
 
-    static func now() -> UInt64 {
-        var t = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &t)
-        return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
-    }
-
     /// [media] A publisher's RTP packet.
     static func forward(_ packet: UnsafePointer<atrium_rtp_packet_t>, from handle: PluginHandle, host: PluginHost) {
-        let now = now()
+        let now = monotonicNanoseconds()
         shared.withLock { table in
             let p = packet.pointee
             guard let (feed, stream) = table.stream((handle.id, p.mindex)) else { return }
@@ -320,7 +314,7 @@ enum Forwarder {
     /// [media] RTCP from a subscriber: keyframe requests go to the publisher of that stream, REMB
     /// becomes the subscriber's bandwidth estimate.
     static func subscriberFeedback(_ packets: [RTCPPacket], mindex: Int32, from handle: PluginHandle, host: PluginHost) {
-        let now = now()
+        let now = monotonicNanoseconds()
         shared.withLock { table in
             guard let subscriber = table.subscribers[handle.id] else { return }
             for packet in packets {

@@ -172,7 +172,7 @@ final class SFUPlugin: AtriumPlugin {
 
     /// Every second: periodic keyframe requests (`fir_freq`).
     func tick() {
-        let now = Forwarder.now()
+        let now = monotonicNanoseconds()
         for room in rooms where room.settings.firFrequency > 0 {
             let interval = UInt64(room.settings.firFrequency) * 1_000_000_000
             for p in room.participants where p.isPublishing && now - min(now, p.lastKeyframeAt) >= interval {

@@ -270,7 +270,7 @@ extension SFUPlugin {
 
     /// Asks the publishers of the subscription's video for keyframes (a new or resumed subscriber).
     func requestKeyframes(for s: Subscription) {
-        let now = Forwarder.now()
+        let now = monotonicNanoseconds()
         let host = host
         let id = s.handle.id
         Forwarder.shared.withLock { t in

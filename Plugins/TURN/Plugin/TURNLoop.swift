@@ -251,7 +251,7 @@ final class TURNLoop: TURNIO, @unchecked Sendable {
             // Accepted last, so a descriptor freed above and reused now never gets an old event.
             for (fd, tls) in acceptOn { accept(fd, tls: tls) }
             for id in acceptPeersOn { acceptPeers(on: id) }
-            let now = monotonicNanos()
+            let now = monotonicNanoseconds()
             if nextResume != 0, now >= nextResume {
                 // Paused readers resume; a TLS one may hold decrypted bytes that poll cannot see.
                 nextResume = 0
@@ -275,7 +275,7 @@ final class TURNLoop: TURNIO, @unchecked Sendable {
             pollSet.append(pollfd(fd: l.fd, events: Int16(POLLIN), revents: 0))
             owners.append(.listener(tls: l.tls))
         }
-        let now = monotonicNanos()
+        let now = monotonicNanoseconds()
         for (id, client) in clients {
             client.events = events(of: client, now: now)
             pollSet.append(pollfd(fd: client.hungUp ? -1 : client.fd, events: client.events, revents: 0))
@@ -326,7 +326,7 @@ final class TURNLoop: TURNIO, @unchecked Sendable {
 
     /// Marks the poll set for rebuilding when a data connection's interest changed.
     private func refreshInterest(_ client: StreamClient?, _ peer: PeerTCP?) {
-        let now = monotonicNanos()
+        let now = monotonicNanoseconds()
         if let client, !client.closed, events(of: client, now: now) != client.events { pollSetStale = true }
         if let peer, !peer.closed, events(of: peer, now: now) != peer.events { pollSetStale = true }
     }
@@ -336,7 +336,7 @@ final class TURNLoop: TURNIO, @unchecked Sendable {
         for _ in 0..<256 {
             guard let (n, from) = receiveDatagram(fd, into: buffer) else { return }
             server.receive(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), from: ClientKey(.udp(listener: index), from),
-                           now: monotonicNanos(), unixNow: unixSeconds())
+                           now: monotonicNanoseconds(), unixNow: unixSeconds())
         }
     }
 
@@ -344,7 +344,7 @@ final class TURNLoop: TURNIO, @unchecked Sendable {
         guard let relay = relays[id] else { return }
         for _ in 0..<256 {
             guard let (n, from) = receiveDatagram(relay.fd, into: buffer) else { return }
-            server.receiveFromPeer(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), relay: id, peer: from, now: monotonicNanos())
+            server.receiveFromPeer(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), relay: id, peer: from, now: monotonicNanoseconds())
             guard relays[id] != nil else { return }
         }
     }
@@ -401,7 +401,7 @@ final class TURNLoop: TURNIO, @unchecked Sendable {
                 case .invalid:
                     return dropClient(client)
                 case .message(let message):
-                    message.withUnsafeBytes { server.receive($0, from: client.key, now: monotonicNanos(), unixNow: unixSeconds()) }
+                    message.withUnsafeBytes { server.receive($0, from: client.key, now: monotonicNanoseconds(), unixNow: unixSeconds()) }
                     // A ConnectionBind made it a data connection: no more framing.
                     if client.peer != nil { return }
                     continue
@@ -507,7 +507,7 @@ final class TURNLoop: TURNIO, @unchecked Sendable {
     }
 
     private func readData(from client: StreamClient, to peer: PeerTCP) {
-        let now = monotonicNanos()
+        let now = monotonicNanoseconds()
         reading: while !client.closed, !client.readClosed, peer.pending.count < PeerTCP.backlogLimit, client.readPausedUntil <= now {
             let n: Int
             switch receive(from: client) {
@@ -539,9 +539,9 @@ final class TURNLoop: TURNIO, @unchecked Sendable {
             pollSetStale = true
             if error != 0 {
                 closePeer(peer, notify: false)
-                server.peerConnectFinished(peer.id, connected: false, now: monotonicNanos())
+                server.peerConnectFinished(peer.id, connected: false, now: monotonicNanoseconds())
             } else {
-                server.peerConnectFinished(peer.id, connected: true, now: monotonicNanos())
+                server.peerConnectFinished(peer.id, connected: true, now: monotonicNanoseconds())
             }
             return
         }
@@ -555,7 +555,7 @@ final class TURNLoop: TURNIO, @unchecked Sendable {
             guard flushPeer(peer) else { return closePeer(peer, notify: true) }
         }
         if events & Int16(POLLIN | POLLHUP) != 0 {
-            let now = monotonicNanos()
+            let now = monotonicNanoseconds()
             while !peer.closed, !peer.readClosed, client.pending.count < PeerTCP.backlogLimit, peer.readPausedUntil <= now {
                 let n = read(peer.fd, buffer.baseAddress, buffer.count)
                 if n < 0, errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { break }
@@ -628,7 +628,7 @@ final class TURNLoop: TURNIO, @unchecked Sendable {
             nextID += 1
             peers[peer.id.raw] = peer
             pollSetStale = true
-            if !server.peerConnectionAccepted(on: relay, socket: peer.id, peer: remote, now: monotonicNanos()) {
+            if !server.peerConnectionAccepted(on: relay, socket: peer.id, peer: remote, now: monotonicNanoseconds()) {
                 closePeer(peer, notify: false)
             }
             guard relays[relay] != nil else { return }
@@ -737,7 +737,7 @@ final class TURNLoop: TURNIO, @unchecked Sendable {
         let rest = c.framer.takeRemaining()
         if !rest.isEmpty {
             rest.withUnsafeBytes { peer.pending.append($0) }
-            _ = server.tcpRelayed(socket, bytes: rest.count, towardsPeer: true, now: monotonicNanos())
+            _ = server.tcpRelayed(socket, bytes: rest.count, towardsPeer: true, now: monotonicNanoseconds())
         }
         pollSetStale = true
     }
@@ -770,12 +770,6 @@ func defaultRelayAddresses() -> [IPAddress] {
     let v4 = all.first { $0.isIPv4 }
     let v6 = all.first { if case .v6(let hi, _) = $0 { hi >> 61 == 1 } else { false } }  // 2000::/3, global unicast
     return [v4, v6].compactMap { $0 }
-}
-
-func monotonicNanos() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
 
 func unixSeconds() -> UInt64 {

@@ -32,7 +32,6 @@ final class MediaEngine: @unchecked Sendable {
     private let wakeWrite: Int32
     private let tasks = Mutex<[MediaTask]>([])
     private let running = Atomic<Bool>(false)
-    private let threadID = Atomic<UInt>(0)
     private var thread: Thread?
     private let stopped = DispatchSemaphore(value: 0)
 
@@ -116,7 +115,6 @@ final class MediaEngine: @unchecked Sendable {
         if let tcpPort = config.tcpPort { listener = try TCPListener(bind: config.bind, port: tcpPort) }
         running.store(true, ordering: .sequentiallyConsistent)
         let t = Thread { [self] in
-            threadID.store(UInt(pthread_self()), ordering: .sequentiallyConsistent)
             pthread_setspecific(Self.currentKey, Unmanaged.passUnretained(self).toOpaque())
             run()
             pthread_setspecific(Self.currentKey, nil)
@@ -145,7 +143,7 @@ final class MediaEngine: @unchecked Sendable {
         return lastTapStreamID
     }
 
-    var isOnMediaThread: Bool { threadID.load(ordering: .relaxed) == UInt(pthread_self()) }
+    var isOnMediaThread: Bool { Self.current === self }
 
     /// The engine whose media thread is the calling thread, if any. A plugin's media call on the
     /// hot path finds its engine here without touching the host's weakly referenced core (whose
@@ -161,7 +159,7 @@ final class MediaEngine: @unchecked Sendable {
     }()
 
     /// Now, as the media path sees it: the arrival time of the packet being handled, if any.
-    var mediaNow: UInt64 { packetArrival ?? monotonicNanos() }
+    var mediaNow: UInt64 { packetArrival ?? monotonicNanoseconds() }
 
     /// Runs `task` on the media thread, soon.
     func post(_ task: @escaping () -> Void) {
@@ -188,7 +186,7 @@ final class MediaEngine: @unchecked Sendable {
     private func run() {
         while running.load(ordering: .relaxed) {
             if pollSetStale { rebuildPollSet() }
-            _ = poll(&pollSet, nfds_t(pollSet.count), pollTimeout(now: monotonicNanos()))
+            _ = poll(&pollSet, nfds_t(pollSet.count), pollTimeout(now: monotonicNanoseconds()))
             if pollSet[1].revents != 0 {
                 var drain = (UInt64(0), UInt64(0), UInt64(0), UInt64(0))
                 _ = withUnsafeMutableBytes(of: &drain) { read(wakeRead, $0.baseAddress, $0.count) }
@@ -205,7 +203,7 @@ final class MediaEngine: @unchecked Sendable {
                 for _ in 0..<512 {
                     guard let (length, from) = socket.receive(into: receiveBuffer) else { break }
                     metrics.received.add(1, ordering: .relaxed)
-                    packet(length: length, path: .udp(from), peer: peersByAddress[from], connection: nil, now: monotonicNanos())
+                    packet(length: length, path: .udp(from), peer: peersByAddress[from], connection: nil, now: monotonicNanoseconds())
                 }
             }
             if let listener {
@@ -213,9 +211,9 @@ final class MediaEngine: @unchecked Sendable {
                     if let connection = connections[entry.fd] { serve(connection, events: entry.revents) }
                 }
                 // Accepted last, so a number freed above and reused now never gets an old event.
-                if pollSet[2].revents != 0 { accept(from: listener, now: monotonicNanos()) }
+                if pollSet[2].revents != 0 { accept(from: listener, now: monotonicNanoseconds()) }
             }
-            tick(now: monotonicNanos())
+            tick(now: monotonicNanoseconds())
             flushSends()
         }
     }
@@ -280,7 +278,7 @@ final class MediaEngine: @unchecked Sendable {
                     metrics.dropped.add(1, ordering: .relaxed)
                     if connection.peer == nil { drop(connection) }
                 } else {
-                    packet(length: length, path: connection.path, peer: connection.peer, connection: connection, now: monotonicNanos())
+                    packet(length: length, path: connection.path, peer: connection.peer, connection: connection, now: monotonicNanoseconds())
                 }
             }
             switch result {
@@ -710,12 +708,12 @@ final class MediaEngine: @unchecked Sendable {
             stream.nackedThisInterval = 0
         }
         var packets: [RTCPPacket] = []
-        let (wallSeconds, wallFraction) = ntpNow()
+        let wallClock = SenderReport.ntpNow()
         for stream in peer.streams where stream.sends && stream.packetsSent > 0 {
             let elapsed = now - stream.lastSentAt
             let rtp = stream.lastRTPTimestamp &+ UInt32(truncatingIfNeeded: elapsed * UInt64(stream.sendClockRate) / 1_000_000_000)
             let reports = packets.isEmpty ? Array(blocks.prefix(31)) : []
-            packets.append(.senderReport(SenderReport(ssrc: stream.localSSRC, ntpTimestamp: wallSeconds << 32 | wallFraction, rtpTimestamp: rtp,
+            packets.append(.senderReport(SenderReport(ssrc: stream.localSSRC, ntpTimestamp: wallClock, rtpTimestamp: rtp,
                                                       packetCount: stream.packetsSent, octetCount: stream.octetsSent, reports: reports)))
         }
         if packets.isEmpty {
@@ -728,14 +726,6 @@ final class MediaEngine: @unchecked Sendable {
         packets.append(.sourceDescription(SourceDescription(ssrc: firstSSRC, cname: peer.cname)))
         if let remb = remb(peer) { packets.append(remb) }
         sendRTCP(peer, packets: packets)
-    }
-
-    private func ntpNow() -> (UInt64, UInt64) {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        let seconds = UInt64(ts.tv_sec) + 2_208_988_800
-        let fraction = (UInt64(ts.tv_nsec) << 32) / 1_000_000_000
-        return (seconds, fraction)
     }
 
     // MARK: - Events

@@ -47,7 +47,7 @@ extension MediaEngine {
     func acceptRemoteOffer(_ sdp: SessionDescription, handle: Handle) throws(NegotiationError) {
         let transport = try RemoteTransport(sdp)
         guard transport.setup != .holdconn else { throw .invalid("a=setup:holdconn is not supported") }
-        let now = monotonicNanos()
+        let now = monotonicNanoseconds()
         let peer: PeerConnection
         if let existing = self.peer(for: handle) {
             peer = existing
@@ -125,7 +125,7 @@ extension MediaEngine {
             if let p = self.peer(for: handle) {
                 peer = p
             } else {
-                peer = PeerConnection(handle: handle, now: monotonicNanos(), consentTimeout: config.consentTimeoutSeconds)
+                peer = PeerConnection(handle: handle, now: monotonicNanoseconds(), consentTimeout: config.consentTimeoutSeconds)
                 register(peer)
             }
             setup = .actpass

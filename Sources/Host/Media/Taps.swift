@@ -142,7 +142,7 @@ extension MediaEngine {
     /// The tap extension's keyframe request for a stream.
     func tapRequestKeyframe(_ id: UInt64) -> Int32 {
         guard let tap = tapStreamsByID[id], let peer = tap.peer else { return ATRIUM_ERR_NOT_FOUND }
-        requestKeyframe(peer, mindex: Int32(tap.mindex), now: monotonicNanos())
+        requestKeyframe(peer, mindex: Int32(tap.mindex), now: monotonicNanoseconds())
         return ATRIUM_OK
     }
 

@@ -18,7 +18,7 @@ final class RTPGCMCipher {
     static let tagLength = 16
     private let context: OpaquePointer
     private let encrypting: Bool
-    private var salt = [UInt8](repeating: 0, count: 12)
+    private let salt: [UInt8]
 
     /// A cipher that seals (`encrypting`) or opens packets protected with this master key and salt.
     init?(masterKey: [UInt8], masterSalt: [UInt8], encrypting: Bool) {

@@ -109,4 +109,24 @@ import Testing
         for i in 0...100 { b.add(bytes: 1250, now: 1_000_000_000 + UInt64(i) * 10_000_000) }
         #expect(b.bitsPerSecond == 1_000_000)
     }
+
+    // Hostile input: these trapped (arithmetic overflow) before the checks were made overflow-free.
+
+    @Test func aHostileClockRateStillSwitchesSources() {
+        // An SDP may announce any 32-bit clock rate; a minute between sources at 2^32 - 1 Hz
+        // overflowed `elapsed * clockRate`.
+        var c = RTPContinuity(clockRate: .max)
+        _ = c.map(ssrc: 1, sequence: 10, timestamp: 0, now: 1_000_000_000)
+        let switched = c.map(ssrc: 2, sequence: 500, timestamp: 77, now: 61_000_000_000)
+        #expect(switched.sequence == 11)
+        // 60 s at 2^32 - 1 Hz, modulo 2^32: 60 · (2^32 - 1) ≡ -60.
+        #expect(switched.timestamp == 0 &- 60)
+    }
+
+    @Test func aHugeWindowOfBytesIsMeasuredWithoutOverflow() {
+        var b = BitrateMeter()
+        b.add(bytes: 1 << 40, now: 1)
+        b.add(bytes: 0, now: 2_000_000_001)
+        #expect(b.bitsPerSecond == (1 << 40) * 8 / 2)
+    }
 }

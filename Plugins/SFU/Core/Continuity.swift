@@ -31,7 +31,7 @@ public struct RTPContinuity: Sendable {
             // A new source continues where the last one stopped; its clock advances by the wall time
             // that passed (at least one tick, so two frames never share a timestamp).
             let elapsed = now > lastSentAt ? now - lastSentAt : 0
-            let ticks = max(1, UInt32(truncatingIfNeeded: elapsed * UInt64(clockRate) / 1_000_000_000))
+            let ticks = max(1, UInt32(truncatingIfNeeded: Self.ticks(nanoseconds: elapsed, clockRate: clockRate)))
             sourceSSRC = ssrc
             sequenceOffset = (lastSequence &+ 1) &- sequence
             timestampOffset = (lastTimestamp &+ ticks) &- timestamp
@@ -45,6 +45,14 @@ public struct RTPContinuity: Sendable {
             lastSentAt = max(now, 1)
         }
         return out
+    }
+
+    /// RTP clock ticks in `e` nanoseconds at `clockRate` Hz. Whole seconds and the rest are scaled
+    /// apart: `e * clockRate` overflows 64 bits after 4.3 s at a hostile rate near 2^32 (the rate
+    /// comes from the publisher's SDP); the timestamp wraps modulo 2^32 anyway.
+    static func ticks(nanoseconds e: UInt64, clockRate: UInt32) -> UInt64 {
+        let rate = UInt64(clockRate)
+        return (e / 1_000_000_000) &* rate &+ (e % 1_000_000_000) * rate / 1_000_000_000
     }
 
     /// A packet of the current source that is not forwarded: when it is the next in order, the

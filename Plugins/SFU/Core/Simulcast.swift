@@ -99,10 +99,12 @@ public struct BitrateMeter: Sendable {
         if windowStart == 0 { windowStart = now }
         let elapsed = now - min(now, windowStart)
         if elapsed >= 1_000_000_000 {
-            bitsPerSecond = bytes * 8 * 1_000_000_000 / elapsed
+            // Full width: bytes · 8e9 passes 2^64 at 2.3 GB in one window; `elapsed` (at least
+            // 1e9 here) brings the quotient back under bytes · 8.
+            bitsPerSecond = elapsed.dividingFullWidth((bytes &* 8).multipliedFullWidth(by: 1_000_000_000)).quotient
             bytes = 0
             windowStart = now
         }
-        bytes += UInt64(n)
+        bytes &+= UInt64(max(n, 0))
     }
 }

@@ -324,7 +324,7 @@ enum Forwarder {
                     stream.requestKeyframe(host: host, feed: feed.handle, now: now)
                 case .remb(let remb):
                     let receiving = subscriber.sent.bitsPerSecond
-                    let settled = subscriber.firstSentAt != 0 && now - subscriber.firstSentAt >= SubscriberMedia.warmupNanos
+                    let settled = subscriber.firstSentAt != 0 && now - min(now, subscriber.firstSentAt) >= SubscriberMedia.warmupNanos
                     guard settled, receiving > 0, remb.bitrate < receiving / 10 * 9 else {
                         subscriber.lowEstimates = 0
                         continue

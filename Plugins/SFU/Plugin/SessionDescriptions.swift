@@ -59,7 +59,8 @@ enum SessionDescriptions {
         let widths = Dictionary(offered.rids.compactMap { r in
             r.restrictions.first { $0.name == "max-width" }?.value.flatMap(Int.init).map { (r.id, $0) }
         }, uniquingKeysWith: { a, _ in a })
-        if widths.count == rids.count { return rids.sorted { widths[$0]! < widths[$1]! } }
+        // Every rid needs a width: `a=simulcast` may name rids that no `a=rid` line defines.
+        if rids.allSatisfy({ widths[$0] != nil }) { return rids.sorted { widths[$0, default: 0] < widths[$1, default: 0] } }
         return rids.reversed()
     }
 

@@ -342,4 +342,15 @@ final class RecordingIO: TURNIO {
             return
         }
     }
+
+    @Test func theBandwidthCapRefillsAfterHoursIdle() {
+        // Refreshes keep an allocation for a day without a packet; the first one after five hours
+        // scaled 1.8e13 ns by 1 MB/s and overflowed (a trap) before the refill stopped at a second.
+        let hour: UInt64 = 3_600_000_000_000
+        var bucket = ByteBucket(rate: 1_000_000, now: 0)
+        let taken = [bucket.take(1_000_000, now: 1), bucket.take(1, now: 2), bucket.take(1_000_000, now: 24 * hour), bucket.take(1, now: 24 * hour)]
+        #expect(taken == [true, false, true, false])
+        let pause = bucket.charge(2_000, now: 24 * hour + 1)
+        #expect(pause == 2_000_000)
+    }
 }

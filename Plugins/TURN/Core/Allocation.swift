@@ -101,10 +101,12 @@ struct ByteBucket {
     }
 
     private mutating func refill(_ now: UInt64) {
-        if now > last {
-            tokens = min(rate, tokens &+ (now - last) * rate / 1_000_000_000)
-            last = now
-        }
+        guard now > last else { return }
+        // A second refills the whole burst. Scaling a longer idle time by the rate overflowed 64
+        // bits: an allocation kept alive by Refreshes for five hours at 1 MB/s, then one packet.
+        let elapsed = now - last
+        tokens = elapsed >= 1_000_000_000 ? rate : min(rate, tokens &+ elapsed * rate / 1_000_000_000)
+        last = now
     }
 }
 

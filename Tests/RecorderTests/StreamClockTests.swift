@@ -99,4 +99,21 @@ import Testing
         let b = clock.observe(timestamp: 480_960, arrivalMicros: 1_020_000, participant: &sender)
         #expect(clock.place(b, participant: sender) == 1_020_000)
     }
+
+    @Test func timestampsThatLeapHalfTheClockEveryPacketDoNotOverflow() {
+        // A hostile sender: each timestamp half the 32-bit clock past the last, so the extended
+        // timestamp grows 2^31 a packet; at 4300 packets `ticks * 1e6` overflowed (a trap).
+        for rate: UInt32 in [1, 90_000, .max] {
+            var clock = StreamClock(clockRate: rate)
+            var sender = SenderClockOffset()
+            var timestamp: UInt32 = 0
+            for i in 0..<5_000 {
+                timestamp &+= 0x7FFF_FFFF
+                let arrival = 1_000_000 + Int64(i) * 1_000
+                if i % 100 == 0 { clock.senderReport(ntp: UInt64(i) << 32 | 0xFFFF_FFFF, rtpTimestamp: timestamp) }
+                let extended = clock.observe(timestamp: timestamp, arrivalMicros: arrival, participant: &sender)
+                #expect(clock.place(extended, participant: sender, notBefore: arrival - 600_000) != nil)
+            }
+        }
+    }
 }

@@ -125,18 +125,19 @@ public struct OpusTimeline: Sendable {
         let timestamp = timestamps.extend(p.timestamp)
         var out: [(packet: [UInt8], samples: Int, timestamp: Int64)] = []
         if let expected {
-            let gap = timestamp - expected
+            // Wrapping, as the extended timestamps themselves wrap after 2^32 leaps of half the clock.
+            let gap = timestamp &- expected
             if gap > maxGapSamples || gap < -48_000 {
                 startsSegment = true
                 owed = 0
             } else if gap < 0 {
                 return []
             } else if gap > 0 || owed > 0 {
-                var at = expected - owed
+                var at = expected &- owed
                 let fill = OpusPacket.concealment(samples: Int(gap + owed), like: lastTOC)
                 for f in fill {
                     out.append((f.packet, f.samples, at))
-                    at += Int64(f.samples)
+                    at &+= Int64(f.samples)
                 }
                 let filled = fill.reduce(0) { $0 + $1.samples }
                 samplesWritten += Int64(filled)
@@ -147,7 +148,7 @@ public struct OpusTimeline: Sendable {
         }
         out.append((p.payload, samples, timestamp))
         samplesWritten += Int64(samples)
-        expected = timestamp + Int64(samples)
+        expected = timestamp &+ Int64(samples)
         lastTOC = p.payload[0]
         return out
     }

@@ -35,7 +35,7 @@ public struct StreamClock: Sendable {
     /// Extends a packet's timestamp and learns from its arrival; returns the extended timestamp.
     public mutating func observe(timestamp: UInt32, arrivalMicros: Int64, participant: inout SenderClockOffset) -> Int64 {
         let extended = extender.extend(timestamp)
-        let offset = arrivalMicros - micros(extended)
+        let offset = arrivalMicros &- micros(extended)
         if arrivalOffset.map({ offset < $0 }) ?? true { arrivalOffset = offset }
         if let ntp = senderMicros(extended) { participant.observe(arrivalMicros: arrivalMicros, senderMicros: ntp) }
         return extended
@@ -48,7 +48,7 @@ public struct StreamClock: Sendable {
         let ntpMicros = Int64(ntp >> 32) * 1_000_000 + Int64(((ntp & 0xFFFF_FFFF) * 1_000_000) >> 32)
         if let previous = report {
             let wall = ntpMicros - previous.ntpMicros
-            let media = micros(extended - previous.timestamp)
+            let media = micros(extended &- previous.timestamp)
             guard wall >= 0, abs(wall - media) < 1_000_000 else { return }
             if media >= 500_000 { skew = min(max(Double(wall) / Double(media), 0.5), 2.0) }
         }
@@ -67,8 +67,10 @@ public struct StreamClock: Sendable {
         estimate = max(estimate, notBefore)
         var placed = estimate
         if let last {
-            let natural = last.micros + micros(extended - last.timestamp)
-            let lag = estimate - natural
+            // Wrapping: a hostile stream can push these past 64 bits, and TrackInput drops
+            // whatever lands far from its arrival.
+            let natural = last.micros &+ micros(extended &- last.timestamp)
+            let lag = estimate &- natural
             if lag <= Self.lagMicros && lag >= -Self.jumpMicros { placed = natural }
         }
         last = (extended, placed)
@@ -78,17 +80,26 @@ public struct StreamClock: Sendable {
 
     /// The best guess now: by the sender's clock once it reported, else by the least-delayed arrival.
     func estimate(_ extended: Int64, participant: SenderClockOffset) -> Int64? {
-        if let sender = senderMicros(extended), let offset = participant.offset { return sender + offset }
+        if let sender = senderMicros(extended), let offset = participant.offset { return sender &+ offset }
         guard let arrivalOffset else { return nil }
-        return micros(extended) + arrivalOffset
+        return micros(extended) &+ arrivalOffset
     }
 
     private func senderMicros(_ extended: Int64) -> Int64? {
         guard let report else { return nil }
-        return report.ntpMicros + Int64(Double(micros(extended - report.timestamp)) * skew)
+        return report.ntpMicros &+ Int64(Double(micros(extended &- report.timestamp)) * skew)
     }
 
-    private func micros(_ ticks: Int64) -> Int64 { ticks * 1_000_000 / clockRate }
+    /// `micros` stops here, so that scaled by `skew` (at most 2) it still converts to Int64.
+    static let microsLimit: Int64 = 1 << 60
+
+    /// Microseconds of `ticks`, exact up to ±`microsLimit` and saturating there. `ticks * 1e6`
+    /// overflowed after 4300 packets whose timestamps each leapt half the 32-bit clock.
+    private func micros(_ ticks: Int64) -> Int64 {
+        let (whole, overflow) = (ticks / clockRate).multipliedReportingOverflow(by: 1_000_000)
+        guard !overflow, whole.magnitude <= UInt64(Self.microsLimit) else { return ticks < 0 ? -Self.microsLimit : Self.microsLimit }
+        return whole + ticks % clockRate * 1_000_000 / clockRate
+    }
 }
 
 /// The offset from one sender's wall clock (its RTCP NTP time) to the recorder's clock: the least

@@ -112,11 +112,21 @@ public final class TrackInput {
     }
 
     /// A frame's time on the recorder's clock; `arrived`: when the packet that completed it arrived.
+    /// Nil also for a frame placed more than `placementLimitMicros` from its arrival.
     private func place(_ timestamp: Int64, participant: SenderClockOffset, arrived: Int64) -> Int64? {
         // Drained at the stream's end, frames may be older than that.
-        clock.place(clock.extendNear(UInt32(truncatingIfNeeded: timestamp)), participant: participant,
-                    notBefore: ended ? .min : arrived - latestLagMicros)
+        guard let at = clock.place(clock.extendNear(UInt32(truncatingIfNeeded: timestamp)), participant: participant,
+                                   notBefore: ended ? .min : arrived - latestLagMicros)
+        else { return nil }
+        // Placements follow arrivals within seconds (reorder horizon, lip sync). Timestamps or
+        // sender reports that put a frame further away are no sender's clock; bounding placements
+        // by arrival also bounds the arithmetic on them downstream (file offsets, audio gaps).
+        guard at >= arrived - Self.placementLimitMicros, at <= arrived + Self.placementLimitMicros else { return nil }
+        return at
     }
+
+    /// How far from its arrival a frame may be placed: ten minutes.
+    static let placementLimitMicros: Int64 = 600_000_000
 
     /// Sequence numbers to ask again for now.
     public func nacks(now micros: Int64) -> [UInt16] {

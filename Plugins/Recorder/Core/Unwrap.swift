@@ -32,6 +32,8 @@ public struct WrapExtender<Counter: FixedWidthInteger & UnsignedInteger>: Sendab
         var difference = Int64(value) - lastLow
         // The shortest way round the circle: a difference of more than half a cycle is the other way.
         if difference > cycle / 2 { difference -= cycle } else if difference < -cycle / 2 { difference += cycle }
-        return last + difference
+        // Wrapping: 2^32 packets that each leap half the clock reach 2^63; the value is nonsense
+        // by then either way, and callers judge it.
+        return last &+ difference
     }
 }

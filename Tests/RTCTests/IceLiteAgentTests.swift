@@ -88,4 +88,13 @@ import Testing
         }
         #expect(restarted.state == .checking)
     }
+
+    @Test func aTimeoutOutsideDoubleToIntegerRangeDoesNotTrap() {
+        // `UInt64(seconds * 1e9)` trapped on each of these.
+        for seconds in [-1, .nan, .infinity, 1e300] as [Double] {
+            let agent = IceLiteAgent(now: 0, consentTimeoutSeconds: seconds)
+            #expect(agent.consentTimeout <= 86_400_000_000_000)
+        }
+        #expect(IceLiteAgent(now: 0, consentTimeoutSeconds: 30).consentTimeout == 30_000_000_000)
+    }
 }

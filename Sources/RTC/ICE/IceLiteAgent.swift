@@ -72,7 +72,14 @@ public struct IceLiteAgent: Sendable {
         self.local = local
         self.remote = remote
         lastConsent = now
-        consentTimeout = UInt64(consentTimeoutSeconds * 1e9)
+        consentTimeout = Self.nanoseconds(consentTimeoutSeconds)
+    }
+
+    /// Seconds as nanoseconds, clamped to 0...1 day: `UInt64(Double)` traps on a negative, NaN
+    /// or huge value, and a timeout is configuration (HostConfig bounds it too).
+    static func nanoseconds(_ seconds: Double) -> UInt64 {
+        guard seconds.isFinite, seconds > 0 else { return 0 }
+        return UInt64(min(seconds, 86_400) * 1e9)
     }
 
     /// The peer's credentials from its SDP (or an ICE restart's new ones).

@@ -112,6 +112,7 @@ let package = Package(
         .testTarget(name: "TURNTests", dependencies: ["TURNCore", "RTC"], swiftSettings: swiftSettings),
         .testTarget(name: "ChatTests", dependencies: ["ChatCore", "AtriumJSON"], swiftSettings: swiftSettings),
         .testTarget(name: "SFUTests", dependencies: ["SFUCore", "AtriumJSON"], swiftSettings: swiftSettings),
+        .testTarget(name: "PluginKitTests", dependencies: ["PluginKit", "AtriumJSON"], swiftSettings: swiftSettings),
         .testTarget(name: "RecorderTests", dependencies: ["RecorderCore", "RTC", "AtriumJSON", "PluginKit"], swiftSettings: swiftSettings),
         .testTarget(name: "HostTests", dependencies: ["Host", "AtriumJSON", "PluginAPI"], swiftSettings: swiftSettings),
         .testTarget(

@@ -30,6 +30,8 @@ public struct SFUError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let viewersFull = Code(rawValue: 439)
         /// Atrium's own: a viewer handle asked to publish (or for anything else a participant does).
         public static let viewerCannotPublish = Code(rawValue: 440)
+        /// Atrium's own: the client's address already has `max_rooms_per_address` rooms it made.
+        public static let tooManyRooms = Code(rawValue: 441)
     }
 
     public var code: Code

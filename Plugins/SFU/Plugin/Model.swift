@@ -17,15 +17,20 @@ final class Room {
     var checksTokens: Bool
     var allowedTokens: [String]
     let createdAt = ContinuousClock.now
+    /// Defined in the plugin's configuration (rather than made by `create`).
+    let fromConfig: Bool
 
-    init(id: SFUID, settings: RoomSettings) {
+    init(id: SFUID, settings: RoomSettings, fromConfig: Bool = false) {
         self.id = id
         self.settings = settings
+        self.fromConfig = fromConfig
         checksTokens = settings.allowed != nil
         allowedTokens = settings.allowed ?? []
     }
 
     func participant(_ id: SFUID) -> Participant? { participants.first { $0.id == id } }
+    /// Nobody is in it: no participant, subscriber or viewer.
+    var isEmpty: Bool { participants.isEmpty && subscriptions.isEmpty && viewers.isEmpty }
     var publishers: [Participant] { participants.filter(\.isPublishing) }
 }
 

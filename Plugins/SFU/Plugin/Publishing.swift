@@ -16,6 +16,8 @@ extension SFUPlugin {
         try checkAccess(room, f)
         let display = try f.string("display")
         let metadata = f.object["metadata"].flatMap { $0.isNull ? nil : $0 }
+        try config.textBounds.display(display)
+        try config.textBounds.metadata(metadata)
         let id: SFUID
         if let given = try SFUID.read(f, "id", stringIDs: config.stringIDs) {
             guard room.participant(given) == nil else { throw SFUError(.idExists, "User ID \(given) already exists") }
@@ -33,6 +35,10 @@ extension SFUPlugin {
         room.participants.append(participant)
         state.role = .publisher(participant)
         label(participant)
+        // Announced before the room's access, so that a plugin hearing of the participant knows
+        // already whether the room has a secret.
+        publishRoomAccess(room)
+        publishPresence(handle, room: room, role: "publisher", present: true)
 
         var joined: JSONObject = [
             "videoroom": "joined", "room": room.id.json, "description": .string(room.settings.description), "id": id.json,
@@ -127,8 +133,11 @@ extension SFUPlugin {
             }
             p.record = record
         }
+        let newDisplay = try f.string("display")
+        try config.textBounds.display(newDisplay)
+        try config.textBounds.metadata(f.object["metadata"])
         var changed = false
-        if let display = try f.string("display"), display != p.display {
+        if let display = newDisplay, display != p.display {
             p.display = display
             changed = true
         }
@@ -158,7 +167,10 @@ extension SFUPlugin {
         let videoCodec = try f.string("videocodec")
         var descriptions: [String: String] = [:]
         for item in try f.array("descriptions") ?? [] {
-            if let o = item.objectValue, let mid = o["mid"]?.stringValue, let d = o["description"]?.stringValue { descriptions[mid] = d }
+            if let o = item.objectValue, let mid = o["mid"]?.stringValue, let d = o["description"]?.stringValue {
+                try config.textBounds.description(d, key: "descriptions[].description")
+                descriptions[mid] = d
+            }
         }
         let (answer, streams) = SessionDescriptions.publisherAnswer(offer: offer, settings: p.room.settings, audioCodec: audioCodec,
                                                                    videoCodec: videoCodec, descriptions: descriptions)
@@ -230,6 +242,7 @@ extension SFUPlugin {
         stopPublishing(p)
         room.participants.removeAll { $0 === p }
         if let state = state(p.handle) { state.role = .none }
+        publishPresence(p.handle, room: room, role: "publisher", present: false)
         guard reason != .destroyed else { return }
         var event: JSONObject = ["videoroom": "event", "room": room.id.json]
         event[reason == .kicked ? "kicked" : "leaving"] = p.id.json

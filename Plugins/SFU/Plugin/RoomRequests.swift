@@ -1,14 +1,15 @@
 import AtriumJSON
 import PluginKit
+import RTC
 import SFUCore
 
 /// The synchronous VideoRoom requests: rooms and their participants, answered in the `success`.
 extension SFUPlugin {
-    func synchronousRequest(_ request: String, _ f: Fields) throws(SFUError) -> JSONObject {
+    func synchronousRequest(_ request: String, _ f: Fields, from requester: Requester) throws(SFUError) -> JSONObject {
         switch request {
-        case "create": return try create(f)
-        case "edit": return try edit(f)
-        case "destroy": return try destroy(f)
+        case "create": return try create(f, from: requester)
+        case "edit": return try edit(f, from: requester)
+        case "destroy": return try destroy(f, from: requester)
         case "exists":
             let id = try f.required("room") { (k: String) throws(SFUError) in try SFUID.read(f, k, stringIDs: config.stringIDs) }
             return ["videoroom": "success", "room": id.json, "exists": .bool(room(id) != nil)]
@@ -30,12 +31,12 @@ extension SFUPlugin {
                 return .object(o)
             }
             return ["videoroom": "participants", "room": room.id.json, "participants": .array(list)]
-        case "allowed": return try allowed(f)
-        case "kick": return try kick(f)
-        case "moderate": return try moderate(f)
+        case "allowed": return try allowed(f, from: requester)
+        case "kick": return try kick(f, from: requester)
+        case "moderate": return try moderate(f, from: requester)
         case "enable_recording":
             let room = try room(in: f)
-            try checkSecret(room, f)
+            try checkSecret(room, f, from: requester)
             room.settings.record = try f.required("record") { (k: String) throws(SFUError) in try f.bool(k) }
             for p in room.participants { label(p) }
             return ["videoroom": "success", "room": room.id.json, "record": .bool(room.settings.record)]
@@ -51,9 +52,18 @@ extension SFUPlugin {
         guard given == key else { throw SFUError(.unauthorized, "Unauthorized (wrong admin_key)") }
     }
 
-    func create(_ f: Fields) throws(SFUError) -> JSONObject {
+    func create(_ f: Fields, from requester: Requester) throws(SFUError) -> JSONObject {
         try checkAdminKey(f)
+        // A permanent room never expires and counts toward no address's share, so a client asking
+        // for one must be trusted: with an admin_key configured, checkAdminKey just checked it.
+        // Without one there is nobody to trust, so clients cannot make permanent rooms (the
+        // admin API can).
+        let permanent = try f.bool("permanent") ?? false
+        if permanent, case .client = requester, config.adminKey == nil {
+            throw SFUError(.unauthorized, "Unauthorized (permanent rooms need the admin_key, and this server has none configured: rooms made by clients expire when empty)")
+        }
         var settings = try RoomSettings(f)
+        if case .client = requester { try config.textBounds.description(settings.description) }
         let id: SFUID
         if let given = try SFUID.read(f, "room", stringIDs: config.stringIDs) {
             guard room(given) == nil else { throw SFUError(.roomExists, "Room \(given) already exists") }
@@ -65,7 +75,9 @@ extension SFUPlugin {
         }
         dropAbandonedRooms()
         guard rooms.count < config.maxRooms else { throw SFUError(.unknown, "Too many rooms (max_rooms is \(config.maxRooms))") }
-        _ = try f.bool("permanent")
+        // With an admin_key configured, only its holders create rooms (checked above): they are
+        // trusted, so the share per address bounds anonymous creation only.
+        if !permanent, config.adminKey == nil, case .client = requester { try requestedRooms.checkCanCreate(address: requester.address) }
         if !f.has("description") { settings.description = "Room \(id)" }
         if let stream = settings.streamID {
             guard !rooms.contains(where: { $0.settings.streamID == stream }) else { throw SFUError(.idExists, "Stream id already in use") }
@@ -74,9 +86,11 @@ extension SFUPlugin {
         }
         let room = Room(id: id, settings: settings)
         rooms.append(room)
+        if !permanent { requestedRooms.created(id, address: requester.address, now: monotonicNanoseconds()) }
         publishStreamLink(room)
-        host.log(.info, "room \(id) created")
-        // Rooms created by request live as long as the process: the configuration file is not rewritten.
+        host.log(.info, "room \(id) created\(permanent ? " (permanent)" : "") by \(requester.address.isEmpty ? "the admin API or an unknown address" : requester.address)")
+        // The configuration file is never rewritten, so no room is "permanent" in Janus's sense
+        // (saved); a permanent room here is one that does not expire when empty.
         return ["videoroom": "created", "room": id.json, "permanent": false]
     }
 
@@ -86,6 +100,7 @@ extension SFUPlugin {
         guard room.settings.destroyWhenEmpty, room.participants.isEmpty, room.subscriptions.isEmpty, room.viewers.isEmpty,
               rooms.contains(where: { $0 === room }) else { return }
         rooms.removeAll { $0 === room }
+        requestedRooms.removed(room.id)
         publishStreamLink(room, destroyed: true)
         host.log(.info, "room \(room.id) destroyed: the last one in it left (destroy_when_empty)")
     }
@@ -93,6 +108,7 @@ extension SFUPlugin {
     /// Tells the Chat plugin (event bus, `sfu.stream`) how this room's chat and its stream chat
     /// are linked, or that the link is gone with the room.
     func publishStreamLink(_ room: Room, destroyed: Bool = false) {
+        publishRoomAccess(room, destroyed: destroyed)
         guard let link = room.settings.streamLink(room: room.id, destroyed: destroyed) else { return }
         host.publish(topic: "sfu.stream", event: .object(link))
     }
@@ -105,14 +121,18 @@ extension SFUPlugin {
             r.settings.destroyWhenEmpty && r.participants.isEmpty && r.subscriptions.isEmpty && r.viewers.isEmpty && r.createdAt < cutoff
         }
         rooms.removeAll { r in abandoned.contains { $0 === r } }
+        for r in abandoned { requestedRooms.removed(r.id) }
         for r in abandoned { publishStreamLink(r, destroyed: true) }
     }
 
-    func edit(_ f: Fields) throws(SFUError) -> JSONObject {
+    func edit(_ f: Fields, from requester: Requester) throws(SFUError) -> JSONObject {
         let room = try room(in: f)
-        try checkSecret(room, f)
+        try checkSecret(room, f, from: requester)
         var s = room.settings
-        if let v = try f.string("new_description") { s.description = v }
+        if let v = try f.string("new_description") {
+            if case .client = requester { try config.textBounds.description(v, key: "new_description") }
+            s.description = v
+        }
         if let v = try f.string("new_secret") { s.secret = v }
         if let v = try f.string("new_pin") { s.pin = v.isEmpty ? nil : v }
         if let v = try f.bool("new_is_private") { s.isPrivate = v }
@@ -127,8 +147,10 @@ extension SFUPlugin {
         if let v = try f.bool("new_viewers_read_chat") { s.viewersReadChat = v }
         _ = try f.bool("permanent")
         let streamChatChanged = s.streamChatSettings != room.settings.streamChatSettings
+        let secretChanged = s.secret != room.settings.secret
         room.settings = s
         syncMedia(room)
+        if secretChanged { publishRoomAccess(room) }
         if streamChatChanged {
             publishStreamLink(room)
             var event: JSONObject = ["videoroom": "event", "room": room.id.json]
@@ -138,9 +160,9 @@ extension SFUPlugin {
         return ["videoroom": "edited", "room": room.id.json, "permanent": false]
     }
 
-    func destroy(_ f: Fields) throws(SFUError) -> JSONObject {
+    func destroy(_ f: Fields, from requester: Requester) throws(SFUError) -> JSONObject {
         let room = try room(in: f)
-        try checkSecret(room, f)
+        try checkSecret(room, f, from: requester)
         let event: JSON = ["videoroom": "destroyed", "room": room.id.json]
         for v in room.viewers {
             host.pushEvent(to: v.handle, event: v.rewrite(event))
@@ -158,14 +180,15 @@ extension SFUPlugin {
             if wasPublishing { host.closePC(p.handle) }
         }
         rooms.removeAll { $0 === room }
+        requestedRooms.removed(room.id)
         publishStreamLink(room, destroyed: true)
         host.log(.info, "room \(room.id) destroyed")
         return ["videoroom": "destroyed", "room": room.id.json, "permanent": false]
     }
 
-    func allowed(_ f: Fields) throws(SFUError) -> JSONObject {
+    func allowed(_ f: Fields, from requester: Requester) throws(SFUError) -> JSONObject {
         let room = try room(in: f)
-        try checkSecret(room, f)
+        try checkSecret(room, f, from: requester)
         let action = try f.required("action") { (k: String) throws(SFUError) in try f.string(k) }
         let tokens = try f.strings("allowed")
         switch action {
@@ -186,9 +209,9 @@ extension SFUPlugin {
         return ["videoroom": "success", "room": room.id.json, "allowed": .array(room.allowedTokens.map { .string($0) })]
     }
 
-    func kick(_ f: Fields) throws(SFUError) -> JSONObject {
+    func kick(_ f: Fields, from requester: Requester) throws(SFUError) -> JSONObject {
         let room = try room(in: f)
-        try checkSecret(room, f)
+        try checkSecret(room, f, from: requester)
         let id = try f.required("id") { (k: String) throws(SFUError) in try SFUID.read(f, k, stringIDs: config.stringIDs) }
         guard let p = room.participant(id) else { throw SFUError(.noSuchFeed, "No such user \(id) in room \(room.id)") }
         host.pushEvent(to: p.handle, event: ["videoroom": "event", "room": room.id.json, "leaving": "ok", "reason": "kicked"])
@@ -198,9 +221,9 @@ extension SFUPlugin {
         return ["videoroom": "success"]
     }
 
-    func moderate(_ f: Fields) throws(SFUError) -> JSONObject {
+    func moderate(_ f: Fields, from requester: Requester) throws(SFUError) -> JSONObject {
         let room = try room(in: f)
-        try checkSecret(room, f)
+        try checkSecret(room, f, from: requester)
         let id = try f.required("id") { (k: String) throws(SFUError) in try SFUID.read(f, k, stringIDs: config.stringIDs) }
         guard let p = room.participant(id) else { throw SFUError(.noSuchFeed, "No such user \(id) in room \(room.id)") }
         let mid = try f.required("mid") { (k: String) throws(SFUError) in try f.string(k) }

@@ -15,6 +15,11 @@ final class SFUPlugin: AtriumPlugin {
     var timer: UInt64 = 0
     /// Every live handle by id: events from the media thread go only to handles still here.
     var handles: [UInt64: PluginHandle] = [:]
+    /// Rooms made by `create`: who made them and how long they have been empty.
+    var requestedRooms = RequestedRooms(maxPerAddress: 10, emptyRoomSeconds: 300)
+    /// Whether the configuration's rooms were announced on the event bus (not possible in
+    /// `start`, before the host serves; done on the first tick).
+    var announcedConfiguredRooms = false
 
     init(host: PluginHost) { self.host = host }
 
@@ -27,8 +32,9 @@ final class SFUPlugin: AtriumPlugin {
         rooms = config.rooms.map { room in
             var settings = room.settings
             if settings.description.isEmpty { settings.description = "Room \(room.id)" }
-            return Room(id: room.id, settings: settings)
+            return Room(id: room.id, settings: settings, fromConfig: true)
         }
+        requestedRooms = RequestedRooms(maxPerAddress: config.maxRoomsPerAddress, emptyRoomSeconds: config.emptyRoomSeconds)
         for room in rooms where room.settings.streamID == nil { room.settings.streamID = freshStreamID() }
         timer = host.schedule(everyMilliseconds: 1_000) { [weak self] in self?.tick() }
         // Events from the media thread go out 20 ms after the first of a batch, on a one-shot
@@ -86,8 +92,17 @@ final class SFUPlugin: AtriumPlugin {
         return room
     }
 
-    func checkSecret(_ room: Room, _ f: Fields) throws(SFUError) {
-        guard let secret = room.settings.secret else { return }
+    /// The room's `secret`, for the requests that change a room or its participants.
+    /// A room of the configuration without a secret is changed through the admin API only.
+    /// Rationale: Janus lets anyone change a room that has no secret. For a room made by request
+    /// that is its maker's choice; a configured room would otherwise be open to every client
+    /// (`new_rec_dir`, `enable_recording`, `destroy`), and a secret written in a shipped
+    /// configuration is published, so it protects nothing either.
+    func checkSecret(_ room: Room, _ f: Fields, from requester: Requester) throws(SFUError) {
+        guard let secret = room.settings.secret else {
+            guard room.fromConfig, case .client = requester else { return }
+            throw SFUError(.unauthorized, "Unauthorized (room \(room.id) is from the configuration and has no secret: it is changed through the admin API only)")
+        }
         guard let given = try f.string("secret") else { throw SFUError.missing("secret") }
         guard given == secret else { throw SFUError(.unauthorized, "Unauthorized (wrong secret)") }
     }
@@ -118,7 +133,7 @@ final class SFUPlugin: AtriumPlugin {
         }
         if Self.synchronous.contains(request) {
             do throws(SFUError) {
-                return .reply(.object(try synchronousRequest(request, f)))
+                return .reply(.object(try synchronousRequest(request, f, from: .client(handle))))
             } catch {
                 return .reply(error.payload)
             }
@@ -136,7 +151,7 @@ final class SFUPlugin: AtriumPlugin {
         do throws(SFUError) {
             let request = try f.required("request") { (k: String) throws(SFUError) in try f.string(k) }.lowercased()
             guard Self.synchronous.contains(request) else { throw SFUError(.invalidRequest, "Unknown request '\(request)'") }
-            return .object(try synchronousRequest(request, f))
+            return .object(try synchronousRequest(request, f, from: .admin))
         } catch {
             return error.payload
         }
@@ -170,9 +185,20 @@ final class SFUPlugin: AtriumPlugin {
 
     // MARK: - Timers and media callbacks
 
-    /// Every second: periodic keyframe requests (`fir_freq`).
+    /// Every second: periodic keyframe requests (`fir_freq`), and rooms made by request that have
+    /// been empty for `empty_room_seconds` go.
     func tick() {
         let now = monotonicNanoseconds()
+        if !announcedConfiguredRooms {
+            announcedConfiguredRooms = true
+            for room in rooms where room.fromConfig { publishRoomAccess(room) }
+        }
+        for id in requestedRooms.expired(now: now, isEmpty: { id in room(id)?.isEmpty ?? true }) {
+            guard let room = room(id) else { continue }
+            rooms.removeAll { $0 === room }
+            publishStreamLink(room, destroyed: true)
+            host.log(.info, "room \(id) destroyed: empty for \(config.emptyRoomSeconds) s (empty_room_seconds)")
+        }
         for room in rooms where room.settings.firFrequency > 0 {
             let interval = UInt64(room.settings.firFrequency) * 1_000_000_000
             for p in room.participants where p.isPublishing && now - min(now, p.lastKeyframeAt) >= interval {
@@ -262,6 +288,19 @@ final class SFUPlugin: AtriumPlugin {
             atrium_sfu_subscribers \(subscribers)
 
             """
+    }
+}
+
+/// Who sent a synchronous request: a client through its handle, or the operator through the
+/// admin API (which the host admits with its admin secret).
+enum Requester {
+    case client(PluginHandle)
+    case admin
+
+    /// The client's address key ("" for the admin API or when the host does not know it).
+    var address: String {
+        if case .client(let handle) = self { return handle.clientAddress }
+        return ""
     }
 }
 

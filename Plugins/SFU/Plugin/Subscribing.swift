@@ -45,6 +45,7 @@ extension SFUPlugin {
         guard !subscription.streams.isEmpty else { throw SFUError(.noSuchFeed, "No streams to subscribe to") }
         room.subscriptions.append(subscription)
         state.role = .subscriber(subscription)
+        publishPresence(handle, room: room, role: "subscriber", present: true)
         syncMedia(subscription)
         var event: JSONObject = ["videoroom": "attached", "room": subscription.roomRef]
         if let legacy {
@@ -260,6 +261,7 @@ extension SFUPlugin {
     func remove(_ s: Subscription) {
         s.room.subscriptions.removeAll { $0 === s }
         if let state = state(s.handle) { state.role = .none }
+        publishPresence(s.handle, room: s.room, role: "subscriber", present: false)
         let id = s.handle.id
         Forwarder.shared.withLock { t in
             guard let media = t.subscribers.removeValue(forKey: id) else { return }

@@ -14,9 +14,12 @@ extension SFUPlugin {
         }
         var id = SFUID.random(stringIDs: config.stringIDs)
         while room.participant(id) != nil || room.viewers.contains(where: { $0.id == id }) { id = SFUID.random(stringIDs: config.stringIDs) }
-        let viewer = Viewer(id: id, handle: handle, room: room, stream: stream, display: try f.string("display"))
+        let display = try f.string("display")
+        try config.textBounds.display(display)
+        let viewer = Viewer(id: id, handle: handle, room: room, stream: stream, display: display)
         room.viewers.append(viewer)
         state.role = .viewer(viewer)
+        publishPresence(handle, room: room, role: "viewer", present: true)
         syncMedia(room)
         host.pushEvent(to: handle, transaction: transaction, event: [
             "videoroom": "watching", "room": .string(stream), "id": id.json,
@@ -44,6 +47,7 @@ extension SFUPlugin {
         let room = v.room
         room.viewers.removeAll { $0 === v }
         if let state = state(v.handle) { state.role = .none }
+        publishPresence(v.handle, room: room, role: "viewer", present: false)
         guard announce else { return }
         syncMedia(room)
         announceViewerCount(room, except: nil)

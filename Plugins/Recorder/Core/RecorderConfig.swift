@@ -16,6 +16,9 @@ public struct RecorderError: Error, Sendable, Equatable, CustomStringConvertible
         public static let alreadyRecording = Code(rawValue: 417)
         public static let unauthorized = Code(rawValue: 419)
         public static let io = Code(rawValue: 420)
+        /// Too many recordings: at once (`max_recordings`), or started in the last minute from one
+        /// address or of one room.
+        public static let tooManyRecordings = Code(rawValue: 421)
     }
 
     public var code: Code
@@ -61,12 +64,16 @@ public struct RecorderConfig: Sendable {
     public var secret: String?
     /// Most recordings at once.
     public var maxRecordings = 64
+    /// Recordings clients may start per minute from one address, and of one room.
+    public var startsPerAddressPerMinute = 6
+    public var startsPerRoomPerMinute = 4
 
     public init() {}
 
     static let keys: Set<String> = [
         "directory", "allowed_directories", "rooms", "follow_room_record", "per_track", "flush_ms", "fsync_ms", "reorder_ms",
         "holdback_ms", "cluster_ms", "reconnect_seconds", "idle_stop_seconds", "secret", "max_recordings",
+        "starts_per_address_per_minute", "starts_per_room_per_minute",
     ]
 
     /// Reads a config object; the error names the key that is wrong.
@@ -122,6 +129,8 @@ public struct RecorderConfig: Sendable {
         }
         secret = try string("secret")
         maxRecordings = try integer("max_recordings", 1...10_000) ?? maxRecordings
+        startsPerAddressPerMinute = try integer("starts_per_address_per_minute", 1...10_000) ?? startsPerAddressPerMinute
+        startsPerRoomPerMinute = try integer("starts_per_room_per_minute", 1...10_000) ?? startsPerRoomPerMinute
     }
 
     /// The folder a room's `rec_dir` asks for, if it is allowed; nil means `directory`.

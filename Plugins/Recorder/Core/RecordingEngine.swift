@@ -121,7 +121,7 @@ public final class RecordingEngine {
         if let existing = active.first(where: { $0.room == room && ($0.plugin == nil || plugin == nil || $0.plugin == plugin) }) {
             throw RecorderError(.alreadyRecording, "room \(room) is already being recorded (\(existing.id))")
         }
-        guard active.count < config.maxRecordings else { throw RecorderError(.invalidRequest, "too many recordings at once (max_recordings \(config.maxRecordings))") }
+        guard active.count < config.maxRecordings else { throw RecorderError(.tooManyRecordings, "too many recordings at once (max_recordings \(config.maxRecordings))") }
         let base = config.resolve(recordingDirectory: directory) ?? config.directory
         if let directory, config.resolve(recordingDirectory: directory) == nil {
             log("rec_dir \(directory) of room \(room) is outside the allowed directories: recording into \(config.directory)")

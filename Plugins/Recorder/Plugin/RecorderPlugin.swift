@@ -21,6 +21,10 @@ final class RecorderPlugin: AtriumPlugin, @unchecked Sendable {
     private let running = Atomic<Bool>(false)
     private let writerStopped = DispatchSemaphore(value: 0)
     private let counters = Guarded(Counters())
+    /// Who may act on which room's recordings, and how fast clients may start them. Touched only
+    /// on the control context (requests and bus events), which the host runs one call at a time.
+    private var access = RecordingAccess(recorderSecret: nil)
+    private var startLimits = StartLimits(perAddressPerMinute: 6, perRoomPerMinute: 4)
 
     struct Counters {
         var packets = 0
@@ -41,6 +45,8 @@ final class RecorderPlugin: AtriumPlugin, @unchecked Sendable {
         } catch {
             throw PluginFailure("cannot create the recordings directory \(config.directory): \(error.localizedDescription)")
         }
+        access = RecordingAccess(recorderSecret: config.secret)
+        startLimits = StartLimits(perAddressPerMinute: config.startsPerAddressPerMinute, perRoomPerMinute: config.startsPerRoomPerMinute)
         let engine = RecordingEngine(config: config)
         engine.requests = self
         let host = self.host
@@ -142,6 +148,7 @@ final class RecorderPlugin: AtriumPlugin, @unchecked Sendable {
     var subscribesToEvents: Bool { true }
 
     func receiveEvent(source: String, topic: String, event: JSONObject) {
+        access.apply(source: source, topic: topic, event: event)
         guard topic == "chat.message" else { return }
         engine.withLock { $0.chatMessage(event, now: Self.now) }
     }
@@ -149,30 +156,47 @@ final class RecorderPlugin: AtriumPlugin, @unchecked Sendable {
     // MARK: - Requests (client handles and the admin API)
 
     func handleMessage(_ handle: PluginHandle, transaction: String, body: JSONObject, jsep: JSONObject?) -> MessageOutcome {
-        .reply(request(body))
+        .reply(request(body, from: handle))
     }
 
-    func adminMessage(_ body: JSONObject) -> JSON? { request(body, admin: true) }
+    func adminMessage(_ body: JSONObject) -> JSON? { request(body, from: nil) }
 
-    /// start, stop, list, info: the answer, or an error object.
-    func request(_ body: JSONObject, admin: Bool = false) -> JSON {
+    /// start, stop, list, info: the answer, or an error object. `client` is the handle the request
+    /// came on, nil for the admin API (which the host admits with its own secret).
+    func request(_ body: JSONObject, from client: PluginHandle?) -> JSON {
         do throws(RecorderError) {
             guard let name = body["request"]?.stringValue else { throw RecorderError(.missingElement, "Missing mandatory element (request)") }
+            let secret = try optionalString(body, "secret")
+            // 415/419 unless the client may act on `room`'s recordings (RecordingAccess).
+            func authorize(_ room: String) throws(RecorderError) {
+                guard let client else { return }
+                try access.authorize(room: room, secret: secret, session: client.sessionID)
+            }
             switch name {
             case "start":
-                try checkSecret(body, admin: admin)
                 let room = try roomID(body)
                 let plugin = try optionalString(body, "plugin")
+                try authorize(room)
+                let now = UInt64(Self.now) &* 1_000
+                if let client { try startLimits.check(address: client.clientAddress, room: room, now: now) }
                 let r = try engine.withLock { engine throws(RecorderError) in
                     let r = try engine.start(room: room, plugin: plugin, directory: nil, reason: .request, now: Self.now, date: Date())
                     publishWanted(engine)
                     return r
                 }
+                if let client { startLimits.started(address: client.clientAddress, room: room, now: now) }
                 return ["recorder": "started", "recording": r.summary]
             case "stop":
-                try checkSecret(body, admin: admin)
                 let id = try optionalString(body, "id")
                 let room = id == nil ? try roomID(body) : nil
+                if let id {
+                    guard let target = engine.withLock({ $0.recordings.first { $0.id == id }?.room }) else {
+                        throw RecorderError(.notFound, "No such recording (\(id))")
+                    }
+                    try authorize(target)
+                } else if let room {
+                    try authorize(room)
+                }
                 let r = try engine.withLock { engine throws(RecorderError) in
                     let r = try engine.stop(id: id, room: room, date: Date())
                     publishWanted(engine)
@@ -180,13 +204,22 @@ final class RecorderPlugin: AtriumPlugin, @unchecked Sendable {
                 }
                 return ["recorder": "stopped", "recording": r.summary]
             case "list":
-                let all = engine.withLock { $0.recordings.map(\.summary) }
+                // Clients list one room's recordings; only the Recorder's own secret (or the admin
+                // API) lists every room's.
+                let room = body["room"] == nil ? nil : try roomID(body)
+                if let room {
+                    try authorize(room)
+                } else if client != nil, config.secret == nil || secret != config.secret {
+                    throw RecorderError(.missingElement, "Missing mandatory element (room)")
+                }
+                let all = engine.withLock { $0.recordings.filter { room == nil || $0.room == room }.map(\.summary) }
                 return ["recorder": "list", "recordings": .array(all)]
             case "info":
                 guard let id = try optionalString(body, "id") else { throw RecorderError(.missingElement, "Missing mandatory element (id)") }
-                guard let manifest = engine.withLock({ $0.recordings.first { $0.id == id }?.manifest }) else {
+                guard let (room, manifest) = engine.withLock({ e in e.recordings.first { $0.id == id }.map { ($0.room, $0.manifest) } }) else {
                     throw RecorderError(.notFound, "No such recording (\(id))")
                 }
+                try authorize(room)
                 return ["recorder": "info", "recording": manifest]
             default:
                 throw RecorderError(.invalidRequest, "Unknown request '\(name)'")
@@ -194,12 +227,6 @@ final class RecorderPlugin: AtriumPlugin, @unchecked Sendable {
         } catch {
             return error.reply
         }
-    }
-
-    private func checkSecret(_ body: JSONObject, admin: Bool) throws(RecorderError) {
-        guard !admin, let secret = config.secret else { return }
-        guard let given = body["secret"]?.stringValue else { throw RecorderError(.missingElement, "Missing mandatory element (secret)") }
-        guard given == secret else { throw RecorderError(.unauthorized, "Unauthorized (wrong secret)") }
     }
 
     /// A room id as the media plugins label it: a string, or a number written as one.

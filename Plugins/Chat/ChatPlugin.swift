@@ -213,6 +213,8 @@ final class ChatPlugin: AtriumPlugin {
         r.participants[pid] = p
         members[handle.id] = p
         host.publish(topic: "chat.join", event: ["room": .string(r.id), "participant": p.summary, "date": .string(timestamp())])
+        // Who is in a meeting, for the plugins that serve only them (TURN credentials).
+        host.publish(topic: PresenceEvent.topic, event: PresenceEvent(handle, room: r.id, role: "chat", present: true).json)
         updateGauges()
         var joined: JSONObject = [
             "chat": "joined", "room": .string(r.id), "description": .string(r.description),
@@ -238,6 +240,7 @@ final class ChatPlugin: AtriumPlugin {
         let notice: JSON = ["chat": "leave", "room": .string(r.id), "participant": p.summary]
         for other in r.participants.values { host.pushEvent(to: other.handle, event: notice) }
         host.publish(topic: "chat.leave", event: ["room": .string(r.id), "participant": p.summary, "date": .string(timestamp())])
+        host.publish(topic: PresenceEvent.topic, event: PresenceEvent(p.handle, room: r.id, role: "chat", present: false).json)
         if r.participants.isEmpty && !r.fromConfig { rooms.removeValue(forKey: r.id) }
         updateGauges()
     }

@@ -50,6 +50,12 @@ public struct TURNConfig: Sendable {
     public var allowOwnAddresses = true
     /// Quotas.
     public var maxAllocationsPerUser = 10
+    /// Allocations from one client address (IPv4, or IPv6 /64) at once, whatever its credentials.
+    public var maxAllocationsPerAddress = 40
+    /// `credentials` only for sessions that are in a meeting (a handle joined to a room of the SFU
+    /// or the Chat plugin), and at most so many per client address per minute.
+    public var credentialsNeedMeeting = true
+    public var credentialsPerAddressPerMinute = 10
     public var maxAllocations = 1_000
     public var maxPermissionsPerAllocation = 64
     public var maxChannelsPerAllocation = 64
@@ -72,7 +78,8 @@ public struct TURNConfig: Sendable {
         "advertised_host", "min_port", "max_port", "users", "secrets", "sha256_credentials", "advertise_userhash", "credential_ttl_seconds", "allowed_peer_ips",
         "denied_peer_ips", "allow_own_addresses", "max_allocations_per_user", "max_allocations", "max_permissions_per_allocation",
         "max_channels_per_allocation", "tcp_relays", "max_tcp_connections_per_allocation", "bandwidth_bytes_per_second", "default_lifetime_seconds",
-        "max_lifetime_seconds", "nonce_seconds",
+        "max_lifetime_seconds", "nonce_seconds", "max_allocations_per_address", "credentials_need_meeting",
+        "credentials_per_address_per_minute",
     ]
 
     public init(_ o: JSONObject) throws(TURNConfigError) {
@@ -162,6 +169,9 @@ public struct TURNConfig: Sendable {
         }
         maxAllocationsPerUser = try int("max_allocations_per_user", 1...100_000) ?? maxAllocationsPerUser
         maxAllocations = try int("max_allocations", 1...1_000_000) ?? maxAllocations
+        maxAllocationsPerAddress = try int("max_allocations_per_address", 1...1_000_000) ?? maxAllocationsPerAddress
+        credentialsNeedMeeting = try bool("credentials_need_meeting") ?? credentialsNeedMeeting
+        credentialsPerAddressPerMinute = try int("credentials_per_address_per_minute", 1...100_000) ?? credentialsPerAddressPerMinute
         maxPermissionsPerAllocation = try int("max_permissions_per_allocation", 1...10_000) ?? maxPermissionsPerAllocation
         maxChannelsPerAllocation = try int("max_channels_per_allocation", 1...4_096) ?? maxChannelsPerAllocation
         tcpRelays = try bool("tcp_relays") ?? tcpRelays

@@ -84,6 +84,9 @@ public final class TURNServer {
     var peerConnections: [UInt32: PeerConnection] = [:]
     var peerConnectionsBySocket: [PeerSocketID: PeerConnection] = [:]
     private var allocationsPerIdentity: [String: Int] = [:]
+    /// Allocations by client address (IPv4, or IPv6 /64): credentials are bearer tokens that any
+    /// number of identities can be minted as, so the address is what bounds one client.
+    private var allocationsPerAddress: [String: Int] = [:]
     /// RESERVATION-TOKEN → the reserved relay and when it lapses (RFC 8656 §7.2: about 30 s).
     private var reservations: [[UInt8]: (relay: RelayID, address: TransportAddress, expiry: UInt64)] = [:]
     private var lastSweep: UInt64 = 0
@@ -246,7 +249,10 @@ public final class TURNServer {
         guard io.relayFamilies.contains(family) else { return error(440, to: message, client: client, sign: credential.integrity) }
 
         let identity = Authenticator.quotaIdentity(credential.username)
-        guard allocations.count < config.maxAllocations, allocationsPerIdentity[identity, default: 0] < config.maxAllocationsPerUser else {
+        let address = client.address.ip.shareKey
+        guard allocations.count < config.maxAllocations, allocationsPerIdentity[identity, default: 0] < config.maxAllocationsPerUser,
+              allocationsPerAddress[address, default: 0] < config.maxAllocationsPerAddress
+        else {
             metrics.quotaRefusals.add(1, ordering: .relaxed)
             return error(486, to: message, client: client, sign: credential.integrity)
         }
@@ -296,6 +302,7 @@ public final class TURNServer {
         allocations[client] = allocation
         for r in relays { allocationsByRelay[r.id] = allocation }
         allocationsPerIdentity[identity, default: 0] += 1
+        allocationsPerAddress[address, default: 0] += 1
         metrics.allocations.store(allocations.count, ordering: .relaxed)
         io.sendToClient(response, client)
     }
@@ -556,6 +563,9 @@ public final class TURNServer {
         }
         allocationsPerIdentity[allocation.identity, default: 1] -= 1
         if allocationsPerIdentity[allocation.identity] == 0 { allocationsPerIdentity.removeValue(forKey: allocation.identity) }
+        let address = allocation.client.address.ip.shareKey
+        allocationsPerAddress[address, default: 1] -= 1
+        if allocationsPerAddress[address] == 0 { allocationsPerAddress.removeValue(forKey: address) }
         metrics.allocations.store(allocations.count, ordering: .relaxed)
         metrics.permissions.subtract(allocation.permissions.count, ordering: .relaxed)
         metrics.channels.subtract(allocation.channelPeers.count, ordering: .relaxed)

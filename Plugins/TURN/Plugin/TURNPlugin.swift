@@ -14,6 +14,10 @@ final class TURNPlugin: AtriumPlugin {
     private var policy = PeerPolicy()
     private let metrics = TURNMetrics()
     private var loop: TURNLoop?
+    /// Which sessions are in a meeting (the SFU's and the Chat plugin's `presence` events), and
+    /// how many credentials each client address took in the last minute. Control context only.
+    private var presence = RoomPresence()
+    private var credentialBudget = RateBudget(limit: 10)
 
     init(host: PluginHost) { self.host = host }
 
@@ -28,6 +32,7 @@ final class TURNPlugin: AtriumPlugin {
             allowed += machineAddresses().compactMap { CIDR($0.description) }
         }
         policy = PeerPolicy(allowed: allowed, denied: try cidrs(config.deniedPeerIPs, key: "denied_peer_ips"))
+        credentialBudget = RateBudget(limit: config.credentialsPerAddressPerMinute)
         var secrets = config.secrets
         if secrets.isEmpty {
             // No secret configured: one made now, so `credentials` works out of the box. Credentials
@@ -79,6 +84,14 @@ final class TURNPlugin: AtriumPlugin {
 
     func metricsText() -> String { metrics.prometheus }
 
+    // MARK: - Who is in a meeting
+
+    var subscribesToEvents: Bool { true }
+
+    func receiveEvent(source: String, topic: String, event: JSONObject) {
+        presence.apply(source: source, topic: topic, event: event)
+    }
+
     // MARK: - Requests
 
     func handleMessage(_ handle: PluginHandle, transaction: String, body: JSONObject, jsep: JSONObject?) -> MessageOutcome {
@@ -87,6 +100,15 @@ final class TURNPlugin: AtriumPlugin {
         }
         switch request {
         case "credentials":
+            // A relay is worth handing out only to someone in a meeting, and a client must not
+            // mint identities without end (each gets max_allocations_per_user afresh).
+            if config.credentialsNeedMeeting, !presence.isInMeeting(session: handle.sessionID) {
+                return .reply(Self.error(442, "not in a meeting: join a room (SFU or chat) on this session before asking for credentials"))
+            }
+            let address = handle.clientAddress
+            if !address.isEmpty, !credentialBudget.take(address, now: monotonicNanoseconds()) {
+                return .reply(Self.error(443, "too many credentials asked for from your address (at most \(config.credentialsPerAddressPerMinute) a minute)"))
+            }
             return .reply(credentials(for: handle))
         default:
             return .reply(Self.error(441, "unknown request \"\(request)\" (the TURN plugin knows: credentials)"))

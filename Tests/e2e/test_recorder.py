@@ -367,7 +367,8 @@ def test_requests_on_a_handle_and_through_the_admin_api(start_atrium, tmp_path):
 
         assert error({"request": "dance"}) == (413, "Unknown request 'dance'")
         assert error({"nothing": 1})[0] == 415
-        assert error({"request": "start"}) == (415, "Missing mandatory element (secret)")
+        assert error({"request": "start"}) == (415, "Missing mandatory element (room)")
+        assert error({"request": "start", "room": "7004"}) == (415, "Missing mandatory element (secret)")
         assert error({"request": "start", "secret": "nope", "room": "7004"}) == (419, "Unauthorized (wrong secret)")
         assert error({"request": "start", "secret": "letmein"}) == (415, "Missing mandatory element (room)")
         assert error({"request": "start", "secret": "letmein", "room": [1]})[0] == 414
@@ -377,9 +378,12 @@ def test_requests_on_a_handle_and_through_the_admin_api(start_atrium, tmp_path):
         assert rec["room"] == "7004" and rec["state"] == "recording" and rec["reason"] == "request", rec
         assert Path(rec["directory"]).is_dir() and Path(rec["directory"]).parent == folder / "7004"
         assert error({"request": "start", "secret": "letmein", "room": "7004"})[0] == 417
-        listed = client.send({"request": "list"})
+        # Listing every room's recordings, and reading one, need the secret too.
+        assert error({"request": "list"}) == (415, "Missing mandatory element (room)")
+        assert error({"request": "info", "id": rec["id"]}) == (415, "Missing mandatory element (secret)")
+        listed = client.send({"request": "list", "secret": "letmein"})
         assert [r["id"] for r in listed["recordings"]] == [rec["id"]]
-        info = client.send({"request": "info", "id": rec["id"]})
+        info = client.send({"request": "info", "id": rec["id"], "secret": "letmein"})
         assert info["recording"]["format"] == "atrium-recording/1" and info["recording"]["state"] == "recording"
         assert error({"request": "info", "id": "nope"})[0] == 416
         # The admin API needs no secret.

@@ -92,7 +92,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (ARTIFACTS, BUILD_DIR, AtriumServer, MEDIA_IP, base_config, require_media_ip,
+from conftest import (ARTIFACTS, BUILD_DIR, AtriumServer, MEDIA_IP, base_config, chat_plugin_entry, require_media_ip,
                       turn_plugin_entry)
 from janus_client import HttpJanus
 from turn_client import (ADDITIONAL_ADDRESS_FAMILY, ADDRESS_ERROR_CODE, ALLOCATE, BINDING, CHANNEL_BIND, CHANNEL_NUMBER,
@@ -329,7 +329,8 @@ def turn(tmp_path_factory):
                     p.wait()
     elif TURN_KIND == "atrium":
         port, tls_port = free_udp_tcp_port(also=MEDIA_IP6), free_udp_tcp_port(also=MEDIA_IP6)
-        config = base_config([turn_plugin_entry(**turn_config(port, tls_port, cert, key))])
+        # The chat plugin is there for `credentials`, which TURN hands only to sessions in a meeting.
+        config = base_config([turn_plugin_entry(**turn_config(port, tls_port, cert, key)), chat_plugin_entry()])
         atrium = AtriumServer(config, folder / "atrium")
         failure = None
         try:
@@ -1569,6 +1570,13 @@ def janus_credentials(server: TurnServer) -> dict:
         status, reply, raw = janus.post(None, {"janus": "create", "transaction": "turn-create"})
         assert status == 200 and reply and reply.get("janus") == "success", raw
         session = reply["data"]["id"]
+        # Credentials go to sessions in a meeting: join a chat room first, as the web app does.
+        status, reply, raw = janus.post(session, {"janus": "attach", "plugin": "atrium.plugin.chat",
+                                                  "transaction": "chat-attach"})
+        assert status == 200 and reply and reply.get("janus") == "success", f"attach chat: {raw}"
+        status, reply, raw = janus.post(f"{session}/{reply['data']['id']}", {
+            "janus": "message", "transaction": "chat-join", "body": {"request": "join", "room": "turn", "display": "t"}})
+        assert status == 200 and reply and reply["plugindata"]["data"].get("chat") == "joined", f"join chat: {raw}"
         status, reply, raw = janus.post(session, {"janus": "attach", "plugin": TURN_PLUGIN,
                                                   "transaction": "turn-attach"})
         assert status == 200 and reply and reply.get("janus") == "success", f"attach {TURN_PLUGIN}: {raw}"

@@ -17,8 +17,10 @@ def test_janusjs_echotest_through_atrium_turn(start_atrium, page_server, chromiu
     require_media_ip()
     config = media_config()
     port = free_port()
+    # The EchoTest is not a meeting (no room to join), so this deployment hands credentials to any
+    # session, as an operator running the EchoTest behind TURN would configure it.
     config["plugins"].append(turn_plugin_entry(listen=[MEDIA_IP], udp_port=port, tcp_port=port, relay_addresses=[MEDIA_IP],
-                                               min_port=41000, max_port=41999))
+                                               min_port=41000, max_port=41999, credentials_need_meeting=False))
     atrium = start_atrium(config, name="turn-chromium")
     query = {"server": atrium.ws_url, "plugin": ECHO, "turn": atrium.http_url}
     driver = chromium("echo")

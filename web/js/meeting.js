@@ -119,7 +119,6 @@ export class Meeting extends EventTarget {
     this._emit("capabilities", this.capabilities);
 
     this.iceServers = [];
-    if (this.capabilities.turn) this.iceServers = await this._turnServers().catch(() => []);
 
     const [chat, sfu] = await Promise.all([session.attach(CHAT_PLUGIN), session.attach(sfuPlugin)]);
     this.chat = chat;
@@ -132,17 +131,25 @@ export class Meeting extends EventTarget {
 
     if (this.watching) {
       await this._joinChat();
+      await this._fetchIceServers();
       await this._watch();
       this._startQualityWatch();
       return;
     }
     await this._createRoom();
     await this._joinChat();
+    await this._fetchIceServers();
     await this._joinRoom();
     if (this.localStream.getTracks().length > 0) await this._publish();
     if (this.streamId) this._readStreamChat(); // in the background: the meeting does not wait for it
     if (this.capabilities.recorder) this._refreshRecording();
     this._startQualityWatch();
+  }
+
+  /** TURN credentials go only to sessions that are in a meeting, so this comes after joining the
+   * chat and before the first PeerConnection. Without them the page still tries direct paths. */
+  async _fetchIceServers() {
+    if (this.capabilities.turn) this.iceServers = await this._turnServers().catch(() => []);
   }
 
   async _turnServers() {
@@ -640,8 +647,10 @@ export class Meeting extends EventTarget {
     const recorder = await this._recorder();
     const room = this.keys.chatRoom;
     try {
-      if (on) await recorder.request({ request: "start", room, plugin: "atrium.plugin.sfu" });
-      else await recorder.request({ request: "stop", room });
+      // The link id is the SFU room's secret, which the Recorder asks for (docs/api/recorder.md).
+      const secret = this.keys.pin;
+      if (on) await recorder.request({ request: "start", room, plugin: "atrium.plugin.sfu", secret });
+      else await recorder.request({ request: "stop", room, secret });
     } catch (e) {
       // Already in the state asked for (417 recording, 416 not recording): say so, not fail.
       if (!(e instanceof JanusError && (e.code === 417 || e.code === 416))) throw e;
@@ -662,7 +671,7 @@ export class Meeting extends EventTarget {
   async _refreshRecording() {
     try {
       const recorder = await this._recorder();
-      const { data } = await recorder.request({ request: "list" });
+      const { data } = await recorder.request({ request: "list", room: this.keys.chatRoom, secret: this.keys.pin });
       const on = (data.recordings || []).some((r) => r.room === this.keys.chatRoom && r.state === "recording");
       this._setRecording(on);
     } catch {

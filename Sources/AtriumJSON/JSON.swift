@@ -13,7 +13,8 @@ public enum JSON: Sendable, Equatable {
     case object(JSONObject)
 }
 
-/// An ordered JSON object. Lookup is linear: objects on the wire are small.
+/// An ordered JSON object. Lookup is linear: objects on the wire are small (the parser bounds
+/// their keys, see JSONLimits).
 public struct JSONObject: Sendable, Equatable, Sequence, ExpressibleByDictionaryLiteral {
     public private(set) var entries: [(key: String, value: JSON)]
 
@@ -37,6 +38,11 @@ public struct JSONObject: Sendable, Equatable, Sequence, ExpressibleByDictionary
                 entries.append((key: key, value: newValue))
             }
         }
+    }
+
+    /// Appends a key the caller knows is not there yet (the parser, which tracks its keys).
+    mutating func appendNew(key: String, value: JSON) {
+        entries.append((key: key, value: value))
     }
 
     public var keys: [String] { entries.map(\.key) }

@@ -7,6 +7,24 @@ public struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertibl
     public var description: String { "line \(line), column \(column): \(message)" }
 }
 
+/// How much one JSON document may hold, so that no input costs more than its size: nesting
+/// (the parser recurses), keys in one object (each key lookup walks them) and values in all.
+public struct JSONLimits: Sendable, Equatable {
+    public var maximumKeysPerObject: Int
+    public var maximumValues: Int
+
+    public init(maximumKeysPerObject: Int, maximumValues: Int) {
+        self.maximumKeysPerObject = maximumKeysPerObject
+        self.maximumValues = maximumValues
+    }
+
+    /// For text Atrium wrote or trusts (configuration files, what crosses the plugin ABI).
+    public static let `default` = JSONLimits(maximumKeysPerObject: 100_000, maximumValues: 10_000_000)
+    /// For requests from clients: far above any Janus API request (a VideoRoom `configure` with
+    /// every option has a few dozen keys), far below what a 1 MiB body could otherwise carry.
+    public static let request = JSONLimits(maximumKeysPerObject: 1_000, maximumValues: 100_000)
+}
+
 extension JSON {
     /// The deepest nesting accepted; deeper input is refused rather than risking the stack.
     public static let maximumDepth = 128
@@ -19,8 +37,8 @@ extension JSON {
     }
 
     /// Parses UTF-8 JSON bytes.
-    public static func parse(bytes: UnsafeBufferPointer<UInt8>) throws(JSONParseError) -> JSON {
-        var parser = Parser(bytes: bytes)
+    public static func parse(bytes: UnsafeBufferPointer<UInt8>, limits: JSONLimits = .default) throws(JSONParseError) -> JSON {
+        var parser = Parser(bytes: bytes, limits: limits)
         return try parser.parseDocument()
     }
 
@@ -33,19 +51,26 @@ extension JSON {
     }
 
     /// Parses UTF-8 JSON bytes.
-    public static func parse(bytes: some Collection<UInt8>) throws(JSONParseError) -> JSON {
+    public static func parse(bytes: some Collection<UInt8>, limits: JSONLimits = .default) throws(JSONParseError) -> JSON {
         let array = Array(bytes)
-        let result = array.withUnsafeBufferPointer { buffer in Result { () throws(JSONParseError) in try parse(bytes: buffer) } }
+        let result = array.withUnsafeBufferPointer { buffer in
+            Result { () throws(JSONParseError) in try parse(bytes: buffer, limits: limits) }
+        }
         return try result.get()
     }
 }
 
 private struct Parser {
     let bytes: UnsafeBufferPointer<UInt8>
+    let limits: JSONLimits
     var index = 0
     var depth = 0
+    var values = 0
 
-    init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+    init(bytes: UnsafeBufferPointer<UInt8>, limits: JSONLimits) {
+        self.bytes = bytes
+        self.limits = limits
+    }
 
     mutating func parseDocument() throws(JSONParseError) -> JSON {
         skipWhitespace()
@@ -89,6 +114,8 @@ private struct Parser {
 
     mutating func parseValue() throws(JSONParseError) -> JSON {
         guard index < bytes.count else { throw error("unexpected end of input, a value was expected") }
+        values += 1
+        if values > limits.maximumValues { throw error("more than \(limits.maximumValues) values") }
         switch bytes[index] {
         case UInt8(ascii: "{"): return try parseObject()
         case UInt8(ascii: "["): return try parseArray()
@@ -135,13 +162,18 @@ private struct Parser {
             let keyStart = index
             let key = try parseString()
             if !seen.insert(key).inserted { throw error("duplicate key \"\(key)\"", at: keyStart) }
+            if seen.count > limits.maximumKeysPerObject {
+                throw error("more than \(limits.maximumKeysPerObject) keys in one object", at: keyStart)
+            }
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else {
                 throw error("unexpected \(describeCurrent()), ':' was expected")
             }
             index += 1
             skipWhitespace()
-            object[key] = try parseValue()
+            // The key is known to be new (`seen`): appended without the subscript's search, which
+            // made an object of n keys cost n² comparisons.
+            object.appendNew(key: key, value: try parseValue())
             skipWhitespace()
             guard index < bytes.count else { throw error("unexpected end of input, '}' was expected") }
             if bytes[index] == UInt8(ascii: ",") {

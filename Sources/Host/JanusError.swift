@@ -45,7 +45,7 @@ public struct JanusError: Error, Sendable, Equatable {
     /// Parses a request body, or gives the 454 error Janus answers for text that is not JSON.
     static func parseRequest(_ bytes: [UInt8]) -> Result<JSON, JanusError> {
         do {
-            return .success(try JSON.parse(bytes: bytes))
+            return .success(try JSON.parse(bytes: bytes, limits: .request))
         } catch {
             return .failure(JanusError(.invalidJSON, "JSON error: on line \(error.line): \(error.message)"))
         }

@@ -56,3 +56,35 @@ import Testing
         #expect(o.keys == ["z", "m"])
     }
 }
+
+/// Documents built to cost more than their size: many keys, many values.
+@Suite struct JSONLimitTests {
+    static func object(keys: Int) -> String {
+        "{" + (0..<keys).map { "\"k\($0)\":0" }.joined(separator: ",") + "}"
+    }
+
+    @Test func manyKeysParse() throws {
+        // 100,000 keys (under 1 MiB): when each key searched the ones before it, this one test took
+        // minutes (5·10⁹ string comparisons); it now takes milliseconds.
+        let value = try JSON.parse(Self.object(keys: 100_000))
+        #expect(value.objectValue?.count == 100_000)
+        #expect(value["k99999"] == 0)
+    }
+
+    @Test func requestLimitsRefuseHugeObjectsAndDocuments() {
+        let keys = Self.object(keys: 1_001)
+        #expect(throws: JSONParseError.self) { try JSON.parse(bytes: Array(keys.utf8), limits: .request) }
+        #expect(throws: Never.self) { try JSON.parse(bytes: Array(Self.object(keys: 1_000).utf8), limits: .request) }
+        let values = "[" + String(repeating: "0,", count: 100_000) + "0]"
+        do {
+            _ = try JSON.parse(bytes: Array(values.utf8), limits: .request)
+            Issue.record("100,002 values parsed")
+        } catch {
+            #expect(error.message.contains("100000 values"))
+        }
+    }
+
+    @Test func duplicateKeysStillRefused() {
+        #expect(throws: JSONParseError.self) { try JSON.parse(#"{"a":1,"b":2,"a":3}"#) }
+    }
+}

@@ -13,7 +13,9 @@ public struct RTPReceiveStatistics: Sendable {
     private var receivedPrior: UInt32 = 0
     /// Interarrival jitter in timestamp units, scaled by 16 as in A.8.
     private var jitterQ4: UInt32 = 0
-    private var lastTransit: Int64?
+    /// Arrival minus RTP timestamp of the previous packet, in RTP ticks modulo 2^32 (only
+    /// differences of transits mean anything, and they are small).
+    private var lastTransit: UInt32?
     private var lastSenderReport: UInt32 = 0
     private var lastSenderReportAt: UInt64 = 0
 
@@ -23,7 +25,7 @@ public struct RTPReceiveStatistics: Sendable {
 
     public init(ssrc: UInt32, clockRate: UInt32) {
         self.ssrc = ssrc
-        self.clockRate = max(clockRate, 1)
+        self.clockRate = clockRate
     }
 
     /// The extended highest sequence number received.
@@ -57,11 +59,11 @@ public struct RTPReceiveStatistics: Sendable {
             // Otherwise a duplicate or reordered packet: counted, the highest stays.
         }
         received &+= 1
-        // Jitter (A.8): transit time differences in RTP units.
-        let arrival = Int64(arrivalNanos / 1000) * Int64(clockRate) / 1_000_000
-        let transit = arrival - Int64(timestamp)
+        // Jitter (A.8): transit time differences in RTP units, in wrap-around arithmetic so that
+        // neither the uptime nor a hostile timestamp can overflow anything.
+        let transit = RTPClock.ticks(nanoseconds: arrivalNanos, clockRate: clockRate) &- timestamp
         if let last = lastTransit {
-            let d = UInt32(min(abs(transit - last), Int64(UInt32.max >> 5)))
+            let d = min(Int32(bitPattern: transit &- last).magnitude, UInt32.max >> 5)
             jitterQ4 = jitterQ4 &+ d &- ((jitterQ4 &+ 8) >> 4)
         }
         lastTransit = transit
@@ -88,7 +90,7 @@ public struct RTPReceiveStatistics: Sendable {
         var delay: UInt32 = 0
         if lastSenderReportAt > 0, now > lastSenderReportAt {
             // DLSR in units of 1/65536 s.
-            delay = UInt32(truncatingIfNeeded: (now - lastSenderReportAt) * 65_536 / 1_000_000_000)
+            delay = RTPClock.ticks(nanoseconds: now - lastSenderReportAt, clockRate: 65_536)
         }
         let lost = Int32(clamping: max(cumulativeLost, 0))
         let block = ReportBlock(ssrc: ssrc, fractionLost: fraction, cumulativeLost: lost,

@@ -178,6 +178,9 @@ public struct RTPMap: Sendable, Hashable {
         guard let clockRate = SDPLexer.number(parts[1], as: UInt32.self) else {
             throw SDPSyntaxError("a=rtpmap clock rate \(SDPLexer.quoted(parts[1])) is not a number")
         }
+        guard RTPClock.acceptedRates.contains(clockRate) else {
+            throw SDPSyntaxError("a=rtpmap clock rate \(clockRate) is outside what RTP media uses (\(RTPClock.acceptedRates.lowerBound) to \(RTPClock.acceptedRates.upperBound) Hz)")
+        }
         var channels: Int?
         if parts.count == 3 {
             guard let count = SDPLexer.number(parts[2], as: UInt16.self) else {

@@ -3,7 +3,7 @@ public struct SDPParseError: Error, Sendable, Equatable, CustomStringConvertible
     /// The kind of problem, stable for callers to match on; `reason` has the details.
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         private enum Kind: String {
-            case syntax, unknownLineType, missingLine, misplacedLine, invalidField, invalidMediaLine, invalidAttribute
+            case syntax, unknownLineType, missingLine, misplacedLine, invalidField, invalidMediaLine, invalidAttribute, tooLarge
         }
         private let kind: Kind
         /// A line that is not `<type>=<value>`.
@@ -20,6 +20,8 @@ public struct SDPParseError: Error, Sendable, Equatable, CustomStringConvertible
         public static let invalidMediaLine = Code(kind: .invalidMediaLine)
         /// A known attribute (`a=rtpmap`, `a=candidate`, …) whose value does not follow its grammar.
         public static let invalidAttribute = Code(kind: .invalidAttribute)
+        /// More sections, lines, candidates, SSRCs or rids than `SDPLimits` allows.
+        public static let tooLarge = Code(kind: .tooLarge)
         public var description: String { kind.rawValue }
     }
 

@@ -2,10 +2,18 @@ extension SessionDescription {
     /// Parses a session description. Lines may end in `\r\n` or `\n`; blank lines are skipped.
     /// Throws on the first line that breaks the SDP grammar or a known attribute's grammar; unknown
     /// attributes are kept as written. Never traps, whatever the input.
-    public static func parse(_ text: String) throws(SDPParseError) -> SessionDescription {
-        var parser = SDPParser()
+    public static func parse(_ text: String, limits: SDPLimits = .default) throws(SDPParseError) -> SessionDescription {
+        var parser = SDPParser(limits: limits)
         return try parser.parse(text)
     }
+}
+
+/// What the parser has counted of the section it is in, against `SDPLimits`.
+private struct SectionCounts {
+    var attributes = 0
+    var candidates = 0
+    var rids = 0
+    var ssrcs: [UInt32] = []
 }
 
 /// The line-by-line state of parsing one session description.
@@ -16,10 +24,17 @@ struct SDPParser {
     private var sessionName: String?
     private var session = SessionDescription(origin: Origin(sessionID: "0", sessionVersion: 0), timings: [])
     private var currentMedia: MediaDescription?
+    private let limits: SDPLimits
+    private var counts = SectionCounts()
+
+    init(limits: SDPLimits) { self.limits = limits }
 
     mutating func parse(_ text: String) throws(SDPParseError) -> SessionDescription {
         for rawLine in text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false) {
             lineNumber += 1
+            guard lineNumber <= limits.lines else {
+                throw error(.tooLarge, "more than \(limits.lines) lines")
+            }
             var scalars = rawLine
             if scalars.last == "\r" { scalars = scalars.dropLast() }
             let line = Substring(scalars)
@@ -91,8 +106,10 @@ struct SDPParser {
         case "k":
             guard session.encryptionKey == nil else { throw SDPSyntaxError(.misplacedLine, "a second session-level k= line") }
             session.encryptionKey = String(value)
-        case "a": session.attributes.append(try SDPAttribute(parsing: value))
-        case "m": currentMedia = try Self.mediaLine(value)
+        case "a":
+            let attribute = try counted(SDPAttribute(parsing: value))
+            session.attributes.append(attribute)
+        case "m": try startMedia(value)
         default: throw SDPSyntaxError(.unknownLineType, "unknown line type \"\(type)=\"")
         }
     }
@@ -101,7 +118,7 @@ struct SDPParser {
         switch type {
         case "m":
             finishMedia()
-            currentMedia = try Self.mediaLine(value)
+            try startMedia(value)
         case "i":
             guard currentMedia?.title == nil else { throw SDPSyntaxError(.misplacedLine, "a second i= line in one media section") }
             currentMedia?.title = String(value)
@@ -110,11 +127,49 @@ struct SDPParser {
         case "k":
             guard currentMedia?.encryptionKey == nil else { throw SDPSyntaxError(.misplacedLine, "a second k= line in one media section") }
             currentMedia?.encryptionKey = String(value)
-        case "a": currentMedia?.attributes.append(try SDPAttribute(parsing: value))
+        case "a":
+            let attribute = try counted(SDPAttribute(parsing: value))
+            currentMedia?.attributes.append(attribute)
         case "v", "o", "s", "u", "e", "p", "t", "r", "z":
             throw SDPSyntaxError(.misplacedLine, "\(type)= is a session-level line but appears inside a media section")
         default: throw SDPSyntaxError(.unknownLineType, "unknown line type \"\(type)=\"")
         }
+    }
+
+    private mutating func startMedia(_ value: Substring) throws(SDPSyntaxError) {
+        guard session.media.count < limits.mediaSections else {
+            throw SDPSyntaxError(.tooLarge, "more than \(limits.mediaSections) media sections (m= lines)")
+        }
+        currentMedia = try Self.mediaLine(value)
+        counts = SectionCounts()
+    }
+
+    /// An attribute of the current section, once it is known not to take the section past a limit.
+    private mutating func counted(_ attribute: SDPAttribute) throws(SDPSyntaxError) -> SDPAttribute {
+        counts.attributes += 1
+        guard counts.attributes <= limits.attributesPerSection else {
+            throw SDPSyntaxError(.tooLarge, "more than \(limits.attributesPerSection) a= lines in one section")
+        }
+        switch attribute {
+        case .candidate:
+            counts.candidates += 1
+            guard counts.candidates <= limits.candidatesPerSection else {
+                throw SDPSyntaxError(.tooLarge, "more than \(limits.candidatesPerSection) candidates in one section")
+            }
+        case .rid:
+            counts.rids += 1
+            guard counts.rids <= limits.ridsPerSection else {
+                throw SDPSyntaxError(.tooLarge, "more than \(limits.ridsPerSection) rids in one section")
+            }
+        case .ssrc(let line) where !counts.ssrcs.contains(line.ssrc):
+            guard counts.ssrcs.count < limits.ssrcsPerSection else {
+                throw SDPSyntaxError(.tooLarge, "more than \(limits.ssrcsPerSection) SSRCs in one section")
+            }
+            counts.ssrcs.append(line.ssrc)
+        default:
+            break
+        }
+        return attribute
     }
 
     private mutating func finishMedia() {

@@ -55,6 +55,14 @@ public struct PluginHandle: Hashable, @unchecked Sendable {
     public var id: UInt64 { raw.pointee.id }
     public var sessionID: UInt64 { raw.pointee.session_id }
     public var opaqueID: String { String(cString: raw.pointee.opaque_id) }
+    /// The attaching client's address key (IPv4 address or IPv6 /64), "" when unknown or when the
+    /// host is older than ABI 1.1.
+    public var clientAddress: String {
+        let size = Int(raw.pointee.struct_size)
+        guard size >= (MemoryLayout<atrium_handle_t>.offset(of: \.client_address) ?? Int.max - 8) + MemoryLayout<UnsafePointer<CChar>?>.size,
+              let text = raw.pointee.client_address else { return "" }
+        return String(cString: text)
+    }
 }
 
 /// What a Swift plugin implements. Every method has the thread of its C counterpart:

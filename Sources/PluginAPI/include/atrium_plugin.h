@@ -63,7 +63,7 @@ extern "C" {
 
 /* ABI version of this header. */
 #define ATRIUM_ABI_VERSION_MAJOR 1
-#define ATRIUM_ABI_VERSION_MINOR 0
+#define ATRIUM_ABI_VERSION_MINOR 1
 
 /* The one symbol every plugin library exports. */
 #define ATRIUM_PLUGIN_ENTRY_SYMBOL "atrium_plugin_entry"
@@ -117,6 +117,14 @@ typedef struct atrium_handle {
     /* Borrowed, NUL-terminated, valid for the handle's lifetime: the opaque_id the client
      * gave at attach, or "" if none. */
     const char *opaque_id;
+    /* Since 1.1. Borrowed, NUL-terminated, valid for the handle's lifetime: the address of the
+     * client that attached, as the host keys its fair shares: an IPv4 address ("203.0.113.7"), an
+     * IPv6 /64 ("2001:db8:1:2::/64"), or "" when unknown. A host of minor 0 leaves it NULL (read
+     * it only when struct_size covers it).
+     * Rationale: accountless meetings make every client anonymous, so the address is the only
+     * identity a plugin can bound what one client creates (rooms, recordings, TURN credentials);
+     * one /64 is what one IPv6 subscriber is given, so a key per address would be no bound. */
+    const char *ATRIUM_NULLABLE client_address;
 } atrium_handle_t;
 
 /* ---- Media -------------------------------------------------------------------------------------

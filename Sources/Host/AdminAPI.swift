@@ -50,7 +50,7 @@ extension HostCore {
             ok(["status": [
                 "sessions": JSON(sessions), "handles": JSON(handles),
                 "session_timeout": .int(Int64(config.sessions.timeoutSeconds)),
-                "uptime_seconds": .int(Int64((monotonicNanoseconds() - startedAt) / 1_000_000_000)),
+                "uptime_seconds": .int(Int64(nanoseconds(from: startedAt, to: monotonicNanoseconds()) / 1_000_000_000)),
             ]])
         case "list_plugins":
             var list = JSONObject()
@@ -84,11 +84,11 @@ extension HostCore {
                     "session_id": JSON(sessionID), "handle_id": JSON(handleID),
                     "info": [
                         "session_id": JSON(sessionID),
-                        "session_last_activity": .int(Int64((now - handle.session.lastActivity) / 1000)),
+                        "session_last_activity": .int(Int64(nanoseconds(from: handle.session.lastActivity, to: now) / 1000)),
                         "session_transport": .string(handle.session.connection?.transportName ?? "http"),
                         "handle_id": JSON(handleID),
                         "opaque_id": .string(handle.opaqueID),
-                        "created": .int(Int64((now - handle.createdAt) / 1000)),
+                        "created": .int(Int64(nanoseconds(from: handle.createdAt, to: now) / 1000)),
                         "plugin": .string(handle.plugin.id),
                         "attached_as": .string(handle.attachedAs),
                         "state": .string("\(state)"),

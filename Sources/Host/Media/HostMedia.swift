@@ -13,7 +13,7 @@ extension HostCore {
         }
         let parsed: SessionDescription
         do {
-            parsed = try SessionDescription.parse(text)
+            parsed = try SessionDescription.parse(text, limits: config.media.sdpLimits)
         } catch {
             return .failure(.invalid("the plugin's SDP does not parse: \(error)"))
         }
@@ -33,7 +33,7 @@ extension HostCore {
     func acceptClientJSEP(type: String, sdp text: String, handle: Handle) -> JanusError? {
         let parsed: SessionDescription
         do {
-            parsed = try SessionDescription.parse(text)
+            parsed = try SessionDescription.parse(text, limits: config.media.sdpLimits)
         } catch {
             return JanusError(.jsepInvalidSDP, "JSEP error: invalid SDP (\(error))")
         }

@@ -161,6 +161,26 @@ final class MediaEngine: @unchecked Sendable {
     /// Now, as the media path sees it: the arrival time of the packet being handled, if any.
     var mediaNow: UInt64 { packetArrival ?? monotonicNanoseconds() }
 
+    /// The plugin whose [media] callback runs now (its queue tag; 0: none), for the watchdog.
+    private let pluginCall = Atomic<UInt>(0)
+
+    /// The plugin whose [media] callback runs now, if any (any thread).
+    var pluginInCall: LoadedPlugin? {
+        let tag = pluginCall.load(ordering: .relaxed)
+        guard tag != 0 else { return nil }
+        return core?.plugins.first { $0.queueTag == tag }
+    }
+
+    var isRunning: Bool { running.load(ordering: .relaxed) }
+
+    /// Calls into `plugin` on the media thread, noting whom the thread is lent to.
+    @inline(__always)
+    func calling<T>(_ plugin: LoadedPlugin, _ body: () -> T) -> T {
+        pluginCall.store(plugin.queueTag, ordering: .relaxed)
+        defer { pluginCall.store(0, ordering: .relaxed) }
+        return body()
+    }
+
     /// Runs `task` on the media thread, soon.
     func post(_ task: @escaping () -> Void) {
         let wrapped = MediaTask(run: task)
@@ -338,7 +358,16 @@ final class MediaEngine: @unchecked Sendable {
         }
     }
 
+    /// Paths (remote address and transport) one peer may use; a peer that knows its credentials
+    /// could otherwise answer checks from ever new ports and grow the address tables. Browsers use
+    /// a handful, a few more after network changes.
+    static let maximumPathsPerPeer = 32
+
     private func stun(_ message: ParsedSTUNMessage, peer: PeerConnection, path: IcePath, connection: TCPConnection?, now: UInt64) {
+        guard peer.paths.count < Self.maximumPathsPerPeer || peer.paths.contains(path) else {
+            metrics.dropped.add(1, ordering: .relaxed)
+            return
+        }
         let wasConnected = peer.ice.state == .connected
         switch peer.ice.handle(message, from: path, now: now) {
         case .respond(let response):
@@ -398,7 +427,7 @@ final class MediaEngine: @unchecked Sendable {
     private func rtp(_ bytes: UnsafeMutableRawBufferPointer, peer: PeerConnection, now: UInt64) {
         guard let inbound = peer.inbound, let length = try? inbound.unprotect(bytes, length: bytes.count),
             let packet = try? RTPPacketView(buffer: bytes, length: length),
-            let stream = peer.resolveStream(packet)
+            let stream = peer.resolveStream(packet, maxSSRCsPerStream: config.maxSSRCsPerStream)
         else {
             metrics.dropped.add(1, ordering: .relaxed)
             return
@@ -432,9 +461,9 @@ final class MediaEngine: @unchecked Sendable {
             p.video_rotation = Int32(bytes[o] & 0x03) * 90
         }
         if stream.incomingRidID != 0, let rid = packet.headerExtensionString(id: stream.incomingRidID) {
-            p.rid = stream.ridCString(rid)
+            p.rid = stream.ridCString(rid, limit: config.sdpLimits.ridsPerSection)
         }
-        incoming(peer.plugin.pluginPointer, peer.handle.raw, &p)
+        calling(peer.plugin) { incoming(peer.plugin.pluginPointer, peer.handle.raw, &p) }
     }
 
     private func rtcp(_ bytes: UnsafeMutableRawBufferPointer, peer: PeerConnection, now: UInt64) {
@@ -485,10 +514,10 @@ final class MediaEngine: @unchecked Sendable {
             encoded.withUnsafeBufferPointer { b in
                 p.buffer = b.baseAddress!
                 p.length = UInt32(b.count)
-                incoming(peer.plugin.pluginPointer, peer.handle.raw, &p)
+                calling(peer.plugin) { incoming(peer.plugin.pluginPointer, peer.handle.raw, &p) }
             }
         } else {
-            incoming(peer.plugin.pluginPointer, peer.handle.raw, &p)
+            calling(peer.plugin) { incoming(peer.plugin.pluginPointer, peer.handle.raw, &p) }
         }
     }
 
@@ -613,7 +642,7 @@ final class MediaEngine: @unchecked Sendable {
         var packets: [RTCPPacket] = []
         for stream in peer.streams where stream.isVideo && (mindex < 0 || stream.index == Int(mindex)) {
             // Throttled: a burst of requests from a plugin becomes one PLI per 300 ms.
-            guard now - stream.lastKeyframeRequestAt > 300_000_000 else { continue }
+            guard nanoseconds(from: stream.lastKeyframeRequestAt, to: now) > 300_000_000 else { continue }
             stream.lastKeyframeRequestAt = now
             for ssrc in stream.statistics.keys {
                 packets.append(.pictureLossIndication(PictureLossIndication(senderSSRC: peer.hostSSRC, mediaSSRC: ssrc)))
@@ -666,10 +695,10 @@ final class MediaEngine: @unchecked Sendable {
             }
             handshakesMayRun = connecting
         }
-        if now - lastSlowTick >= Self.slowTickNanos {
+        if nanoseconds(from: lastSlowTick, to: now) >= Self.slowTickNanos {
             lastSlowTick = now
             let noMedia = UInt64(config.noMediaSeconds * 1e9)
-            for connection in Array(connections.values) where connection.peer == nil && now - connection.acceptedAt > Self.unboundTCPTimeout {
+            for connection in Array(connections.values) where connection.peer == nil && nanoseconds(from: connection.acceptedAt, to: now) > Self.unboundTCPTimeout {
                 drop(connection)
             }
             for peer in Array(peersByHandle.values) {
@@ -678,13 +707,13 @@ final class MediaEngine: @unchecked Sendable {
                     close(peer, reason: .iceFailed, notifyClient: true, notifyPlugin: true)
                     continue
                 }
-                for stream in peer.streams where stream.receiving && now - stream.lastPacketAt > noMedia {
+                for stream in peer.streams where stream.receiving && nanoseconds(from: stream.lastPacketAt, to: now) > noMedia {
                     stream.receiving = false
                     mediaStateChanged(peer, stream)
                 }
             }
         }
-        if now - lastReportTick >= Self.reportNanos {
+        if nanoseconds(from: lastReportTick, to: now) >= Self.reportNanos {
             lastReportTick = now
             for peer in peersByHandle.values where peer.isConnected { report(peer, now: now) }
         }
@@ -697,7 +726,7 @@ final class MediaEngine: @unchecked Sendable {
         for stream in peer.streams {
             var lost: UInt32 = 0
             for ssrc in Array(stream.statistics.keys) {
-                let (block, lostInInterval) = stream.statistics[ssrc]!.reportBlock(now: now)
+                guard let (block, lostInInterval) = stream.statistics[ssrc]?.reportBlock(now: now) else { continue }
                 blocks.append(block)
                 lost &+= lostInInterval
             }
@@ -710,8 +739,8 @@ final class MediaEngine: @unchecked Sendable {
         var packets: [RTCPPacket] = []
         let wallClock = SenderReport.ntpNow()
         for stream in peer.streams where stream.sends && stream.packetsSent > 0 {
-            let elapsed = now - stream.lastSentAt
-            let rtp = stream.lastRTPTimestamp &+ UInt32(truncatingIfNeeded: elapsed * UInt64(stream.sendClockRate) / 1_000_000_000)
+            let elapsed = nanoseconds(from: stream.lastSentAt, to: now)
+            let rtp = stream.lastRTPTimestamp &+ RTPClock.ticks(nanoseconds: elapsed, clockRate: stream.sendClockRate)
             let reports = packets.isEmpty ? Array(blocks.prefix(31)) : []
             packets.append(.senderReport(SenderReport(ssrc: stream.localSSRC, ntpTimestamp: wallClock, rtpTimestamp: rtp,
                                                       packetCount: stream.packetsSent, octetCount: stream.octetsSent, reports: reports)))

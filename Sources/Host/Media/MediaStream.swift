@@ -60,10 +60,11 @@ final class MediaStream {
 
     var kind: String { isVideo ? "video" : "audio" }
 
-    /// The C string of a rid, made once per rid.
-    func ridCString(_ rid: String) -> UnsafePointer<CChar> {
+    /// The C string of a rid, made once per rid; nil past `limit` different rids, which only a
+    /// peer inventing rids (a new one per packet would otherwise grow this table forever) reaches.
+    func ridCString(_ rid: String, limit: Int) -> UnsafePointer<CChar>? {
         if let p = ridCStrings[rid] { return UnsafePointer(p) }
-        let p = strdup(rid)!
+        guard ridCStrings.count < limit, let p = strdup(rid) else { return nil }
         ridCStrings[rid] = p
         return UnsafePointer(p)
     }

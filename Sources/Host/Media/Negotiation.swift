@@ -52,6 +52,9 @@ extension MediaEngine {
         if let existing = self.peer(for: handle) {
             peer = existing
             if let remote = peer.ice.remote, remote != transport.ice {
+                guard peer.restartBudget.take(now: now, perMinute: config.iceRestartsPerMinute) else {
+                    throw .invalid("too many ICE restarts (at most \(config.iceRestartsPerMinute) a minute)")
+                }
                 let old = peer.ice.local.ufrag
                 peer.ice = peer.ice.restart(local: .random(), remote: transport.ice, now: now)
                 replaceUfrag(peer, old: old)

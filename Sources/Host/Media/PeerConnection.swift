@@ -32,6 +32,8 @@ final class PeerConnection {
     var streams: [MediaStream] = []
     /// Remote SSRC → index in `streams`, learned from the SDP or the first packet.
     var streamBySSRC: [UInt32: Int] = [:]
+    /// ICE restarts this minute, so a client cannot make the media thread restart ICE at will.
+    var restartBudget = RestartBudget()
     /// Paths that passed a connectivity check (all demultiplex to this PeerConnection).
     var paths: Set<IcePath> = []
     /// Its ICE-TCP connections, by the peer's address.
@@ -89,14 +91,19 @@ final class PeerConnection {
         ]
     }
 
-    /// The stream for a remote description's sections, created or updated in index order.
+    /// The stream for a remote description's sections, created or updated in index order. The
+    /// SSRC map is rebuilt from what this description announces and what the streams still track,
+    /// so renegotiating with new SSRCs again and again does not grow it.
     func updateStreams(remote: SessionDescription) {
+        var map: [UInt32: Int] = [:]
         for (i, m) in remote.media.enumerated() {
             guard m.isRTP, m.kind == .audio || m.kind == .video else { continue }
             let stream = stream(at: i, mid: m.mid ?? "\(i)", isVideo: m.kind == .video)
             stream.applyRemote(m)
-            for ssrc in m.ssrcs { streamBySSRC[ssrc] = i }
+            for ssrc in stream.statistics.keys { map[ssrc] = i }
+            for ssrc in m.ssrcs { map[ssrc] = i }
         }
+        streamBySSRC = map
     }
 
     func stream(at index: Int, mid: String, isVideo: Bool) -> MediaStream {
@@ -108,8 +115,10 @@ final class PeerConnection {
     }
 
     /// Which stream an incoming packet belongs to: its SSRC if known, else its mid extension,
-    /// else the one section that negotiated its payload type.
-    func resolveStream(_ packet: RTPPacketView) -> MediaStream? {
+    /// else the one section that negotiated its payload type. A stream learns at most
+    /// `maxSSRCsPerStream` SSRCs from packets: a peer sending from ever new SSRCs would otherwise
+    /// grow the statistics, which the media thread walks every second, without bound.
+    func resolveStream(_ packet: RTPPacketView, maxSSRCsPerStream: Int) -> MediaStream? {
         if let i = streamBySSRC[packet.ssrc], i < streams.count { return streams[i] }
         var found: MediaStream?
         if let midID = streams.first(where: { $0.incomingMidID != 0 })?.incomingMidID,
@@ -121,7 +130,8 @@ final class PeerConnection {
             let candidates = streams.filter { $0.clockRates[packet.payloadType] != nil }
             if candidates.count == 1 { found = candidates[0] }
         }
-        if let found { streamBySSRC[packet.ssrc] = found.index }
+        guard let found, found.statistics.count < maxSSRCsPerStream else { return nil }
+        streamBySSRC[packet.ssrc] = found.index
         return found
     }
 
@@ -133,5 +143,22 @@ final class PeerConnection {
             return s.sends ? s : nil
         }
         return streams.first { $0.sends && $0.isVideo == isVideo }
+    }
+}
+
+/// Counts ICE restarts in one-minute windows.
+struct RestartBudget {
+    private var windowStart: UInt64 = 0
+    private var count = 0
+
+    /// Whether one more restart fits in the current minute (and counts it if so).
+    mutating func take(now: UInt64, perMinute: Int) -> Bool {
+        if now &- windowStart >= 60_000_000_000 {
+            windowStart = now
+            count = 0
+        }
+        guard count < perMinute else { return false }
+        count += 1
+        return true
     }
 }

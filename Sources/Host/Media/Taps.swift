@@ -64,7 +64,7 @@ extension MediaEngine {
             audio_level: -1, audio_voice: -1, video_rotation: -1, mid: UnsafePointer(stream.midCString), rid: nil)
         let arrival = now / 1_000
         for plugin in tap.subscribers {
-            plugin.tap?.stream_rtp?(plugin.pluginPointer, tap.id, &p, arrival)
+            calling(plugin) { _ = plugin.tap?.stream_rtp?(plugin.pluginPointer, tap.id, &p, arrival) }
         }
     }
 
@@ -80,7 +80,7 @@ extension MediaEngine {
             p.mindex = Int32(i)
             p.is_video = peer.streams[i].isVideo ? 1 : 0
             for plugin in tap.subscribers {
-                plugin.tap?.stream_rtcp?(plugin.pluginPointer, tap.id, &p, now / 1_000)
+                calling(plugin) { _ = plugin.tap?.stream_rtcp?(plugin.pluginPointer, tap.id, &p, now / 1_000) }
             }
         }
     }

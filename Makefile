@@ -104,5 +104,14 @@ bench-turn: release
 bench-sfu: release venv
 	$(NETNS) -- bash -c '$(E2E_NET) && $(VENV)/bin/python Benchmarks/sfu/bench_sfu.py'
 
+# Clients joining, publishing, subscribing, chatting, leaving and reconnecting against the release
+# build while its RSS, fds and threads are sampled; fails on growth or any error (Tests/soak/soak.py).
+SOAK_MINUTES ?= 10
+SOAK_CLIENTS ?= 12
+.PHONY: soak
+soak: release venv
+	$(NETNS) -- bash -c '$(E2E_NET) && ATRIUM_BUILD_DIR=.build/release $(VENV)/bin/python Tests/soak/soak.py \
+	  --minutes $(SOAK_MINUTES) --clients $(SOAK_CLIENTS)'
+
 clean:
 	rm -rf .build $(VENV) Tests/e2e/artifacts

@@ -118,14 +118,18 @@ public final class AtriumHost: Service, Sendable {
         }
         let core = self.core
         let webApp = self.webApp
+        let config = self.config
         if config.http.enabled {
             let channel = try await ServerBootstrap(group: group)
                 .serverChannelOption(ChannelOptions.backlog, value: 256)
                 .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        guard core.admit(channel, .http) else { return }
+                        let deadline = core.connectionDeadline(header: config.http.headerTimeoutSeconds, idle: config.http.idleTimeoutSeconds)
+                        try channel.pipeline.syncOperations.addHandler(deadline)
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                        try channel.pipeline.syncOperations.addHandler(HTTPHandler(core: core, webApp: webApp))
+                        try channel.pipeline.syncOperations.addHandler(HTTPHandler(core: core, webApp: webApp, peer: channel.remoteAddress, deadline: deadline))
                     }
                 }
                 .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
@@ -141,10 +145,16 @@ public final class AtriumHost: Service, Sendable {
         }
         if config.webSocket.enabled {
             let maxFrame = config.webSocket.maxMessageBytes
+            let webSocketIdle = TimeAmount.nanoseconds(Int64(config.webSocket.idleTimeoutSeconds * 1e9))
             let channel = try await ServerBootstrap(group: group)
                 .serverChannelOption(ChannelOptions.backlog, value: 256)
                 .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
                 .childChannelInitializer { channel in
+                    guard core.admit(channel, .webSocket) else { return channel.eventLoop.makeSucceededVoidFuture() }
+                    let client = ClientAddress(channel.remoteAddress)
+                    // The handshake is HTTP: it gets the header timeout, and no idle phase before it.
+                    let deadline = core.connectionDeadline(header: config.webSocket.handshakeTimeoutSeconds, idle: config.webSocket.handshakeTimeoutSeconds)
+                    let boundDeadline = NIOLoopBound(deadline, eventLoop: channel.eventLoop)
                     let upgrader = NIOWebSocketServerUpgrader(
                         maxFrameSize: maxFrame,
                         automaticErrorHandling: true,
@@ -157,14 +167,16 @@ public final class AtriumHost: Service, Sendable {
                         upgradePipelineHandler: { channel, _ in
                             channel.pipeline.removeHandler(name: UpgradeRequiredHandler.name).flatMap {
                                 channel.eventLoop.makeCompletedFuture {
+                                    boundDeadline.value.upgraded(idle: webSocketIdle)
                                     try channel.pipeline.syncOperations.addHandler(
                                         NIOWebSocketFrameAggregator(minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 1024, maxAccumulatedFrameSize: maxFrame))
-                                    try channel.pipeline.syncOperations.addHandler(WebSocketHandler(core: core))
+                                    try channel.pipeline.syncOperations.addHandler(WebSocketHandler(core: core, client: client))
                                 }
                             }
                         }
                     )
                     return channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(boundDeadline.value)
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                             withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }),
                             withErrorHandling: true)

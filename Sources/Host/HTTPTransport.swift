@@ -28,13 +28,19 @@ struct RequestBudget {
     }
 }
 
+/// Which request budget refused a request.
+enum RequestBudgetScope: String, Sendable {
+    case connection, address
+}
+
 extension HostCore {
-    /// The answer to a request refused by the connection's budget, keeping its transaction when it
-    /// has one so the client's callback fires.
-    func rateLimited(bytes: [UInt8]) -> JSON {
-        let transaction = (try? JSON.parse(bytes: bytes))?["transaction"]?.stringValue
-        let reply = JanusError(.unknown, "Too many requests on this connection, slow down").envelope(transaction: transaction)
+    /// The answer to a request refused by a request budget, keeping its transaction when a cheap
+    /// scan finds it (see scanTransaction) so the client's callback fires; the body is not parsed.
+    func rateLimited(bytes: [UInt8], by scope: RequestBudgetScope) -> JSON {
+        let reason = scope == .connection ? "Too many requests on this connection, slow down" : "Too many requests from your address, slow down"
+        let reply = JanusError(.unknown, reason).envelope(transaction: scanTransaction(bytes))
         metrics.count(verb: nil, reply: reply)
+        metrics.requestRefused(by: scope)
         return reply
     }
 }
@@ -49,16 +55,25 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let core: HostCore
     private let config: HostConfig.HTTP
     private let webApp: WebApp?
+    private let client: ClientAddress
+    /// May read /metrics, the admin API and the details of /health (http.private_from).
+    private let isPrivate: Bool
+    private let deadline: ConnectionDeadline?
     private var head: HTTPRequestHead?
     private var body: [UInt8] = []
     private var bodyTooLarge = false
     private var budget: RequestBudget
     private var pendingPoll: (queue: LongPollQueue, waiter: UInt64, timer: Scheduled<Void>)?
 
-    init(core: HostCore, webApp: WebApp? = nil) {
+    /// `peer` nil is an in-process caller (tests, fuzzing): no share is counted and it is trusted
+    /// as loopback is. An accepted TCP connection always has its peer's address.
+    init(core: HostCore, webApp: WebApp? = nil, peer: NIOCore.SocketAddress? = nil, deadline: ConnectionDeadline? = nil) {
         self.core = core
         self.webApp = webApp
         self.config = core.config.http
+        self.client = ClientAddress(peer)
+        self.isPrivate = peer.map { core.config.http.privateFrom.admits($0) } ?? true
+        self.deadline = deadline
         budget = RequestBudget(rate: core.config.limits.requestsPerSecond, burst: core.config.limits.burst)
     }
 
@@ -79,6 +94,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .end:
             guard let head else { return }
             self.head = nil
+            deadline?.requestReceived()
             route(context: context, head: head)
         }
     }
@@ -107,13 +123,27 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             janus(context: context, head: head, components: components(of: path, under: config.basePath), query: query)
         } else if path == config.adminPath || path.hasPrefix(config.adminPath + "/") {
             core.metrics.httpRequest(kind: "admin")
+            guard isPrivate else {
+                core.metrics.httpRequest(kind: "forbidden")
+                let refusal = JanusError(.unauthorized, "The admin API is not served to this address (see http.private_from)")
+                respondJSON(context: context, head: head, json: refusal.envelope(transaction: nil), status: .forbidden)
+                return
+            }
             admin(context: context, head: head, components: components(of: path, under: config.adminPath))
         } else if path == "/metrics" && head.method == .GET {
             core.metrics.httpRequest(kind: "metrics")
+            guard isPrivate else {
+                core.metrics.httpRequest(kind: "forbidden")
+                respondText(context: context, head: head, status: .forbidden, text: "Metrics are not served to this address (see http.private_from)\n", contentType: "text/plain; charset=utf-8")
+                return
+            }
             respondText(context: context, head: head, status: .ok, text: core.metricsText(), contentType: "text/plain; version=0.0.4; charset=utf-8")
         } else if path == "/health" && head.method == .GET {
             core.metrics.httpRequest(kind: "health")
-            respondJSON(context: context, head: head, json: core.health())
+            // Anyone may ask whether the host is well (load balancers probe from other
+            // addresses); how many sessions it holds and what each plugin says is private.
+            let health = core.health()
+            respondJSON(context: context, head: head, json: isPrivate ? health : ["ok": health["ok"] ?? false])
         } else if let webApp, head.method == .GET || head.method == .HEAD {
             web(context: context, head: head, path: path, webApp: webApp)
         } else {
@@ -170,12 +200,16 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 return
             }
             guard budget.take() else {
-                respondJSON(context: context, head: head, json: core.rateLimited(bytes: body))
+                respondJSON(context: context, head: head, json: core.rateLimited(bytes: body, by: .connection))
+                return
+            }
+            guard core.shares.takeRequest(client) else {
+                respondJSON(context: context, head: head, json: core.rateLimited(bytes: body, by: .address))
                 return
             }
             // Path ids that are not numbers count as absent, as in Janus.
             let ids = components.map { UInt64($0) ?? 0 }
-            var requestContext = RequestContext(connection: nil)
+            var requestContext = RequestContext(connection: nil, client: client)
             if let s = ids.first, s != 0 {
                 requestContext.pathSessionID = s
                 requestContext.pathHasSession = true
@@ -184,8 +218,16 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             core.process(bytes: body, context: requestContext, reply: replier(context: context, head: head))
         case .GET:
             if components == ["info"] {
+                guard budget.take() else {
+                    respondJSON(context: context, head: head, json: core.rateLimited(bytes: [], by: .connection))
+                    return
+                }
+                guard core.shares.takeRequest(client) else {
+                    respondJSON(context: context, head: head, json: core.rateLimited(bytes: [], by: .address))
+                    return
+                }
                 let request: JSON = ["janus": "info", "transaction": .string(randomTransaction())]
-                core.process(json: request, context: RequestContext(connection: nil), reply: replier(context: context, head: head))
+                core.process(json: request, context: RequestContext(connection: nil, client: client), reply: replier(context: context, head: head))
                 return
             }
             if components.count == 2 {
@@ -296,10 +338,10 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         return h
     }
 
-    func respondJSON(context: ChannelHandlerContext, head: HTTPRequestHead, json: JSON) {
+    func respondJSON(context: ChannelHandlerContext, head: HTTPRequestHead, json: JSON, status: HTTPResponseStatus = .ok) {
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "application/json")
-        respond(context: context, head: head, status: .ok, body: json.prettyPrinted(indent: 3).utf8.map { $0 }, extraHeaders: headers)
+        respond(context: context, head: head, status: status, body: json.prettyPrinted(indent: 3).utf8.map { $0 }, extraHeaders: headers)
     }
 
     private func respondText(context: ChannelHandlerContext, head: HTTPRequestHead, status: HTTPResponseStatus, text: String, contentType: String) {
@@ -327,6 +369,8 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         if !keepAlive {
             let channel = context.channel
             done.whenComplete { _ in channel.close(promise: nil) }
+        } else {
+            deadline?.responseSent()
         }
     }
 

@@ -38,6 +38,14 @@ public struct HostConfig: Sendable {
         public var corsOrigin: String? = nil
         /// The meeting web app's folder; nil: `web` in the working directory (see AtriumHost.webRoot).
         public var webRoot: String? = nil
+        /// A request (head and body) must arrive within this long of its first byte, and a new
+        /// connection must send one within this long of being accepted.
+        public var headerTimeoutSeconds = 10.0
+        /// A keep-alive connection with no request in progress is closed after this long.
+        public var idleTimeoutSeconds = 60.0
+        /// Who may read /metrics, the admin API and the details of /health.
+        public var privateFrom: [AddressPrefix] = HTTP.loopback
+        static let loopback = [AddressPrefix("127.0.0.0/8")!, AddressPrefix("::1/128")!]
     }
 
     public struct WebSocket: Sendable {
@@ -45,6 +53,13 @@ public struct HostConfig: Sendable {
         public var bind = "0.0.0.0"
         public var port = 8188
         public var maxMessageBytes = 1 << 20
+        /// The upgrade request must arrive within this long of the connection being accepted.
+        public var handshakeTimeoutSeconds = 10.0
+        /// An upgraded connection that sends nothing for this long is closed (0: never).
+        public var idleTimeoutSeconds = 150.0
+        /// Bytes written to a client but not yet taken by its socket; beyond it the client is
+        /// closed, since it is not reading.
+        public var maxPendingBytes = 8 << 20
     }
 
     public struct Sessions: Sendable {
@@ -53,12 +68,27 @@ public struct HostConfig: Sendable {
         public var maxSessions = 10_000
         public var maxHandlesPerSession = 64
         public var maxQueuedEvents = 1_000
+        /// Bytes of events kept for a session whose client does not poll.
+        public var maxQueuedEventBytes = 4 << 20
     }
 
     public struct Limits: Sendable {
         /// Requests a second one connection may sustain, and the burst above it.
         public var requestsPerSecond = 200.0
         public var burst = 400.0
+        /// The same across every connection of one client address (ClientAddress).
+        public var addressRequestsPerSecond = 400.0
+        public var addressBurst = 800.0
+        /// What one client address may hold at once.
+        public var sessionsPerAddress = 100
+        public var handlesPerAddress = 1_000
+        public var httpConnectionsPerAddress = 128
+        public var webSocketConnectionsPerAddress = 128
+        /// Connections of all clients together.
+        public var maxHTTPConnections = 10_000
+        public var maxWebSocketConnections = 10_000
+        /// Client addresses tracked at once; beyond it new addresses are refused.
+        public var maxAddresses = 100_000
     }
 
     public struct Admin: Sendable {
@@ -144,7 +174,7 @@ public struct HostConfig: Sendable {
         if let http = top["http"] {
             let o = try root.object(http, path: "http", keys: [
                 "enabled", "bind", "port", "base_path", "admin_path", "long_poll_seconds", "max_body_bytes", "cors_origin",
-                "web_root",
+                "web_root", "header_timeout_seconds", "idle_timeout_seconds", "private_from",
             ])
             config.http.enabled = try root.bool(o, "enabled", path: "http") ?? config.http.enabled
             config.http.bind = try root.string(o, "bind", path: "http") ?? config.http.bind
@@ -156,28 +186,36 @@ public struct HostConfig: Sendable {
             config.http.corsOrigin = try root.string(o, "cors_origin", path: "http")
             config.http.webRoot = try root.string(o, "web_root", path: "http")
             if config.http.webRoot == "" { throw root.error("http.web_root", "expected a folder path or null") }
+            config.http.headerTimeoutSeconds = try root.number(o, "header_timeout_seconds", path: "http", range: 0.5...300) ?? config.http.headerTimeoutSeconds
+            config.http.idleTimeoutSeconds = try root.number(o, "idle_timeout_seconds", path: "http", range: 0.5...3600) ?? config.http.idleTimeoutSeconds
+            config.http.privateFrom = try root.prefixes(o, "private_from", path: "http") ?? config.http.privateFrom
         }
         if let ws = top["websocket"] {
-            let o = try root.object(ws, path: "websocket", keys: ["enabled", "bind", "port", "max_message_bytes"])
+            let o = try root.object(ws, path: "websocket", keys: [
+                "enabled", "bind", "port", "max_message_bytes", "handshake_timeout_seconds", "idle_timeout_seconds", "max_pending_bytes",
+            ])
             config.webSocket.enabled = try root.bool(o, "enabled", path: "websocket") ?? config.webSocket.enabled
             config.webSocket.bind = try root.string(o, "bind", path: "websocket") ?? config.webSocket.bind
             config.webSocket.port = try root.int(o, "port", path: "websocket", range: 0...65535) ?? config.webSocket.port
             config.webSocket.maxMessageBytes = try root.int(o, "max_message_bytes", path: "websocket", range: 256...(64 << 20)) ?? config.webSocket.maxMessageBytes
+            config.webSocket.handshakeTimeoutSeconds = try root.number(o, "handshake_timeout_seconds", path: "websocket", range: 0.5...300) ?? config.webSocket.handshakeTimeoutSeconds
+            config.webSocket.idleTimeoutSeconds = try root.number(o, "idle_timeout_seconds", path: "websocket", range: 0...86400) ?? config.webSocket.idleTimeoutSeconds
+            config.webSocket.maxPendingBytes = try root.int(o, "max_pending_bytes", path: "websocket", range: (64 << 10)...(1 << 30)) ?? config.webSocket.maxPendingBytes
         }
         if let sessions = top["sessions"] {
             let o = try root.object(sessions, path: "sessions", keys: [
                 "timeout_seconds", "reclaim_seconds", "max_sessions", "max_handles_per_session", "max_queued_events",
+                "max_queued_event_bytes",
             ])
             config.sessions.timeoutSeconds = try root.number(o, "timeout_seconds", path: "sessions", range: 0...86400) ?? config.sessions.timeoutSeconds
             config.sessions.reclaimSeconds = try root.number(o, "reclaim_seconds", path: "sessions", range: 0...86400) ?? config.sessions.reclaimSeconds
             config.sessions.maxSessions = try root.int(o, "max_sessions", path: "sessions", range: 1...10_000_000) ?? config.sessions.maxSessions
             config.sessions.maxHandlesPerSession = try root.int(o, "max_handles_per_session", path: "sessions", range: 1...100_000) ?? config.sessions.maxHandlesPerSession
             config.sessions.maxQueuedEvents = try root.int(o, "max_queued_events", path: "sessions", range: 1...1_000_000) ?? config.sessions.maxQueuedEvents
+            config.sessions.maxQueuedEventBytes = try root.int(o, "max_queued_event_bytes", path: "sessions", range: (4 << 10)...(1 << 30)) ?? config.sessions.maxQueuedEventBytes
         }
         if let limits = top["limits"] {
-            let o = try root.object(limits, path: "limits", keys: ["requests_per_second", "burst"])
-            config.limits.requestsPerSecond = try root.number(o, "requests_per_second", path: "limits", range: 0.1...1_000_000) ?? config.limits.requestsPerSecond
-            config.limits.burst = try root.number(o, "burst", path: "limits", range: 1...1_000_000) ?? config.limits.burst
+            config.limits = try parseLimits(limits, root)
         }
         if let admin = top["admin"] {
             let o = try root.object(admin, path: "admin", keys: ["secret"])
@@ -186,6 +224,13 @@ public struct HostConfig: Sendable {
         }
         if let media = top["media"] {
             config.media = try parseMedia(media, root)
+        }
+        // Rationale: a WebSocket whose sessions are alive sends at least one request per session
+        // timeout (or its sessions die), so an idle timeout above it never closes a live client.
+        if config.webSocket.idleTimeoutSeconds > 0, config.sessions.timeoutSeconds > 0,
+            config.webSocket.idleTimeoutSeconds <= config.sessions.timeoutSeconds
+        {
+            throw root.error("websocket.idle_timeout_seconds", "must be longer than sessions.timeout_seconds (\(config.sessions.timeoutSeconds)), or 0 for none; found \(config.webSocket.idleTimeoutSeconds)")
         }
         if let plugins = top["plugins"] {
             guard case .array(let entries) = plugins else {
@@ -236,6 +281,34 @@ public struct HostConfig: Sendable {
 }
 
 extension HostConfig {
+    static func parseLimits(_ json: JSON, _ root: ConfigReader) throws(ConfigError) -> Limits {
+        var l = Limits()
+        let path = "limits"
+        let o = try root.object(json, path: path, keys: [
+            "requests_per_second", "burst", "address_requests_per_second", "address_burst", "sessions_per_address",
+            "handles_per_address", "http_connections_per_address", "websocket_connections_per_address",
+            "max_http_connections", "max_websocket_connections", "max_addresses",
+        ])
+        l.requestsPerSecond = try root.number(o, "requests_per_second", path: path, range: 0.1...1_000_000) ?? l.requestsPerSecond
+        l.burst = try root.number(o, "burst", path: path, range: 1...1_000_000) ?? l.burst
+        l.addressRequestsPerSecond = try root.number(o, "address_requests_per_second", path: path, range: 0.1...1_000_000) ?? l.addressRequestsPerSecond
+        l.addressBurst = try root.number(o, "address_burst", path: path, range: 1...1_000_000) ?? l.addressBurst
+        l.sessionsPerAddress = try root.int(o, "sessions_per_address", path: path, range: 1...10_000_000) ?? l.sessionsPerAddress
+        l.handlesPerAddress = try root.int(o, "handles_per_address", path: path, range: 1...10_000_000) ?? l.handlesPerAddress
+        l.httpConnectionsPerAddress = try root.int(o, "http_connections_per_address", path: path, range: 1...1_000_000) ?? l.httpConnectionsPerAddress
+        l.webSocketConnectionsPerAddress = try root.int(o, "websocket_connections_per_address", path: path, range: 1...1_000_000) ?? l.webSocketConnectionsPerAddress
+        l.maxHTTPConnections = try root.int(o, "max_http_connections", path: path, range: 1...1_000_000) ?? l.maxHTTPConnections
+        l.maxWebSocketConnections = try root.int(o, "max_websocket_connections", path: path, range: 1...1_000_000) ?? l.maxWebSocketConnections
+        l.maxAddresses = try root.int(o, "max_addresses", path: path, range: 1...10_000_000) ?? l.maxAddresses
+        if l.httpConnectionsPerAddress > l.maxHTTPConnections {
+            throw root.error("limits.http_connections_per_address", "must not exceed limits.max_http_connections (\(l.maxHTTPConnections)), found \(l.httpConnectionsPerAddress)")
+        }
+        if l.webSocketConnectionsPerAddress > l.maxWebSocketConnections {
+            throw root.error("limits.websocket_connections_per_address", "must not exceed limits.max_websocket_connections (\(l.maxWebSocketConnections)), found \(l.webSocketConnectionsPerAddress)")
+        }
+        return l
+    }
+
     static func parseMedia(_ json: JSON, _ root: ConfigReader) throws(ConfigError) -> Media {
         var m = Media()
         let path = "media"
@@ -311,6 +384,20 @@ struct ConfigReader {
             throw error(join(path, key), "expected a path like \"/janus\" (leading slash, no trailing slash), found \"\(s)\"")
         }
         return s
+    }
+
+    /// A list of address prefixes (`["127.0.0.0/8", "::1/128"]`); an empty list admits no one.
+    func prefixes(_ o: JSONObject, _ key: String, path: String) throws(ConfigError) -> [AddressPrefix]? {
+        guard let v = o[key], !v.isNull else { return nil }
+        guard case .array(let items) = v else {
+            throw error(join(path, key), "expected an array of address prefixes such as [\"127.0.0.0/8\", \"::1/128\"], found \(v.typeDescription)")
+        }
+        return try items.enumerated().map { (i, item) throws(ConfigError) in
+            guard case .string(let s) = item, let prefix = AddressPrefix(s) else {
+                throw error("\(join(path, key))[\(i)]", "expected an address prefix such as \"10.0.0.0/8\" or \"::1/128\" (or one address), found \(item.stringValue.map { "\"\($0)\"" } ?? item.typeDescription)")
+            }
+            return prefix
+        }
     }
 
     func bool(_ o: JSONObject, _ key: String, path: String) throws(ConfigError) -> Bool? {

@@ -13,12 +13,15 @@ public struct RequestContext: Sendable {
     public var pathHandleID: UInt64?
     /// Whether the HTTP path named a session (even an unparseable one).
     public var pathHasSession = false
+    /// Who sent it, for the fair shares per client address.
+    public var client: ClientAddress
 
-    public init(connection: (any ClientConnection)?, pathSessionID: UInt64? = nil, pathHandleID: UInt64? = nil) {
+    public init(connection: (any ClientConnection)?, pathSessionID: UInt64? = nil, pathHandleID: UInt64? = nil, client: ClientAddress = .unknown) {
         self.connection = connection
         self.pathSessionID = pathSessionID
         self.pathHandleID = pathHandleID
         self.pathHasSession = pathSessionID != nil
+        self.client = client
     }
 }
 
@@ -41,6 +44,10 @@ public final class HostCore: Sendable {
     let pluginsByName: [String: LoadedPlugin]
     let registry = Mutex(Registry())
     let metrics = CoreMetrics()
+    /// What each client address holds and may still ask for.
+    let shares: ClientShares
+    /// Bytes written to WebSocket clients that their sockets have not taken yet.
+    let webSocketPending = PendingBytes()
     let startedAt = monotonicNanoseconds()
     let sessionTimeoutNanos: UInt64
     let reclaimNanos: UInt64
@@ -56,6 +63,7 @@ public final class HostCore: Sendable {
             for a in p.aliases { byName[a] = p }
         }
         pluginsByName = byName
+        shares = ClientShares(limits: ClientShares.Limits(config.limits))
         sessionTimeoutNanos = UInt64(config.sessions.timeoutSeconds * 1e9)
         reclaimNanos = UInt64(config.sessions.reclaimSeconds * 1e9)
         for p in plugins { p.core = self }
@@ -192,11 +200,13 @@ public final class HostCore: Sendable {
             guard !session.destroyed else { return nil }
             session.destroyed = true
             r.sessions.removeValue(forKey: session.id)
+            shares.releaseSession(session.client)
             let hs = Array(session.handles.values)
             session.handles.removeAll()
             for h in hs {
                 h.state = .detaching
                 r.handlesByAddress.removeValue(forKey: h.address)
+                shares.releaseHandle(h.client)
                 // Enqueued under the lock, so it follows the handle's handle_created.
                 h.plugin.queue.async { [self] in
                     releaseMedia(h, notifyClient: false)
@@ -233,6 +243,7 @@ public final class HostCore: Sendable {
     /// Expires idle sessions (with a `timeout` event) and orphans past the reclaim window.
     func sweep() {
         let now = monotonicNanoseconds()
+        shares.sweep(now: now)
         let expired: [(Session, Bool)] = registry.withLock { r in
             var out: [(Session, Bool)] = []
             for s in r.sessions.values {
@@ -347,6 +358,7 @@ public final class HostCore: Sendable {
             handle.state = .detaching
             handle.session.handles.removeValue(forKey: handle.id)
             r.handlesByAddress.removeValue(forKey: handle.address)
+            shares.releaseHandle(handle.client)
             // Enqueued under the lock, so it follows the handle's handle_created.
             handle.plugin.queue.async { [self] in
                 releaseMedia(handle, notifyClient: notify)

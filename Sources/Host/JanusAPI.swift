@@ -99,7 +99,11 @@ struct Call: Sendable {
                 return .failure(JanusError(.sessionConflict, "Session ID already in use"))
             }
             while r.sessions[id] != nil { id = randomJanusID() }
-            r.sessions[id] = Session(id: id, connection: context.connection, queueCapacity: config.sessions.maxQueuedEvents)
+            guard core.shares.reserveSession(context.client) else {
+                return .failure(JanusError(.notAcceptingSessions, "Too many sessions from your address (limit \(config.limits.sessionsPerAddress))"))
+            }
+            r.sessions[id] = Session(id: id, connection: context.connection, queueCapacity: config.sessions.maxQueuedEvents,
+                                     queueByteCapacity: config.sessions.maxQueuedEventBytes, client: context.client)
             return .success(id)
         }
         switch outcome {
@@ -134,20 +138,22 @@ struct Call: Sendable {
             opaqueID = s
         }
         let limit = core.config.sessions.maxHandlesPerSession
+        let addressLimit = core.config.limits.handlesPerAddress
         let call = self
-        let accepted: Bool = core.registry.withLock { r in
-            guard !session.destroyed, session.handles.count < limit else { return false }
+        let refusal: String? = core.registry.withLock { r in
+            guard !session.destroyed, session.handles.count < limit else { return "too many handles in this session (limit \(limit))" }
+            guard core.shares.reserveHandle(context.client) else { return "too many handles from your address (limit \(addressLimit))" }
             var id = randomJanusID()
             while session.handles[id] != nil { id = randomJanusID() }
-            let handle = Handle(id: id, session: session, plugin: plugin, opaqueID: opaqueID, attachedName: pluginName)
+            let handle = Handle(id: id, session: session, plugin: plugin, opaqueID: opaqueID, attachedName: pluginName, client: context.client)
             session.handles[id] = handle
             r.handlesByAddress[handle.address] = handle
             // Enqueued under the lock: a destroy that removes the handle queues handle_destroyed after this.
             plugin.queue.async { call.finishAttach(handle) }
-            return true
+            return nil
         }
-        if !accepted {
-            fail(JanusError(.pluginAttach, "Couldn't attach to plugin: too many handles in this session (limit \(limit))"))
+        if let refusal {
+            fail(JanusError(.pluginAttach, "Couldn't attach to plugin: \(refusal)"))
         }
     }
 
@@ -158,7 +164,7 @@ struct Call: Sendable {
             core.registry.withLock { r in
                 handle.state = .detaching
                 handle.session.handles.removeValue(forKey: handle.id)
-                r.handlesByAddress.removeValue(forKey: handle.address)
+                if r.handlesByAddress.removeValue(forKey: handle.address) != nil { core.shares.releaseHandle(handle.client) }
             }
             fail(JanusError(.pluginAttach, "Couldn't attach to plugin: error '\(refusal)'"))
             return

@@ -18,7 +18,10 @@ public protocol ClientConnection: AnyObject, Sendable {
 /// A random id of at most 53 bits, so it is an exact JavaScript number (never 0).
 func randomJanusID() -> UInt64 { UInt64.random(in: 1...0x1F_FFFF_FFFF_FFFF) }
 
-/// The events of a session bound to HTTP long polls: queued until a poll takes them.
+/// The events of a session bound to HTTP long polls: queued until a poll takes them, bounded
+/// both in count and in bytes (the size of each event's compact JSON text), the oldest going
+/// first. The newest event is always kept, even alone over the byte bound, so a poll still sees
+/// the latest state.
 final class LongPollQueue: Sendable {
     struct Waiter {
         let id: UInt64
@@ -28,31 +31,61 @@ final class LongPollQueue: Sendable {
 
     private struct State {
         var events: [JSON] = []
+        /// The size of each queued event, in step with `events`.
+        var sizes: [Int] = []
+        var bytes = 0
+        var dropped: UInt64 = 0
         var waiters: [Waiter] = []
         var nextWaiterID: UInt64 = 1
+
+        mutating func removeFirst(_ n: Int) {
+            bytes -= sizes.prefix(n).reduce(0, +)
+            events.removeFirst(n)
+            sizes.removeFirst(n)
+        }
     }
 
     private let state = Mutex(State())
     let capacity: Int
+    let byteCapacity: Int
 
-    init(capacity: Int) { self.capacity = capacity }
+    init(capacity: Int, byteCapacity: Int = .max) {
+        self.capacity = capacity
+        self.byteCapacity = byteCapacity
+    }
 
     /// Queues an event, or hands it at once to a waiting poll.
     func push(_ event: JSON) {
+        // Measured only when no poll is waiting: an event handed over at once is never held. A poll
+        // that went away meanwhile is the rare case measured under the lock.
+        let measured = hasWaiters ? nil : event.serialized.utf8.count
         let handoff: (Waiter, [JSON])? = state.withLock { s in
+            let size = measured ?? (s.waiters.isEmpty ? event.serialized.utf8.count : 0)
             s.events.append(event)
-            if s.events.count > capacity {
-                s.events.removeFirst(s.events.count - capacity)
+            s.sizes.append(size)
+            s.bytes += size
+            var excess = max(0, s.events.count - capacity)
+            var held = s.bytes - s.sizes.prefix(excess).reduce(0, +)
+            while held > byteCapacity, excess < s.events.count - 1 {
+                held -= s.sizes[excess]
+                excess += 1
+            }
+            if excess > 0 {
+                s.removeFirst(excess)
+                s.dropped += UInt64(excess)
             }
             guard !s.waiters.isEmpty else { return nil }
             let waiter = s.waiters.removeFirst()
             let n = min(waiter.maxEvents, s.events.count)
             let batch = Array(s.events.prefix(n))
-            s.events.removeFirst(n)
+            s.removeFirst(n)
             return (waiter, batch)
         }
         if let (waiter, batch) = handoff { waiter.deliver(batch) }
     }
+
+    /// The bytes held now and the events dropped so far for being over a bound.
+    var usage: (bytes: Int, dropped: UInt64) { state.withLock { ($0.bytes, $0.dropped) } }
 
     /// Takes up to `maxEvents` queued events now, or registers a waiter and returns its id.
     func poll(maxEvents: Int, deliver: @escaping @Sendable ([JSON]) -> Void) -> UInt64? {
@@ -60,7 +93,7 @@ final class LongPollQueue: Sendable {
             if !s.events.isEmpty {
                 let n = min(maxEvents, s.events.count)
                 let batch = Array(s.events.prefix(n))
-                s.events.removeFirst(n)
+                s.removeFirst(n)
                 return (batch, nil)
             }
             let id = s.nextWaiterID
@@ -93,7 +126,7 @@ final class LongPollQueue: Sendable {
     /// Takes every queued event (a claim moved the session to a WebSocket).
     func takeAll() -> [JSON] {
         state.withLock { s in
-            defer { s.events.removeAll() }
+            defer { s.removeFirst(s.events.count) }
             return s.events
         }
     }
@@ -113,12 +146,15 @@ final class Session: @unchecked Sendable {
     var destroyed = false
     /// When the bound WebSocket closed (for the reclaim window), or nil.
     var orphanedAt: UInt64?
+    /// The address that created it, whose share of sessions it counts against.
+    let client: ClientAddress
 
-    init(id: UInt64, connection: (any ClientConnection)?, queueCapacity: Int) {
+    init(id: UInt64, connection: (any ClientConnection)?, queueCapacity: Int, queueByteCapacity: Int = .max, client: ClientAddress) {
         self.id = id
+        self.client = client
         self.connection = connection
         self.lastActivity = monotonicNanoseconds()
-        self.longPoll = LongPollQueue(capacity: queueCapacity)
+        self.longPoll = LongPollQueue(capacity: queueCapacity, byteCapacity: queueByteCapacity)
     }
 }
 
@@ -133,7 +169,9 @@ final class Handle: @unchecked Sendable {
     let opaqueID: String
     let attachedName: String?
     let createdAt: UInt64
+    let client: ClientAddress
     private let opaqueCString: UnsafeMutablePointer<CChar>
+    private let clientCString: UnsafeMutablePointer<CChar>
     // Guarded by HostCore.registry.
     var state: State = .attaching
     var labels: JSON = .object([:])
@@ -141,14 +179,16 @@ final class Handle: @unchecked Sendable {
     /// from the media thread after that are dropped. Touched only on that context.
     var released = false
 
-    init(id: UInt64, session: Session, plugin: LoadedPlugin, opaqueID: String, attachedName: String?) {
+    init(id: UInt64, session: Session, plugin: LoadedPlugin, opaqueID: String, attachedName: String?, client: ClientAddress) {
         self.id = id
         self.attachedName = attachedName
         self.session = session
         self.plugin = plugin
         self.opaqueID = opaqueID
+        self.client = client
         self.createdAt = monotonicNanoseconds()
-        opaqueCString = strdup(opaqueID)!
+        opaqueCString = Self.copy(opaqueID)
+        clientCString = Self.copy(client.key)
         raw = .allocate(capacity: 1)
         raw.initialize(to: atrium_handle_t(
             struct_size: UInt32(MemoryLayout<atrium_handle_t>.size),
@@ -156,8 +196,15 @@ final class Handle: @unchecked Sendable {
             session_id: session.id,
             plugin_data: nil,
             host_data: nil,
-            opaque_id: UnsafePointer(opaqueCString)
+            opaque_id: UnsafePointer(opaqueCString),
+            client_address: UnsafePointer(clientCString)
         ))
+    }
+
+    /// A NUL-terminated copy the plugin may borrow (strdup, which only fails without memory).
+    private static func copy(_ text: String) -> UnsafeMutablePointer<CChar> {
+        guard let copy = strdup(text) else { fatalError("out of memory") }
+        return copy
     }
 
     /// The raw pointer as a dictionary key, never dereferenced for lookup.
@@ -167,5 +214,6 @@ final class Handle: @unchecked Sendable {
         raw.deinitialize(count: 1)
         raw.deallocate()
         free(opaqueCString)
+        free(clientCString)
     }
 }

@@ -3,19 +3,60 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOWebSocket
+import Synchronization
 
 /// One WebSocket client (subprotocol `janus-protocol`): one JSON object per text frame.
+///
+/// What it has been sent but its socket has not yet taken is bounded (`maxPendingBytes`): a
+/// client that stops reading is closed instead of growing the host's memory without end.
 final class WebSocketConnection: ClientConnection {
     let channel: any Channel
     var transportName: String { "websocket" }
+    private let maxPendingBytes: Int
+    private let pending = Atomic<Int>(0)
+    private let overflowed = Atomic<Bool>(false)
+    /// Every connection's pending bytes together, for /metrics.
+    private let totalPending: PendingBytes
+    private let onOverflow: @Sendable () -> Void
 
-    init(channel: any Channel) { self.channel = channel }
+    init(channel: any Channel, maxPendingBytes: Int = .max, totalPending: PendingBytes = PendingBytes(), onOverflow: @escaping @Sendable () -> Void = {}) {
+        self.channel = channel
+        self.maxPendingBytes = maxPendingBytes
+        self.totalPending = totalPending
+        self.onOverflow = onOverflow
+    }
 
     func send(_ message: JSON) {
-        let bytes = message.prettyPrinted(indent: 3).utf8
-        let buffer = channel.allocator.buffer(bytes: Array(bytes))
-        channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .text, data: buffer), promise: nil)
+        let bytes = Array(message.prettyPrinted(indent: 3).utf8)
+        let size = bytes.count
+        guard !overflowed.load(ordering: .relaxed) else { return }
+        guard pending.add(size, ordering: .relaxed).newValue <= maxPendingBytes else {
+            pending.subtract(size, ordering: .relaxed)
+            if !overflowed.exchange(true, ordering: .relaxed) {
+                onOverflow()
+                channel.close(promise: nil)
+            }
+            return
+        }
+        totalPending.add(size)
+        let buffer = channel.allocator.buffer(bytes: bytes)
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenComplete { _ in
+            self.pending.subtract(size, ordering: .relaxed)
+            self.totalPending.add(-size)
+        }
+        channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .text, data: buffer), promise: written)
     }
+
+    /// Bytes sent to this client that its socket has not taken yet.
+    var pendingBytes: Int { pending.load(ordering: .relaxed) }
+}
+
+/// A sum of bytes kept by many connections.
+final class PendingBytes: Sendable {
+    private let value = Atomic<Int>(0)
+    func add(_ n: Int) { value.add(n, ordering: .relaxed) }
+    var bytes: Int { value.load(ordering: .relaxed) }
 }
 
 /// Reads frames of an upgraded connection and hands each request to the core.
@@ -24,17 +65,25 @@ final class WebSocketHandler: ChannelInboundHandler {
     typealias OutboundOut = WebSocketFrame
 
     private let core: HostCore
+    private let client: ClientAddress
     private var connection: WebSocketConnection?
     private var budget: RequestBudget
     private var closing = false
 
-    init(core: HostCore) {
+    init(core: HostCore, client: ClientAddress) {
         self.core = core
+        self.client = client
         budget = RequestBudget(rate: core.config.limits.requestsPerSecond, burst: core.config.limits.burst)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        connection = WebSocketConnection(channel: context.channel)
+        let core = core
+        let client = client
+        connection = WebSocketConnection(channel: context.channel, maxPendingBytes: core.config.webSocket.maxPendingBytes,
+                                         totalPending: core.webSocketPending) {
+            core.metrics.slowReaderClosed()
+            core.logger.info("websocket closed: the client does not read what it is sent", metadata: ["client": "\(client)"])
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -45,10 +94,14 @@ final class WebSocketHandler: ChannelInboundHandler {
             var data = frame.unmaskedData
             let bytes = data.readBytes(length: data.readableBytes) ?? []
             guard budget.take() else {
-                connection.send(core.rateLimited(bytes: bytes))
+                connection.send(core.rateLimited(bytes: bytes, by: .connection))
                 return
             }
-            core.process(bytes: bytes, context: RequestContext(connection: connection)) { reply in
+            guard core.shares.takeRequest(client) else {
+                connection.send(core.rateLimited(bytes: bytes, by: .address))
+                return
+            }
+            core.process(bytes: bytes, context: RequestContext(connection: connection, client: client)) { reply in
                 connection.send(reply)
             }
         case .ping:

@@ -16,6 +16,26 @@ import Testing
         #expect(c.media.consentTimeoutSeconds == 30 && c.media.slowlinkThreshold == 0 && c.media.tcpPort == nil)
     }
 
+    @Test func hostileClientLimitsHaveTheDocumentedDefaults() throws {
+        let c = try parse("{}")
+        #expect(c.limits.sessionsPerAddress == 100 && c.limits.handlesPerAddress == 1_000)
+        #expect(c.limits.httpConnectionsPerAddress == 128 && c.limits.webSocketConnectionsPerAddress == 128)
+        #expect(c.limits.maxHTTPConnections == 10_000 && c.limits.maxWebSocketConnections == 10_000)
+        #expect(c.limits.addressRequestsPerSecond == 400 && c.limits.addressBurst == 800 && c.limits.maxAddresses == 100_000)
+        #expect(c.http.headerTimeoutSeconds == 10 && c.http.idleTimeoutSeconds == 60)
+        #expect(c.http.privateFrom.map(\.description) == ["127.0.0.0/8", "::1/128"])
+        #expect(c.webSocket.handshakeTimeoutSeconds == 10 && c.webSocket.idleTimeoutSeconds == 150 && c.webSocket.maxPendingBytes == 8 << 20)
+        #expect(c.sessions.maxQueuedEventBytes == 4 << 20)
+    }
+
+    @Test func hostileClientLimitsAreRead() throws {
+        let c = try parse(#"{"limits":{"sessions_per_address":5,"address_requests_per_second":7.5,"max_http_connections":20,"http_connections_per_address":20},"http":{"private_from":["10.0.0.0/8"],"header_timeout_seconds":2},"websocket":{"idle_timeout_seconds":0,"max_pending_bytes":65536},"sessions":{"max_queued_event_bytes":8192}}"#)
+        #expect(c.limits.sessionsPerAddress == 5 && c.limits.addressRequestsPerSecond == 7.5 && c.limits.maxHTTPConnections == 20)
+        #expect(c.http.privateFrom.map(\.description) == ["10.0.0.0/8"] && c.http.headerTimeoutSeconds == 2)
+        #expect(c.webSocket.idleTimeoutSeconds == 0 && c.webSocket.maxPendingBytes == 65536 && c.sessions.maxQueuedEventBytes == 8192)
+        #expect(try parse(#"{"http":{"private_from":[]}}"#).http.privateFrom.isEmpty)
+    }
+
     @Test func mediaSectionIsRead() throws {
         let c = try parse(#"{"media":{"udp_port":0,"tcp_port":10001,"advertised_addresses":["203.0.113.7"],"consent_timeout_seconds":12.5,"slowlink_threshold":4}}"#)
         #expect(c.media.udpPort == 0 && c.media.tcpPort == 10001 && c.media.advertisedAddresses == ["203.0.113.7"])
@@ -49,6 +69,16 @@ import Testing
         (#"{"media":{"certificate_file":"c.pem"}}"#, "media"),
         (#"{"media":{"tcp_port":"10001"}}"#, "media.tcp_port"),
         (#"{"media":{"udp":1}}"#, "media.udp"),
+        (#"{"limits":{"sessions_per_address":0}}"#, "limits.sessions_per_address"),
+        (#"{"limits":{"max_adresses":5}}"#, "limits.max_adresses"),
+        (#"{"limits":{"http_connections_per_address":50,"max_http_connections":10}}"#, "limits.http_connections_per_address"),
+        (#"{"limits":{"websocket_connections_per_address":50,"max_websocket_connections":10}}"#, "limits.websocket_connections_per_address"),
+        (#"{"http":{"private_from":"127.0.0.1"}}"#, "http.private_from"),
+        (#"{"http":{"private_from":["127.0.0.1","localhost"]}}"#, "http.private_from[1]"),
+        (#"{"http":{"header_timeout_seconds":0}}"#, "http.header_timeout_seconds"),
+        (#"{"websocket":{"idle_timeout_seconds":30}}"#, "websocket.idle_timeout_seconds"),
+        (#"{"websocket":{"max_pending_bytes":10}}"#, "websocket.max_pending_bytes"),
+        (#"{"sessions":{"max_queued_event_bytes":-1}}"#, "sessions.max_queued_event_bytes"),
     ])
     func wrongValuesNameTheirKeyPath(text: String, path: String) {
         do {

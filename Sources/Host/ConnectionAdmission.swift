@@ -1,0 +1,31 @@
+import NIOCore
+
+extension HostCore {
+    /// Counts a connection just accepted against the totals and its address's share; when over,
+    /// sets it up to get a fixed 503 and close, and returns false (the caller adds nothing else,
+    /// so a refused connection costs one write and no parsing).
+    func admit(_ channel: any Channel, _ transport: ClientShares.Transport) -> Bool {
+        let client = ClientAddress(channel.remoteAddress)
+        if let refusal = shares.openConnection(client, transport) {
+            metrics.connectionRefused(transport: transport, refusal)
+            let reason = switch refusal {
+            case .addressCap: "Too many connections from your address"
+            case .totalCap: "Too many connections"
+            case .tooManyAddresses: "Too many clients"
+            }
+            try? channel.pipeline.syncOperations.addHandler(RefusedConnection(reason: reason))
+            return false
+        }
+        let shares = shares
+        channel.closeFuture.whenComplete { _ in shares.closeConnection(client, transport) }
+        return true
+    }
+
+    /// A connection's clock (see ConnectionDeadline), counting what expires in the metrics.
+    func connectionDeadline(header: Double, idle: Double) -> ConnectionDeadline {
+        let metrics = metrics
+        return ConnectionDeadline(headerTimeout: .nanoseconds(Int64(header * 1e9)), idleTimeout: .nanoseconds(Int64(idle * 1e9))) {
+            metrics.connectionTimedOut($0)
+        }
+    }
+}

@@ -116,6 +116,7 @@ public final class AtriumHost: Service, Sendable {
             core.shutdown()
             throw error
         }
+        core.watchdog.start()
         let core = self.core
         let webApp = self.webApp
         let config = self.config

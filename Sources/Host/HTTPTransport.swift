@@ -431,6 +431,8 @@ extension HostCore {
             if h["ok"] == .bool(false) { ok = false }
             pluginHealth[p.id] = h
         }
-        return ["ok": .bool(ok), "sessions": JSON(sessions), "handles": JSON(handles), "plugins": .object(pluginHealth)]
+        let (threadsOK, threads) = watchdog.health()
+        return ["ok": .bool(ok && threadsOK), "sessions": JSON(sessions), "handles": JSON(handles), "plugins": .object(pluginHealth),
+                "threads": threads]
     }
 }

@@ -1,5 +1,6 @@
 public import AtriumJSON
 import Foundation
+import RTC
 
 /// A configuration that cannot be used, with where and why: the file and line/column for text that
 /// is not JSON, the key path (`plugins[1].aliases`) and what was expected for everything else.
@@ -91,6 +92,12 @@ public struct HostConfig: Sendable {
         public var maxAddresses = 100_000
     }
 
+    /// How long a plugin may hold a thread before the watchdog names it (log and `/health`).
+    public struct Watchdog: Sendable {
+        public var controlMilliseconds = 1_000
+        public var mediaMilliseconds = 100
+    }
+
     public struct Admin: Sendable {
         /// The admin API answers only when a secret is set.
         public var secret: String? = nil
@@ -116,6 +123,14 @@ public struct HostConfig: Sendable {
         public var keyFile: String? = nil
         /// Packets kept per outgoing video stream to answer NACKs.
         public var retransmissionPackets = 512
+        /// What one session description may hold (m= sections, and per section candidates,
+        /// SSRCs and rids); larger ones are refused before anything is set up.
+        public var sdpLimits = SDPLimits()
+        /// Incoming SSRCs tracked per media section (statistics, NACKs, simulcast layers); packets
+        /// of further SSRCs are dropped until the stream is renegotiated.
+        public var maxSSRCsPerStream = 16
+        /// ICE restarts one PeerConnection may make in a minute; more are refused (465).
+        public var iceRestartsPerMinute = 10
     }
 
     public var serverName = "Atrium"
@@ -128,6 +143,7 @@ public struct HostConfig: Sendable {
     public var limits = Limits()
     public var admin = Admin()
     public var media = Media()
+    public var watchdog = Watchdog()
     public var plugins: [PluginConfig] = []
     /// Where the configuration came from, for messages.
     public var source = "<memory>"
@@ -159,7 +175,7 @@ public struct HostConfig: Sendable {
         let root = ConfigReader(source: source)
         let top = try root.object(json, path: "", keys: [
             "server_name", "log_level", "plugins_dir", "api_secret", "http", "websocket", "sessions", "limits",
-            "admin", "media", "plugins",
+            "admin", "media", "watchdog", "plugins",
         ])
         config.serverName = try root.string(top, "server_name", path: "") ?? config.serverName
         if let level = try root.string(top, "log_level", path: "") {
@@ -224,6 +240,11 @@ public struct HostConfig: Sendable {
         }
         if let media = top["media"] {
             config.media = try parseMedia(media, root)
+        }
+        if let watchdog = top["watchdog"] {
+            let o = try root.object(watchdog, path: "watchdog", keys: ["control_ms", "media_ms"])
+            config.watchdog.controlMilliseconds = try root.int(o, "control_ms", path: "watchdog", range: 10...600_000) ?? config.watchdog.controlMilliseconds
+            config.watchdog.mediaMilliseconds = try root.int(o, "media_ms", path: "watchdog", range: 5...60_000) ?? config.watchdog.mediaMilliseconds
         }
         // Rationale: a WebSocket whose sessions are alive sends at least one request per session
         // timeout (or its sessions die), so an idle timeout above it never closes a live client.
@@ -315,6 +336,8 @@ extension HostConfig {
         let o = try root.object(json, path: path, keys: [
             "bind", "udp_port", "tcp_port", "advertised_addresses", "consent_timeout_seconds", "no_media_seconds",
             "slowlink_threshold", "certificate_file", "key_file", "retransmission_packets",
+            "max_media_sections", "max_candidates_per_section", "max_ssrcs_per_section", "max_rids_per_section",
+            "max_ssrcs_per_stream", "ice_restarts_per_minute",
         ])
         m.bind = try root.string(o, "bind", path: path) ?? m.bind
         guard IPv4Text.isValid(m.bind) else { throw root.error("media.bind", "expected an IPv4 address, found \"\(m.bind)\"") }
@@ -340,6 +363,12 @@ extension HostConfig {
             throw root.error("media", "certificate_file and key_file go together: give both or neither")
         }
         m.retransmissionPackets = try root.int(o, "retransmission_packets", path: path, range: 16...32_768) ?? m.retransmissionPackets
+        m.sdpLimits.mediaSections = try root.int(o, "max_media_sections", path: path, range: 1...1024) ?? m.sdpLimits.mediaSections
+        m.sdpLimits.candidatesPerSection = try root.int(o, "max_candidates_per_section", path: path, range: 1...1024) ?? m.sdpLimits.candidatesPerSection
+        m.sdpLimits.ssrcsPerSection = try root.int(o, "max_ssrcs_per_section", path: path, range: 1...1024) ?? m.sdpLimits.ssrcsPerSection
+        m.sdpLimits.ridsPerSection = try root.int(o, "max_rids_per_section", path: path, range: 1...64) ?? m.sdpLimits.ridsPerSection
+        m.maxSSRCsPerStream = try root.int(o, "max_ssrcs_per_stream", path: path, range: 2...1024) ?? m.maxSSRCsPerStream
+        m.iceRestartsPerMinute = try root.int(o, "ice_restarts_per_minute", path: path, range: 1...600) ?? m.iceRestartsPerMinute
         return m
     }
 }

@@ -51,6 +51,7 @@ public final class HostCore: Sendable {
     let startedAt = monotonicNanoseconds()
     let sessionTimeoutNanos: UInt64
     let reclaimNanos: UInt64
+    let watchdog: Watchdog
 
     init(config: HostConfig, plugins: [LoadedPlugin], media: MediaEngine, logger: Logger) {
         self.config = config
@@ -66,6 +67,8 @@ public final class HostCore: Sendable {
         shares = ClientShares(limits: ClientShares.Limits(config.limits))
         sessionTimeoutNanos = UInt64(config.sessions.timeoutSeconds * 1e9)
         reclaimNanos = UInt64(config.sessions.reclaimSeconds * 1e9)
+        watchdog = Watchdog(plugins: plugins, media: media, logger: logger,
+                            controlMilliseconds: config.watchdog.controlMilliseconds, mediaMilliseconds: config.watchdog.mediaMilliseconds)
         for p in plugins { p.core = self }
         media.core = self
         media.tapPlugins = plugins.filter { $0.tap != nil }
@@ -247,7 +250,7 @@ public final class HostCore: Sendable {
         let expired: [(Session, Bool)] = registry.withLock { r in
             var out: [(Session, Bool)] = []
             for s in r.sessions.values {
-                if let orphaned = s.orphanedAt, now - orphaned > reclaimNanos {
+                if let orphaned = s.orphanedAt, nanoseconds(from: orphaned, to: now) > reclaimNanos {
                     out.append((s, false))
                 } else if sessionTimeoutNanos > 0, now > s.lastActivity, now - s.lastActivity > sessionTimeoutNanos,
                     !s.longPoll.hasWaiters
@@ -396,6 +399,7 @@ public final class HostCore: Sendable {
             r.acceptingSessions = false
             return Array(r.sessions.values)
         }
+        watchdog.stop()
         for p in plugins.reversed() { p.stopServices() }
         for s in sessions { destroySession(s, reason: "shutdown", answerPolls: true) }
         for p in plugins.reversed() { p.queue.sync {} }  // let queued handle_destroyed calls finish

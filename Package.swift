@@ -34,6 +34,17 @@ let plugins = [
     plugin("recorder", target: "RecorderPlugin", path: "Plugins/Recorder/Plugin", extraDependencies: ["RTC", "RecorderCore"], exclude: []),
 ]
 
+/// What the fuzz harnesses reach: the parsers a client's bytes arrive at, and (FuzzHostTargets)
+/// the host's HTTP transport and Janus API dispatcher.
+let fuzzDependencies: [Target.Dependency] = ["AtriumJSON", "RTC", "TURNCore", "RecorderCore"]
+let fuzzHostDependencies: [Target.Dependency] = [
+    "Host", "AtriumJSON",
+    .product(name: "NIOCore", package: "swift-nio"),
+    .product(name: "NIOEmbedded", package: "swift-nio"),
+    .product(name: "NIOHTTP1", package: "swift-nio"),
+    .product(name: "Logging", package: "swift-log"),
+]
+
 let package = Package(
     name: "Atrium",
     platforms: [.macOS(.v15)],
@@ -115,6 +126,16 @@ let package = Package(
         .testTarget(name: "PluginKitTests", dependencies: ["PluginKit", "AtriumJSON"], swiftSettings: swiftSettings),
         .testTarget(name: "RecorderTests", dependencies: ["RecorderCore", "RTC", "AtriumJSON", "PluginKit"], swiftSettings: swiftSettings),
         .testTarget(name: "HostTests", dependencies: ["Host", "AtriumJSON", "PluginAPI"], swiftSettings: swiftSettings),
+        // The fuzz harnesses' entry functions, replayed over the committed regression corpus
+        // (Tests/Fuzz/Corpus). `make fuzz` builds the same sources as the FuzzTargets library below.
+        .testTarget(
+            name: "FuzzTests",
+            dependencies: fuzzDependencies + fuzzHostDependencies,
+            path: "Tests/Fuzz",
+            exclude: ["Driver", "Harnesses", "Corpus", "Dictionaries", "README.md"],
+            sources: ["Targets", "HostTargets", "Replay"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "SystemLibrariesTests",
             dependencies: ["COpenSSL", "CSRTP", "CJansson"],
@@ -137,4 +158,35 @@ if ProcessInfo.processInfo.environment["ATRIUM_BENCHMARKS"] != nil {
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         )
     )
+}
+
+// libFuzzer harnesses (`make fuzz`): only when ATRIUM_FUZZ is set, since they link libFuzzer's
+// runtime (`-sanitize=fuzzer`) and so never belong in the ordinary build. One executable per harness;
+// the entry functions live in FuzzTargets and FuzzHostTargets, the same sources the FuzzTests corpus
+// replay compiles in the ordinary build.
+let fuzzHarnesses = [
+    "json", "sdp", "stun", "turn", "rtp", "rtcp", "vp8", "vp9", "h264", "av1", "opus",
+    "matroska-repair", "http", "janus-api",
+]
+if ProcessInfo.processInfo.environment["ATRIUM_FUZZ"] != nil {
+    package.targets.removeAll { $0.name == "FuzzTests" }
+    package.targets += [
+        .target(name: "FuzzTargets", dependencies: fuzzDependencies, path: "Tests/Fuzz/Targets", swiftSettings: swiftSettings),
+        .target(name: "FuzzDriver", path: "Tests/Fuzz/Driver", swiftSettings: swiftSettings),
+        // Apart, so that the parser harnesses build while the host does not.
+        .target(
+            name: "FuzzHostTargets", dependencies: ["FuzzTargets"] + fuzzHostDependencies, path: "Tests/Fuzz/HostTargets",
+            swiftSettings: swiftSettings
+        ),
+    ]
+    for harness in fuzzHarnesses {
+        package.targets.append(
+            .executableTarget(
+                name: "fuzz-\(harness)",
+                dependencies: ["FuzzDriver", ["http", "janus-api"].contains(harness) ? "FuzzHostTargets" : "FuzzTargets"],
+                path: "Tests/Fuzz/Harnesses/\(harness)",
+                swiftSettings: swiftSettings + [.unsafeFlags(["-parse-as-library"])]
+            )
+        )
+    }
 }

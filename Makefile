@@ -115,3 +115,41 @@ soak: release venv
 
 clean:
 	rm -rf .build $(VENV) Tests/e2e/artifacts
+
+# Coverage-guided fuzzing (Tests/Fuzz, docs/security.md): libFuzzer harnesses built with the fuzzer
+# and address sanitizers, optimised (the sanitizer catches the overruns -O no longer checks), in a
+# build folder of their own. Each runs FUZZ_SECONDS with its dictionary; what it finds stays in the
+# working corpus .build-fuzz/corpus, outside git, and crashing inputs in .build-fuzz/crashes.
+FUZZ_SECONDS   ?= 300
+FUZZ_HARNESSES ?= json sdp stun turn rtp rtcp vp8 vp9 h264 av1 opus matroska-repair http janus-api
+FUZZ_BUILD     := .build-fuzz
+FUZZ_BIN       := $(FUZZ_BUILD)/release
+FUZZ_FLAGS     := -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -enable-testing
+# The dictionary of a harness: its own, or the one of the protocol it speaks.
+fuzz_dict = Tests/Fuzz/Dictionaries/$(if $(filter turn,$(1)),stun,$(1)).dict
+
+.PHONY: fuzz fuzz-build fuzz-corpus
+# One product at a time: the harnesses only, not every plugin of the package.
+fuzz-build: deps
+	@set -e; for h in $(FUZZ_HARNESSES); do \
+	  ATRIUM_FUZZ=1 nice -n 15 swift build --scratch-path $(FUZZ_BUILD) $(FUZZ_FLAGS) --product fuzz-$$h; \
+	done
+
+fuzz: fuzz-build
+	@set -e; for h in $(FUZZ_HARNESSES); do \
+	  mkdir -p $(FUZZ_BUILD)/corpus/$$h $(FUZZ_BUILD)/crashes/$$h; \
+	  dict=$(call fuzz_dict,$$h); \
+	  echo "== fuzz-$$h for $(FUZZ_SECONDS) s"; \
+	  nice -n 15 $(FUZZ_BIN)/fuzz-$$h $$( [ -f $$dict ] && echo -dict=$$dict ) -max_total_time=$(FUZZ_SECONDS) \
+	    -artifact_prefix=$(FUZZ_BUILD)/crashes/$$h/ -print_final_stats=1 $(FUZZ_BUILD)/corpus/$$h Tests/Fuzz/Corpus/$$h; \
+	done
+
+# Minimizes what the committed regression corpus and the working corpus cover into Tests/Fuzz/Corpus
+# (review and commit it; the unit test FuzzTests replays it).
+fuzz-corpus: fuzz-build
+	@set -e; for h in $(FUZZ_HARNESSES); do \
+	  rm -rf $(FUZZ_BUILD)/minimized/$$h && mkdir -p $(FUZZ_BUILD)/minimized/$$h $(FUZZ_BUILD)/corpus/$$h; \
+	  nice -n 15 $(FUZZ_BIN)/fuzz-$$h -set_cover_merge=1 $(FUZZ_BUILD)/minimized/$$h Tests/Fuzz/Corpus/$$h $(FUZZ_BUILD)/corpus/$$h 2>&1 | tail -1; \
+	  rm -rf Tests/Fuzz/Corpus/$$h && mv $(FUZZ_BUILD)/minimized/$$h Tests/Fuzz/Corpus/$$h; \
+	  echo "$$h: $$(ls Tests/Fuzz/Corpus/$$h | wc -l) files"; \
+	done

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import struct
 import threading
 
@@ -43,8 +44,11 @@ def crafted_offer(peer_offer: str, replace: tuple[str, str] | None = None, extra
         assert replace[0] in text, f"{replace[0]!r} not in the offer"
         text = text.replace(*replace)
     if extra_sections:
-        section = "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:x{}\r\n"
-        text += "".join(section.format(i) for i in range(extra_sections))
+        # In the BUNDLE group, as a browser's sections are: otherwise they are refused for that.
+        # Short mids and a static payload type, so that 15,000 fit in 1 MiB as in the attack.
+        mids = [f"{i:x}x" for i in range(extra_sections)]
+        text = re.sub(r"(a=group:BUNDLE [^\r\n]*)", lambda m: f"{m.group(1)} {' '.join(mids)}", text, count=1)
+        text += "".join(f"m=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:{mid}\r\na=rtcp-mux\r\n" for mid in mids)
     return text
 
 

@@ -21,6 +21,9 @@
  *   cc -std=c11 -Wall -Wextra -Werror -fvisibility=hidden -shared -fPIC \
  *      -I Sources/PluginAPI/include Plugins/Examples/hello-c/hello.c -ljansson \
  *      -o .build/c-plugins/libatrium_hello.so
+ *
+ * docs/plugin-guide.md quotes the lines between a docs:begin:NAME and a docs:end:NAME comment
+ * (and the whole file); Tests/e2e/test_docs.py checks that each quote is still what is here.
  */
 #include <inttypes.h>
 #include <stdatomic.h>
@@ -77,6 +80,7 @@ struct hello_plugin {
 
 /* ---- Helpers ------------------------------------------------------------------------------ */
 
+/* docs:begin:copy-table */
 /* Copies a table of the other side into a zeroed local: min(its struct_size, our sizeof) bytes,
  * so fields an older producer did not have read as zero/NULL. */
 static void hello_copy_table(void *local, size_t local_size, const void *table) {
@@ -85,6 +89,7 @@ static void hello_copy_table(void *local, size_t local_size, const void *table) 
     memset(local, 0, local_size);
     memcpy(local, table, declared < local_size ? declared : local_size);
 }
+/* docs:end:copy-table */
 
 static char *hello_strdup(const char *s) {
     size_t n = strlen(s) + 1;
@@ -485,6 +490,7 @@ static const atrium_plugin_t *hello_create(const atrium_host_t *host, char *err,
     return &self->table;
 }
 
+/* docs:begin:entry */
 static const atrium_plugin_entry_t hello_entry = {
     .struct_size = sizeof(atrium_plugin_entry_t),
     .abi_version = ATRIUM_ABI_VERSION_INIT,
@@ -503,3 +509,4 @@ __attribute__((visibility("default"))) const atrium_plugin_entry_t *atrium_plugi
 const atrium_plugin_entry_t *atrium_plugin_entry(void) {
     return &hello_entry;
 }
+/* docs:end:entry */

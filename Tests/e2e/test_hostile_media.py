@@ -170,3 +170,37 @@ def test_packets_from_ever_new_ssrcs_do_not_grow_the_server(server):
             await peer.close()
     asyncio.run(run())
     assert server.alive(), server.log()[-3000:]
+
+
+def test_renegotiating_new_ssrcs_again_and_again_does_not_grow_the_server(server):
+    """The same, with SSRCs announced in re-offers (a=ssrc), which skip the bound on SSRCs learned
+    from packets: each re-offer announces 30 new ones (32 with its own) and the peer sends from all of them."""
+    async def run():
+        peer = await EchoPeer.connect(server.http_url)
+        try:
+            await peer.wait_frames(video=10, audio=20)
+            audio_pt = next(int(line.split(":")[1].split()[0]) for line in peer.answer_sdp.splitlines()
+                            if line.startswith("a=rtpmap:") and "opus" in line.lower())
+            transport = peer.pc.getSenders()[0].transport
+            for round_ in range(8):
+                ssrcs = [random.getrandbits(32) | 1 for _ in range(30)]  # with the two aiortc announces
+                lines = "".join(f"a=ssrc:{s} cname:attacker\r\n" for s in ssrcs)
+                # Announced in the audio section: after its a=mid line.
+                offer = re.sub(r"(m=audio [^\r\n]*\r\n(?:[^m][^\r\n]*\r\n)*?a=mid:[^\r\n]*\r\n)",
+                               lambda m: m.group(1) + lines, peer.offer_sdp, count=1)
+                assert offer != peer.offer_sdp
+                reply = await peer.janus.message(peer.handle, {"audio": True, "video": True}, {"type": "offer", "sdp": offer})
+                assert reply.get("janus") in ("ack", "success"), reply
+                for i, ssrc in enumerate(ssrcs):
+                    header = struct.pack("!BBHII", 0x80, audio_pt, (round_ * 30 + i) & 0xFFFF, i * 960, ssrc)
+                    await transport._send_rtp(header + bytes(40))
+                await asyncio.sleep(0)
+            info = await asyncio.to_thread(server.admin, {"janus": "handle_info", "session_id": peer.janus.session_id,
+                                                          "handle_id": peer.handle})
+            tracked = remote_ssrcs(info)
+            assert tracked and all(len(s) <= 16 for s in tracked), tracked
+            await peer.wait_frames(video=15, audio=50)
+        finally:
+            await peer.close()
+    asyncio.run(run())
+    assert server.alive(), server.log()[-3000:]

@@ -433,6 +433,12 @@ final class MediaEngine: @unchecked Sendable {
             return
         }
         let ssrc = packet.ssrc
+        // SSRCs the description announced skip resolveStream's bound; this one holds for all (the
+        // second lookup only happens once a stream tracks its maximum).
+        guard stream.statistics.count < config.maxSSRCsPerStream || stream.statistics[ssrc] != nil else {
+            metrics.dropped.add(1, ordering: .relaxed)
+            return
+        }
         stream.statistics[ssrc, default: RTPReceiveStatistics(ssrc: ssrc, clockRate: stream.clockRates[packet.payloadType] ?? (stream.isVideo ? 90_000 : 48_000))]
             .update(sequenceNumber: packet.sequenceNumber, timestamp: packet.timestamp, arrivalNanos: now)
         stream.lastPacketAt = now
@@ -800,6 +806,24 @@ final class MediaEngine: @unchecked Sendable {
     func replaceUfrag(_ peer: PeerConnection, old: String) {
         peersByUfrag.removeValue(forKey: old)
         peersByUfrag[peer.ice.local.ufrag] = peer
+    }
+
+    /// Forgets a peer's UDP paths but `keep` (an ICE restart: the peer moved, and the paths it
+    /// left would otherwise count against maximumPathsPerPeer for good). TCP paths go when their
+    /// connection closes.
+    func forgetPaths(of peer: PeerConnection, except keep: IcePath?) {
+        for path in peer.paths where path != keep && path.transport == .udp {
+            peer.paths.remove(path)
+            if peersByAddress[path.address] === peer { peersByAddress.removeValue(forKey: path.address) }
+        }
+    }
+
+    /// Ends the taps and statistics of SSRCs a renegotiation no longer announces.
+    func forget(_ gone: [(stream: MediaStream, ssrc: UInt32)]) {
+        for (stream, ssrc) in gone {
+            stream.statistics.removeValue(forKey: ssrc)
+            if let tap = stream.taps.removeValue(forKey: ssrc) { endTap(tap) }
+        }
     }
 
     /// Ends a PeerConnection: close_notify to the peer, and (as asked) the client's `hangup` event

@@ -56,8 +56,10 @@ extension MediaEngine {
                     throw .invalid("too many ICE restarts (at most \(config.iceRestartsPerMinute) a minute)")
                 }
                 let old = peer.ice.local.ufrag
+                let selected = peer.ice.selected
                 peer.ice = peer.ice.restart(local: .random(), remote: transport.ice, now: now)
                 replaceUfrag(peer, old: old)
+                forgetPaths(of: peer, except: selected)
                 logger.debug("ICE restart", metadata: ["handle": "\(handle.id)"])
             }
         } else {
@@ -66,8 +68,8 @@ extension MediaEngine {
             register(peer)
         }
         try startDTLS(peer, role: transport.setup == .passive ? .client : .server, fingerprint: transport.fingerprint)
+        forget(peer.updateStreams(remote: sdp))
         peer.remoteDescription = sdp
-        peer.updateStreams(remote: sdp)
         peer.awaitingLocalAnswer = true
         peer.awaitingAnswer = false
     }
@@ -83,8 +85,8 @@ extension MediaEngine {
         }
         peer.ice.setRemote(transport.ice)
         try startDTLS(peer, role: transport.setup == .passive ? .client : .server, fingerprint: transport.fingerprint)
+        forget(peer.updateStreams(remote: sdp))
         peer.remoteDescription = sdp
-        peer.updateStreams(remote: sdp)
         peer.awaitingAnswer = false
         if peer.dtlsRole == .client, peer.ice.state == .connected, let dtls = peer.dtls, dtls.state == .new, let to = peer.ice.selected {
             sendAll(dtls.start(), on: to, of: peer)

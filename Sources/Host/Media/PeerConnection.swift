@@ -91,19 +91,29 @@ final class PeerConnection {
         ]
     }
 
-    /// The stream for a remote description's sections, created or updated in index order. The
-    /// SSRC map is rebuilt from what this description announces and what the streams still track,
-    /// so renegotiating with new SSRCs again and again does not grow it.
-    func updateStreams(remote: SessionDescription) {
+    /// The stream for a remote description's sections, created or updated in index order, and the
+    /// SSRCs that the previous description announced and this one does not (their statistics and
+    /// taps are over). The SSRC map is rebuilt from what this description announces and what the
+    /// streams still track, so renegotiating with new SSRCs again and again grows nothing.
+    func updateStreams(remote: SessionDescription) -> [(stream: MediaStream, ssrc: UInt32)] {
+        var gone: [(stream: MediaStream, ssrc: UInt32)] = []
         var map: [UInt32: Int] = [:]
         for (i, m) in remote.media.enumerated() {
             guard m.isRTP, m.kind == .audio || m.kind == .video else { continue }
             let stream = stream(at: i, mid: m.mid ?? "\(i)", isVideo: m.kind == .video)
             stream.applyRemote(m)
+            let announced = Set(m.ssrcs)
+            if let previous = remoteDescription, i < previous.media.count {
+                for ssrc in Set(previous.media[i].ssrcs).subtracting(announced) where stream.statistics[ssrc] != nil || stream.taps[ssrc] != nil {
+                    gone.append((stream, ssrc))
+                }
+            }
             for ssrc in stream.statistics.keys { map[ssrc] = i }
-            for ssrc in m.ssrcs { map[ssrc] = i }
+            for ssrc in announced { map[ssrc] = i }
         }
+        for (_, ssrc) in gone where !remote.media.contains(where: { $0.ssrcs.contains(ssrc) }) { map.removeValue(forKey: ssrc) }
         streamBySSRC = map
+        return gone
     }
 
     func stream(at index: Int, mid: String, isVideo: Bool) -> MediaStream {

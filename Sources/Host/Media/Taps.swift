@@ -120,7 +120,7 @@ extension MediaEngine {
         }
     }
 
-    private func endTap(_ tap: TapStream) {
+    func endTap(_ tap: TapStream) {
         tapStreamsByID.removeValue(forKey: tap.id)
         tap.subscribers = []
         let id = tap.id

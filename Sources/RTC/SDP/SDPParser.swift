@@ -30,11 +30,17 @@ struct SDPParser {
     init(limits: SDPLimits) { self.limits = limits }
 
     mutating func parse(_ text: String) throws(SDPParseError) -> SessionDescription {
-        for rawLine in text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false) {
-            lineNumber += 1
-            guard lineNumber <= limits.lines else {
+        // Counted before splitting, which would make every line of a huge text first.
+        var breaks = 0
+        for byte in text.utf8 where byte == 0x0A {
+            breaks += 1
+            guard breaks < limits.lines else {
+                lineNumber = breaks
                 throw error(.tooLarge, "more than \(limits.lines) lines")
             }
+        }
+        for rawLine in text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false) {
+            lineNumber += 1
             var scalars = rawLine
             if scalars.last == "\r" { scalars = scalars.dropLast() }
             let line = Substring(scalars)

@@ -128,6 +128,9 @@ public final class AtriumHost: Service, Sendable {
                     channel.eventLoop.makeCompletedFuture {
                         guard core.admit(channel, .http) else { return }
                         let deadline = core.connectionDeadline(header: config.http.headerTimeoutSeconds, idle: config.http.idleTimeoutSeconds)
+                        // No reading while the socket cannot take our writes: a client that pipelines
+                        // requests and never reads the answers would otherwise have them pile up here.
+                        try channel.pipeline.syncOperations.addHandler(BackPressureHandler())
                         try channel.pipeline.syncOperations.addHandler(deadline)
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                         try channel.pipeline.syncOperations.addHandler(HTTPHandler(core: core, webApp: webApp, peer: channel.remoteAddress, deadline: deadline))
@@ -177,6 +180,7 @@ public final class AtriumHost: Service, Sendable {
                         }
                     )
                     return channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(BackPressureHandler())
                         try channel.pipeline.syncOperations.addHandler(boundDeadline.value)
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                             withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }),

@@ -6,6 +6,12 @@ extension HostCore {
     /// so a refused connection costs one write and no parsing).
     func admit(_ channel: any Channel, _ transport: ClientShares.Transport) -> Bool {
         let client = ClientAddress(channel.remoteAddress)
+        // A socket without a peer address (reset before it was accepted) would count against no
+        // address and pass for an in-process caller: it is closed unread.
+        guard client.isKnown else {
+            channel.close(promise: nil)
+            return false
+        }
         if let refusal = shares.openConnection(client, transport) {
             metrics.connectionRefused(transport: transport, refusal)
             let reason = switch refusal {

@@ -64,6 +64,8 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var bodyTooLarge = false
     private var budget: RequestBudget
     private var pendingPoll: (queue: LongPollQueue, waiter: UInt64, timer: Scheduled<Void>)?
+    /// A complete request held until the socket takes what was already answered.
+    private var waitingForWritability: HTTPRequestHead?
 
     /// `peer` nil is an in-process caller (tests, fuzzing): no share is counted and it is trusted
     /// as loopback is. An accepted TCP connection always has its peer's address.
@@ -72,6 +74,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.webApp = webApp
         self.config = core.config.http
         self.client = ClientAddress(peer)
+        // No peer: an in-process caller (tests, the fuzz harness); sockets without one are refused at admit.
         self.isPrivate = peer.map { core.config.http.privateFrom.admits($0) } ?? true
         self.deadline = deadline
         budget = RequestBudget(rate: core.config.limits.requestsPerSecond, burst: core.config.limits.burst)
@@ -95,8 +98,23 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             guard let head else { return }
             self.head = nil
             deadline?.requestReceived()
+            guard context.channel.isWritable else {
+                // The socket has not taken the last answers: this request waits for it (NIO hands
+                // over the next pipelined request only after this one's answer, so a client that
+                // never reads holds one answer here, not one per request it sent).
+                waitingForWritability = head
+                return
+            }
             route(context: context, head: head)
         }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, let head = waitingForWritability {
+            waitingForWritability = nil
+            route(context: context, head: head)
+        }
+        context.fireChannelWritabilityChanged()
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -83,7 +83,7 @@ public struct HostConfig: Sendable {
         /// What one client address may hold at once.
         public var sessionsPerAddress = 100
         public var handlesPerAddress = 1_000
-        public var httpConnectionsPerAddress = 128
+        public var httpConnectionsPerAddress = 512
         public var webSocketConnectionsPerAddress = 128
         /// Connections of all clients together.
         public var maxHTTPConnections = 10_000
@@ -248,6 +248,11 @@ public struct HostConfig: Sendable {
         }
         // Rationale: a WebSocket whose sessions are alive sends at least one request per session
         // timeout (or its sessions die), so an idle timeout above it never closes a live client.
+        // Unset, it follows a longer session timeout, so configurations that predate it still load.
+        let webSocketIdleGiven = top["websocket"]?["idle_timeout_seconds"] != nil
+        if !webSocketIdleGiven, config.sessions.timeoutSeconds > 0 {
+            config.webSocket.idleTimeoutSeconds = max(config.webSocket.idleTimeoutSeconds, config.sessions.timeoutSeconds * 2.5)
+        }
         if config.webSocket.idleTimeoutSeconds > 0, config.sessions.timeoutSeconds > 0,
             config.webSocket.idleTimeoutSeconds <= config.sessions.timeoutSeconds
         {

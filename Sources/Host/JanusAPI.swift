@@ -77,6 +77,8 @@ struct Call: Sendable {
 
     // MARK: - Root
 
+    static let maximumOpaqueIDBytes = 256
+
     func create() {
         var forcedID: UInt64?
         if let idValue = request["id"] {
@@ -133,6 +135,12 @@ struct Call: Sendable {
         if let o = request["opaque_id"] {
             guard case .string(let s) = o else {
                 fail(.wrongType("opaque_id", expected: "a string"))
+                return
+            }
+            // Kept for the handle's life (twice: for Swift and for the plugin), so bounded like
+            // every string a client can make the server hold; janus.js sends about 20 bytes.
+            guard s.utf8.count <= Self.maximumOpaqueIDBytes else {
+                fail(.wrongType("opaque_id", expected: "a string of at most \(Self.maximumOpaqueIDBytes) bytes"))
                 return
             }
             opaqueID = s

@@ -19,7 +19,7 @@ import Testing
     @Test func hostileClientLimitsHaveTheDocumentedDefaults() throws {
         let c = try parse("{}")
         #expect(c.limits.sessionsPerAddress == 100 && c.limits.handlesPerAddress == 1_000)
-        #expect(c.limits.httpConnectionsPerAddress == 128 && c.limits.webSocketConnectionsPerAddress == 128)
+        #expect(c.limits.httpConnectionsPerAddress == 512 && c.limits.webSocketConnectionsPerAddress == 128)
         #expect(c.limits.maxHTTPConnections == 10_000 && c.limits.maxWebSocketConnections == 10_000)
         #expect(c.limits.addressRequestsPerSecond == 400 && c.limits.addressBurst == 800 && c.limits.maxAddresses == 100_000)
         #expect(c.http.headerTimeoutSeconds == 10 && c.http.idleTimeoutSeconds == 60)
@@ -96,5 +96,13 @@ import Testing
         } catch {
             #expect(error.description.hasPrefix("test.json: line 4, column 3:"), "\(error)")
         }
+    }
+
+    @Test func aLongSessionTimeoutLiftsTheUnsetWebSocketIdleTimeout() throws {
+        // Configurations written before websocket.idle_timeout_seconds existed still load.
+        let c = try parse(#"{"sessions":{"timeout_seconds":300}}"#)
+        #expect(c.webSocket.idleTimeoutSeconds == 750)
+        #expect(try parse("{}").webSocket.idleTimeoutSeconds == 150)
+        #expect(throws: ConfigError.self) { try parse(#"{"sessions":{"timeout_seconds":300},"websocket":{"idle_timeout_seconds":200}}"#) }
     }
 }

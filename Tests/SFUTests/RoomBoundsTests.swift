@@ -94,3 +94,28 @@ import Testing
         #expect { try parse(#"{"admin_key":""}"#) } throws: { ($0 as? SFUError)?.message.contains("admin_key") == true }
     }
 }
+
+/// A room's ACL is kept for its life and echoed in every `allowed` answer: bounded in count and size.
+@Suite struct AllowedTokenBoundsTests {
+    static func tokens(_ n: Int, bytes: Int = 8) -> [JSON] {
+        (0..<n).map { i in
+            let digits = String(i)
+            return .string(String(repeating: "t", count: max(0, bytes - digits.count)) + digits)
+        }
+    }
+
+    @Test func createAcceptsUpToTheBound() throws {
+        let s = try RoomSettings(Fields(["allowed": .array(Self.tokens(RoomSettings.maximumAllowedTokens))]))
+        #expect(s.allowed?.count == 1_000)
+    }
+
+    @Test func createRefusesMoreTokensOrLongerOnes() {
+        #expect(throws: SFUError.self) { try RoomSettings(Fields(["allowed": .array(Self.tokens(1_001))])) }
+        #expect(throws: SFUError.self) { try RoomSettings(Fields(["allowed": .array(Self.tokens(1, bytes: 257))])) }
+    }
+
+    @Test func addingCountsWhatTheRoomHas() {
+        #expect(throws: Never.self) { try RoomSettings.checkAllowed(["a"], adding: 999) }
+        #expect(throws: SFUError.self) { try RoomSettings.checkAllowed(["a", "b"], adding: 999) }
+    }
+}

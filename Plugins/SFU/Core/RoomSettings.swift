@@ -128,7 +128,10 @@ public struct RoomSettings: Sendable, Equatable {
         if let v = try f.bool("lock_record") { lockRecord = v }
         if let v = try f.bool("notify_joining") { notifyJoining = v }
         if let v = try f.bool("require_e2ee") { requireE2EE = v }
-        if let v = try f.strings("allowed") { allowed = v }
+        if let v = try f.strings("allowed") {
+            try Self.checkAllowed(v)
+            allowed = v
+        }
         if let v = try f.bool("destroy_when_empty") { destroyWhenEmpty = v }
         if let v = try f.string("stream_id") {
             guard !v.isEmpty, v.utf8.count <= 128 else { throw .invalid("stream_id", "a non-empty string of at most 128 bytes") }
@@ -202,5 +205,19 @@ extension Substring {
         while s.first == set { s.removeFirst() }
         while s.last == set { s.removeLast() }
         return String(s)
+    }
+}
+
+extension RoomSettings {
+    /// Tokens one room's ACL (`allowed`) may hold, and their size: each is kept for the room's
+    /// life and echoed in every `allowed` answer, and a meeting hands out one per invitee.
+    public static let maximumAllowedTokens = 1_000
+    public static let maximumAllowedTokenBytes = 256
+
+    /// Refuses `tokens` when, added to `existing` ones, they would pass the bounds.
+    public static func checkAllowed(_ tokens: [String], adding existing: Int = 0) throws(SFUError) {
+        guard existing + tokens.count <= maximumAllowedTokens, tokens.allSatisfy({ $0.utf8.count <= maximumAllowedTokenBytes }) else {
+            throw .invalid("allowed", "at most \(maximumAllowedTokens) tokens of at most \(maximumAllowedTokenBytes) bytes per room")
+        }
     }
 }

@@ -197,9 +197,13 @@ extension SFUPlugin {
         case "add", "remove":
             guard let tokens else { throw SFUError.missing("allowed") }
             if action == "add" {
-                for t in tokens where !room.allowedTokens.contains(t) { room.allowedTokens.append(t) }
+                var known = Set(room.allowedTokens)
+                let new = tokens.filter { known.insert($0).inserted }
+                try RoomSettings.checkAllowed(new, adding: room.allowedTokens.count)
+                room.allowedTokens += new
             } else {
-                room.allowedTokens.removeAll { tokens.contains($0) }
+                let gone = Set(tokens)
+                room.allowedTokens.removeAll { gone.contains($0) }
             }
         default:
             throw SFUError(.invalidElement, "Unsupported action '\(action)' (allowed)")

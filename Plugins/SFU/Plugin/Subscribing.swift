@@ -69,6 +69,11 @@ extension SFUPlugin {
             let temporal = try r.integer("temporal", max: 2).map(Int.init)
             let chosen = feed.streams.filter { !$0.disabled && (mid == nil || $0.mid == mid) }
             if let mid, chosen.isEmpty { throw SFUError(.noSuchFeed, "No such mid '\(mid)' in feed (\(feedID))") }
+            // Checked as they are added: a request naming the same feed 50,000 times would
+            // otherwise build millions of streams before being refused.
+            guard s.streams.count + added.count + chosen.count <= config.maxStreamsPerSubscriber else {
+                throw SFUError(.invalidElement, "Too many streams for one subscriber (max_streams_per_subscriber is \(config.maxStreamsPerSubscriber))")
+            }
             for published in chosen {
                 let index = s.streams.count + added.count
                 var stream = SubscribedStream(mindex: index, mid: "\(index)", isVideo: published.isVideo, feed: feedID, feedMid: published.mid,
@@ -78,9 +83,6 @@ extension SFUPlugin {
                 if let temporal { stream.temporal = temporal }
                 added.append(stream)
             }
-        }
-        guard s.streams.count + added.count <= config.maxStreamsPerSubscriber else {
-            throw SFUError(.invalidElement, "Too many streams for one subscriber (max_streams_per_subscriber is \(config.maxStreamsPerSubscriber))")
         }
         s.streams += added
     }

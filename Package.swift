@@ -81,7 +81,7 @@ let package = Package(
         // The Chat plugin's stream links without the plugin: which chat a message may go to.
         .target(name: "ChatCore", dependencies: ["AtriumJSON"], path: "Plugins/Chat/Core", swiftSettings: swiftSettings),
         // The SFU's forwarding logic without the plugin: continuity, simulcast choice, audio levels, room settings.
-        .target(name: "SFUCore", dependencies: ["AtriumJSON"], path: "Plugins/SFU/Core", swiftSettings: swiftSettings),
+        .target(name: "SFUCore", dependencies: ["AtriumJSON", "PluginKit"], path: "Plugins/SFU/Core", swiftSettings: swiftSettings),
         // The Recorder without the plugin: RTP reordering and depacketizing, Matroska/WebM and Ogg Opus
         // writers, repair of files left by a crash.
         .target(name: "RecorderCore", dependencies: ["RTC", "AtriumJSON", "PluginKit"], path: "Plugins/Recorder/Core", swiftSettings: swiftSettings),

@@ -18,9 +18,14 @@ struct ChatConfig {
     var maxParticipants = 100
     var maxRooms = 1000
     var createOnJoin = true
+    /// Rooms one client address may have made and still have (by `create`, or by a join that made one).
+    var maxRoomsPerAddress = 10
+    /// A room made by `create` goes once it has been empty this long.
+    var emptyRoomSeconds = 300
 
     init(_ o: JSONObject) throws(PluginFailure) {
-        let allowed: Set<String> = ["rooms", "history", "max_message_bytes", "messages_per_second", "burst", "max_participants", "max_rooms", "create_on_join"]
+        let allowed: Set<String> = ["rooms", "history", "max_message_bytes", "messages_per_second", "burst", "max_participants", "max_rooms", "create_on_join",
+                                    "max_rooms_per_address", "empty_room_seconds"]
         for key in o.keys where !allowed.contains(key) {
             throw PluginFailure("config.\(key): unknown key; expected one of: \(allowed.sorted().joined(separator: ", "))")
         }
@@ -44,6 +49,8 @@ struct ChatConfig {
         burst = try number("burst", 1...100_000) ?? burst
         maxParticipants = try int("max_participants", 1...100_000) ?? maxParticipants
         maxRooms = try int("max_rooms", 1...1_000_000) ?? maxRooms
+        maxRoomsPerAddress = try int("max_rooms_per_address", 1...1_000_000) ?? maxRoomsPerAddress
+        emptyRoomSeconds = try int("empty_room_seconds", 1...2_592_000) ?? emptyRoomSeconds
         if let v = o["create_on_join"] {
             guard let b = v.boolValue else { throw PluginFailure("config.create_on_join: expected true or false") }
             createOnJoin = b
@@ -85,7 +92,7 @@ struct ChatConfig {
 /// Room ids are strings; integers (as the Janus demos send them) are taken as their decimal text.
 func roomID(_ value: JSON) -> String? {
     switch value {
-    case .string(let s): return s.count <= 256 ? s : nil
+    case .string(let s): return s.utf8.count <= 256 ? s : nil
     case .int(let i): return String(i)
     default: return nil
     }

@@ -84,12 +84,17 @@ final class ChatPlugin: AtriumPlugin {
     var members: [UInt64: Participant] = [:]
     /// Each SFU room's chat and its stream chat, as the SFU announces them (`sfu.stream`).
     var links = StreamLinks()
+    /// The rooms clients made, by address, and since when each has been empty.
+    var requestedRooms = RoomShares<String>(maxPerAddress: 10, emptyRoomSeconds: 300)
+    /// A one-shot timer armed while there are rooms made by request (an idle host does not wake).
+    var expiryTimer: UInt64 = 0
     let counters = Mutex((messages: 0, privateMessages: 0, rejected: 0, rooms: 0, participants: 0))
 
     init(host: PluginHost) { self.host = host }
 
     func start(config object: JSONObject) throws(PluginFailure) {
         config = try ChatConfig(object)
+        requestedRooms = RoomShares(maxPerAddress: config.maxRoomsPerAddress, emptyRoomSeconds: config.emptyRoomSeconds)
         for r in config.rooms {
             rooms[r.id] = Room(id: r.id, description: r.description, pin: r.pin, historyLimit: r.history ?? config.history, fromConfig: true)
         }
@@ -98,6 +103,7 @@ final class ChatPlugin: AtriumPlugin {
     }
 
     func stop() {
+        if expiryTimer != 0 { host.cancelTimer(expiryTimer) }
         rooms.removeAll()
         members.removeAll()
     }
@@ -151,31 +157,65 @@ final class ChatPlugin: AtriumPlugin {
         case "participants": return .reply(participants(handle, body))
         case "list": return .reply(list())
         case "exists": return .reply(exists(body))
-        case "create": return .reply(create(body))
+        case "create": return .reply(create(body, address: handle.clientAddress))
         default: return .reply(ChatError.invalidRequest.reply("Unknown request '\(verb)'"))
         }
     }
 
     // MARK: - Requests
 
-    func create(_ body: JSONObject) -> JSON {
+    /// A room made by request; `address` is the client's ("" from the admin API, not bounded).
+    func create(_ body: JSONObject, address: String = "") -> JSON {
         guard let value = body["room"] else { return ChatError.missingElement.reply("Missing element (room)") }
-        guard let id = roomID(value), !id.isEmpty else { return ChatError.invalidElement.reply("Invalid element (room should be a non-empty string)") }
-        guard rooms[id] == nil else { return ChatError.roomExists.reply("Room '\(id)' already exists") }
-        guard rooms.count < config.maxRooms else { return ChatError.tooManyRooms.reply("Too many rooms (limit \(config.maxRooms))") }
+        guard let id = roomID(value), !id.isEmpty else { return ChatError.invalidElement.reply("Invalid element (room should be a non-empty string of at most 256 bytes)") }
         var pin: String?
         if let p = body["pin"], !p.isNull {
-            guard let s = p.stringValue, !s.isEmpty else { return ChatError.invalidElement.reply("Invalid element (pin should be a non-empty string)") }
+            guard let s = p.stringValue, !s.isEmpty, s.utf8.count <= Self.maximumTextBytes else {
+                return ChatError.invalidElement.reply("Invalid element (pin should be a non-empty string of at most \(Self.maximumTextBytes) bytes)")
+            }
             pin = s
         }
         var description = id
         if let d = body["description"] {
-            guard let s = d.stringValue else { return ChatError.invalidElement.reply("Invalid element (description should be a string)") }
+            // Kept for the room's life and sent to everyone who joins.
+            guard let s = d.stringValue, s.utf8.count <= Self.maximumTextBytes else {
+                return ChatError.invalidElement.reply("Invalid element (description should be a string of at most \(Self.maximumTextBytes) bytes)")
+            }
             description = s
         }
+        expireEmptyRooms()
+        guard rooms[id] == nil else { return ChatError.roomExists.reply("Room '\(id)' already exists") }
+        guard rooms.count < config.maxRooms else { return tooManyRooms() }
+        guard requestedRooms.mayCreate(address: address) else { return tooManyRoomsFromAddress() }
         rooms[id] = Room(id: id, description: description, pin: pin, historyLimit: config.history, fromConfig: false)
+        requestedRooms.created(id, address: address, now: DispatchTime.now().uptimeNanoseconds)
+        armExpiry()
         updateGauges()
         return ["chat": "created", "room": .string(id)]
+    }
+
+    /// Bound on a room's pin and description, which rooms keep and send to every joiner.
+    static let maximumTextBytes = 256
+
+    /// Rooms made by request that have been empty for `empty_room_seconds` go: once a second while
+    /// there are any, and before a room is made (so the count it is checked against is current).
+    func expireEmptyRooms() {
+        for id in requestedRooms.expired(now: DispatchTime.now().uptimeNanoseconds, isEmpty: { rooms[$0]?.participants.isEmpty ?? true }) {
+            if let r = rooms[id], r.participants.isEmpty { rooms.removeValue(forKey: id) }
+        }
+        armExpiry()
+    }
+
+    func armExpiry() {
+        guard expiryTimer == 0, requestedRooms.count > 0 else { return }
+        expiryTimer = host.schedule(afterMilliseconds: 1_000) { [weak self] in
+            self?.expiryTimer = 0
+            self?.expireEmptyRooms()
+        }
+    }
+
+    func tooManyRoomsFromAddress() -> JSON {
+        ChatError.tooManyRooms.reply("Too many rooms from your address (max_rooms_per_address is \(config.maxRoomsPerAddress)): leave one or wait for an empty one to expire")
     }
 
     func join(_ handle: PluginHandle, _ body: JSONObject) -> JSON {
@@ -191,8 +231,17 @@ final class ChatPlugin: AtriumPlugin {
         var room = rooms[id]
         if room == nil {
             guard config.createOnJoin else { return ChatError.noSuchRoom.reply("No such room '\(id)'") }
-            room = makeRoom(id, pin: body["pin"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 })
+            expireEmptyRooms()
+            guard requestedRooms.mayCreate(address: handle.clientAddress) else { return tooManyRoomsFromAddress() }
+            let pin = body["pin"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
+            guard (pin?.utf8.count ?? 0) <= Self.maximumTextBytes else {
+                return ChatError.invalidElement.reply("Invalid element (pin should be a string of at most \(Self.maximumTextBytes) bytes)")
+            }
+            room = makeRoom(id, pin: pin)
             guard room != nil else { return tooManyRooms() }
+            // It counts against the address until its last participant leaves, when it goes.
+            requestedRooms.created(id, address: handle.clientAddress, now: DispatchTime.now().uptimeNanoseconds)
+            armExpiry()
         }
         let r = room!
         if let pin = r.pin, body["pin"]?.stringValue != pin {
@@ -241,7 +290,10 @@ final class ChatPlugin: AtriumPlugin {
         for other in r.participants.values { host.pushEvent(to: other.handle, event: notice) }
         host.publish(topic: "chat.leave", event: ["room": .string(r.id), "participant": p.summary, "date": .string(timestamp())])
         host.publish(topic: PresenceEvent.topic, event: PresenceEvent(p.handle, room: r.id, role: "chat", present: false).json)
-        if r.participants.isEmpty && !r.fromConfig { rooms.removeValue(forKey: r.id) }
+        if r.participants.isEmpty && !r.fromConfig {
+            rooms.removeValue(forKey: r.id)
+            requestedRooms.removed(r.id)
+        }
         updateGauges()
     }
 

@@ -285,6 +285,35 @@ def test_rooms_per_address_are_bounded_and_empty_ones_expire(start_atrium):
         victim.close()
 
 
+def test_chat_rooms_per_address_are_bounded_and_empty_ones_expire(start_atrium):
+    """The same for the Chat plugin: one address filled max_rooms with rooms nobody joined, and
+    then no new meeting could make its chat."""
+    server = start_atrium(base_config([chat_plugin_entry(max_rooms_per_address=3, empty_room_seconds=2)]),
+                          name="hostile-chat-rooms")
+    attacker, victim = Client(server), Client(server, VICTIM)
+    try:
+        h = attacker.attach(CHAT)
+        made = [attacker.message(h, {"request": "create", "room": f"a{i}"}) for i in range(3)]
+        assert all(m.get("chat") == "created" for m in made), made
+        over = attacker.message(h, {"request": "create", "room": "a3"})
+        assert error_code(over) == 427 and "max_rooms_per_address" in over["error"], over
+        # A join that would make a room counts the same.
+        h2 = attacker.attach(CHAT)
+        assert error_code(attacker.message(h2, {"request": "join", "room": "a4", "display": "x"})) == 427
+        assert error_code(attacker.message(h, {"request": "create", "room": "b", "description": "d" * 300})) == 414
+        vh = victim.attach(CHAT)
+        assert victim.message(vh, {"request": "join", "room": "meeting", "display": "v"}).get("chat") == "joined"
+
+        def exists(room) -> bool:
+            return victim.message(vh, {"request": "exists", "room": room})["exists"]
+        wait_until(lambda: not any(exists(f"a{i}") for i in range(3)), timeout=6, what="empty rooms made by request are gone")
+        assert exists("meeting")
+        assert attacker.message(h, {"request": "create", "room": "a0"}).get("chat") == "created"
+    finally:
+        attacker.close()
+        victim.close()
+
+
 # --------------------------------------------------------------------------------------------
 # (7) Strings that fan out
 

@@ -125,8 +125,6 @@ FUZZ_HARNESSES ?= json sdp stun turn rtp rtcp vp8 vp9 h264 av1 opus matroska-rep
 FUZZ_BUILD     := .build-fuzz
 FUZZ_BIN       := $(FUZZ_BUILD)/release
 FUZZ_FLAGS     := -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -enable-testing
-# The dictionary of a harness: its own, or the one of the protocol it speaks.
-fuzz_dict = Tests/Fuzz/Dictionaries/$(if $(filter turn,$(1)),stun,$(1)).dict
 
 .PHONY: fuzz fuzz-build fuzz-corpus
 # One product at a time: the harnesses only, not every plugin of the package.
@@ -138,18 +136,20 @@ fuzz-build: deps
 fuzz: fuzz-build
 	@set -e; for h in $(FUZZ_HARNESSES); do \
 	  mkdir -p $(FUZZ_BUILD)/corpus/$$h $(FUZZ_BUILD)/crashes/$$h; \
-	  dict=$(call fuzz_dict,$$h); \
+	  dict=Tests/Fuzz/Dictionaries/$$( [ $$h = turn ] && echo stun || echo $$h ).dict; \
 	  echo "== fuzz-$$h for $(FUZZ_SECONDS) s"; \
 	  nice -n 15 $(FUZZ_BIN)/fuzz-$$h $$( [ -f $$dict ] && echo -dict=$$dict ) -max_total_time=$(FUZZ_SECONDS) \
 	    -artifact_prefix=$(FUZZ_BUILD)/crashes/$$h/ -print_final_stats=1 $(FUZZ_BUILD)/corpus/$$h Tests/Fuzz/Corpus/$$h; \
 	done
 
-# Minimizes what the committed regression corpus and the working corpus cover into Tests/Fuzz/Corpus
-# (review and commit it; the unit test FuzzTests replays it).
+# Minimizes what the committed regression corpus and the working corpus cover into at most
+# FUZZ_CORPUS_FILES inputs per harness in Tests/Fuzz/Corpus (review and commit it; FuzzTests replays it).
+FUZZ_CORPUS_FILES ?= 50
 fuzz-corpus: fuzz-build
 	@set -e; for h in $(FUZZ_HARNESSES); do \
-	  rm -rf $(FUZZ_BUILD)/minimized/$$h && mkdir -p $(FUZZ_BUILD)/minimized/$$h $(FUZZ_BUILD)/corpus/$$h; \
-	  nice -n 15 $(FUZZ_BIN)/fuzz-$$h -set_cover_merge=1 $(FUZZ_BUILD)/minimized/$$h Tests/Fuzz/Corpus/$$h $(FUZZ_BUILD)/corpus/$$h 2>&1 | tail -1; \
-	  rm -rf Tests/Fuzz/Corpus/$$h && mv $(FUZZ_BUILD)/minimized/$$h Tests/Fuzz/Corpus/$$h; \
-	  echo "$$h: $$(ls Tests/Fuzz/Corpus/$$h | wc -l) files"; \
+	  rm -rf $(FUZZ_BUILD)/merge/$$h && mkdir -p $(FUZZ_BUILD)/merge/$$h $(FUZZ_BUILD)/corpus/$$h; \
+	  nice -n 15 $(FUZZ_BIN)/fuzz-$$h -merge=1 -merge_control_file=$(FUZZ_BUILD)/merge/$$h.control \
+	    $(FUZZ_BUILD)/merge/$$h Tests/Fuzz/Corpus/$$h $(FUZZ_BUILD)/corpus/$$h >$(FUZZ_BUILD)/merge/$$h.log 2>&1; \
+	  $(PYTHON) Tests/Fuzz/cover_corpus.py $(FUZZ_BUILD)/merge/$$h.control $(FUZZ_CORPUS_FILES) $(FUZZ_BUILD)/merge/$$h.picked; \
+	  rm -rf Tests/Fuzz/Corpus/$$h && mv $(FUZZ_BUILD)/merge/$$h.picked Tests/Fuzz/Corpus/$$h; \
 	done

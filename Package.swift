@@ -132,7 +132,7 @@ let package = Package(
             name: "FuzzTests",
             dependencies: fuzzDependencies + fuzzHostDependencies,
             path: "Tests/Fuzz",
-            exclude: ["Driver", "Harnesses", "Corpus", "Dictionaries", "README.md"],
+            exclude: ["Driver", "Harnesses", "Corpus", "Dictionaries", "README.md", "cover_corpus.py"],
             sources: ["Targets", "HostTargets", "Replay"],
             swiftSettings: swiftSettings
         ),

@@ -244,7 +244,7 @@ def test_unloadable_library_stops_start_up(tmp_path, case):
         reason = "the library exports no atrium_plugin_entry symbol"
     else:
         library = compile_library(tmp_path, "future", ABI_2_SOURCE)
-        reason = "built for plugin ABI 2.0, this host speaks ABI 1.0 (the major version must match)"
+        reason = "built for plugin ABI 2.0, this host speaks ABI 1.1 (the major version must match)"
     # The hello plugin loads fine first; the bad second entry still stops everything.
     config = base_config(plugins=[hello_entry(), {"library": str(library)}])
     server = failed_start(config, tmp_path / "atrium")

@@ -154,6 +154,9 @@ def turn_config(udp_tcp_port: int, tls_port: int, cert: Path, key: Path) -> dict
         # turnutils_uclient never deallocates over UDP (its allocations live out their 600 s), and
         # the matrix below runs alice's clients side by side: the default 10 would be reached.
         "max_allocations_per_user": 100,
+        # Every client of the matrix comes from the one test address (10.99.0.1), so the share of
+        # one address (40 by default) is raised as for a host behind one NAT.
+        "max_allocations_per_address": 1000,
     }
 
 

@@ -2,7 +2,7 @@
 
 The same driver as `make soak` (ten minutes or an hour against the release build), with six clients
 (two VideoRoom publishers that also subscribe, one EchoTest peer, three chat participants) joining,
-publishing, chatting, leaving and reconnecting for 75 s. It fails on any client error, on a crash or
+publishing, chatting, leaving and reconnecting for 45 s. It fails on any client error, on a crash or
 an unclean stop, on an error line in the server's log, and on sessions, handles, PeerConnections or
 participants left behind once the clients are gone.
 
@@ -23,6 +23,6 @@ import soak  # noqa: E402
 
 def test_short_soak_leaves_nothing_behind():
     require_media_ip()
-    summary = soak.run_soak(seconds=75, clients=6, out=ARTIFACTS / "soak-short", judge=False)
+    summary = soak.run_soak(seconds=45, clients=6, out=ARTIFACTS / "soak-short", judge=False)
     print(soak.report(summary))
     assert summary["passed"], soak.report(summary)

@@ -383,12 +383,13 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         if !omitBody, let body, !body.isEmpty {
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
         }
+        // Before the end is written: writing it may hand over the next pipelined request at once,
+        // whose requestReceived must not be undone by this response's responseSent.
+        if keepAlive { deadline?.responseSent() }
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if !keepAlive {
             let channel = context.channel
             done.whenComplete { _ in channel.close(promise: nil) }
-        } else {
-            deadline?.responseSent()
         }
     }
 

@@ -147,8 +147,8 @@ fuzz: fuzz-build
 FUZZ_CORPUS_FILES ?= 50
 fuzz-corpus: fuzz-build
 	@set -e; for h in $(FUZZ_HARNESSES); do \
-	  rm -rf $(FUZZ_BUILD)/merge/$$h && mkdir -p $(FUZZ_BUILD)/merge/$$h $(FUZZ_BUILD)/corpus/$$h; \
-	  nice -n 15 $(FUZZ_BIN)/fuzz-$$h -merge=1 -merge_control_file=$(FUZZ_BUILD)/merge/$$h.control \
+	  rm -rf $(FUZZ_BUILD)/merge/$$h $(FUZZ_BUILD)/merge/$$h.control && mkdir -p $(FUZZ_BUILD)/merge/$$h $(FUZZ_BUILD)/corpus/$$h; \
+	  nice -n 15 $(FUZZ_BIN)/fuzz-$$h -set_cover_merge=1 -merge_control_file=$(FUZZ_BUILD)/merge/$$h.control \
 	    $(FUZZ_BUILD)/merge/$$h Tests/Fuzz/Corpus/$$h $(FUZZ_BUILD)/corpus/$$h >$(FUZZ_BUILD)/merge/$$h.log 2>&1; \
 	  $(PYTHON) Tests/Fuzz/cover_corpus.py $(FUZZ_BUILD)/merge/$$h.control $(FUZZ_CORPUS_FILES) $(FUZZ_BUILD)/merge/$$h.picked; \
 	  rm -rf Tests/Fuzz/Corpus/$$h && mv $(FUZZ_BUILD)/merge/$$h.picked Tests/Fuzz/Corpus/$$h; \

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Picks the regression corpus of one harness: at most LIMIT inputs, chosen greedily for the most
-coverage features not yet covered, from a libFuzzer merge control file (-merge_control_file).
+coverage features not yet covered, from the control file of a libFuzzer -set_cover_merge=1 run
+(which lists every feature of each input; a plain -merge=1 lists only the ones new to the run).
 
     cover_corpus.py CONTROL_FILE LIMIT OUT_DIR
 
-libFuzzer's own merge keeps every input that adds a feature, which for the richer parsers is
+libFuzzer's own merges keep every input that adds a feature, which for the richer parsers is
 hundreds of files; the committed corpus is replayed by every `make test`, so it stays small and the
 full working corpus stays in .build-fuzz/corpus.
 """

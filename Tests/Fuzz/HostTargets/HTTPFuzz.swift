@@ -17,6 +17,9 @@ public func fuzzHTTP(_ data: UnsafeRawBufferPointer) {
     let channel = EmbeddedChannel()
     defer {
         _ = try? channel.finish()
+        // Drops the timers the handler left scheduled (header and idle timeouts, long polls): they
+        // hold the pipeline, which holds the loop, and would keep each input's channel alive.
+        try? channel.embeddedEventLoop.syncShutdownGracefully()
         InMemoryHost.destroyAllSessions()
     }
     do {

@@ -143,7 +143,11 @@ def remote_ssrcs(info: dict) -> list[list[int]]:
     return found
 
 
-def test_packets_from_ever_new_ssrcs_do_not_grow_the_server(server):
+def assert_ssrc_attack_bounded(server: AtriumServer, attack) -> None:
+    """A connected EchoTest peer runs `attack(peer, send)`, where `send(ssrc, seq)` sends one audio
+    packet from `ssrc` through the peer's own SRTP session; afterwards each stream of the handle
+    tracks at most media.max_ssrcs_per_stream (16) SSRCs, the peer's honest media still echoes,
+    and the server lives."""
     async def run():
         peer = await EchoPeer.connect(server.http_url)
         try:
@@ -151,57 +155,48 @@ def test_packets_from_ever_new_ssrcs_do_not_grow_the_server(server):
             audio_pt = next(int(line.split(":")[1].split()[0]) for line in peer.answer_sdp.splitlines()
                             if line.startswith("a=rtpmap:") and "opus" in line.lower())
             transport = peer.pc.getSenders()[0].transport
-            # 3,000 packets, each from an SSRC never seen before, through the peer's own SRTP session.
-            for i in range(3_000):
-                ssrc = random.getrandbits(32) | 1
-                header = struct.pack("!BBHII", 0x80, audio_pt, i & 0xFFFF, i * 960, ssrc)
+
+            async def send(ssrc: int, seq: int) -> None:
+                header = struct.pack("!BBHII", 0x80, audio_pt, seq & 0xFFFF, (seq * 960) & 0xFFFFFFFF, ssrc)
                 await transport._send_rtp(header + bytes(40))
-                if i % 200 == 0:
-                    await asyncio.sleep(0)
-            session = peer.janus.session_id
-            info = await asyncio.to_thread(server.admin, {"janus": "handle_info", "session_id": session,
+            await attack(peer, send)
+            info = await asyncio.to_thread(server.admin, {"janus": "handle_info", "session_id": peer.janus.session_id,
                                                           "handle_id": peer.handle})
             tracked = remote_ssrcs(info)
             assert tracked, json.dumps(info)[:2000]
-            # Each stream keeps at most media.max_ssrcs_per_stream (16) SSRCs; the rest were dropped.
             assert all(len(s) <= 16 for s in tracked), tracked
-            # And the honest media of the same peer still echoes.
             await peer.wait_frames(video=15, audio=50)
         finally:
             await peer.close()
     asyncio.run(run())
     assert server.alive(), server.log()[-3000:]
+
+
+def test_packets_from_ever_new_ssrcs_do_not_grow_the_server(server):
+    async def attack(peer, send):
+        # 3,000 packets, each from an SSRC never seen before.
+        for i in range(3_000):
+            await send(random.getrandbits(32) | 1, i)
+            if i % 200 == 0:
+                await asyncio.sleep(0)
+    assert_ssrc_attack_bounded(server, attack)
 
 
 def test_renegotiating_new_ssrcs_again_and_again_does_not_grow_the_server(server):
     """The same, with SSRCs announced in re-offers (a=ssrc), which skip the bound on SSRCs learned
-    from packets: each re-offer announces 30 new ones (32 with its own) and the peer sends from all of them."""
-    async def run():
-        peer = await EchoPeer.connect(server.http_url)
-        try:
-            await peer.wait_frames(video=10, audio=20)
-            audio_pt = next(int(line.split(":")[1].split()[0]) for line in peer.answer_sdp.splitlines()
-                            if line.startswith("a=rtpmap:") and "opus" in line.lower())
-            transport = peer.pc.getSenders()[0].transport
-            for round_ in range(8):
-                ssrcs = [random.getrandbits(32) | 1 for _ in range(30)]  # with the two aiortc announces
-                lines = "".join(f"a=ssrc:{s} cname:attacker\r\n" for s in ssrcs)
-                # Announced in the audio section: after its a=mid line.
-                offer = re.sub(r"(m=audio [^\r\n]*\r\n(?:[^m][^\r\n]*\r\n)*?a=mid:[^\r\n]*\r\n)",
-                               lambda m: m.group(1) + lines, peer.offer_sdp, count=1)
-                assert offer != peer.offer_sdp
-                reply = await peer.janus.message(peer.handle, {"audio": True, "video": True}, {"type": "offer", "sdp": offer})
-                assert reply.get("janus") in ("ack", "success"), reply
-                for i, ssrc in enumerate(ssrcs):
-                    header = struct.pack("!BBHII", 0x80, audio_pt, (round_ * 30 + i) & 0xFFFF, i * 960, ssrc)
-                    await transport._send_rtp(header + bytes(40))
-                await asyncio.sleep(0)
-            info = await asyncio.to_thread(server.admin, {"janus": "handle_info", "session_id": peer.janus.session_id,
-                                                          "handle_id": peer.handle})
-            tracked = remote_ssrcs(info)
-            assert tracked and all(len(s) <= 16 for s in tracked), tracked
-            await peer.wait_frames(video=15, audio=50)
-        finally:
-            await peer.close()
-    asyncio.run(run())
-    assert server.alive(), server.log()[-3000:]
+    from packets: each re-offer announces 30 new ones (32 with aiortc's own) and the peer sends
+    from all of them."""
+    async def attack(peer, send):
+        for round_ in range(8):
+            ssrcs = [random.getrandbits(32) | 1 for _ in range(30)]
+            lines = "".join(f"a=ssrc:{s} cname:attacker\r\n" for s in ssrcs)
+            # Announced in the audio section: after its a=mid line.
+            offer = re.sub(r"(m=audio [^\r\n]*\r\n(?:[^m][^\r\n]*\r\n)*?a=mid:[^\r\n]*\r\n)",
+                           lambda m: m.group(1) + lines, peer.offer_sdp, count=1)
+            assert offer != peer.offer_sdp
+            reply = await peer.janus.message(peer.handle, {"audio": True, "video": True}, {"type": "offer", "sdp": offer})
+            assert reply.get("janus") in ("ack", "success"), reply
+            for i, ssrc in enumerate(ssrcs):
+                await send(ssrc, round_ * 30 + i)
+            await asyncio.sleep(0)
+    assert_ssrc_attack_bounded(server, attack)

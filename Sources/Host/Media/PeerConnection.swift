@@ -163,7 +163,7 @@ struct RestartBudget {
 
     /// Whether one more restart fits in the current minute (and counts it if so).
     mutating func take(now: UInt64, perMinute: Int) -> Bool {
-        if now &- windowStart >= 60_000_000_000 {
+        if windowStart == 0 || nanoseconds(from: windowStart, to: now) >= 60_000_000_000 {
             windowStart = now
             count = 0
         }

@@ -6,7 +6,7 @@ publishing, chatting, leaving and reconnecting for 45 s. It fails on any client 
 an unclean stop, on an error line in the server's log, and on sessions, handles, PeerConnections or
 participants left behind once the clients are gone.
 
-Growth of RSS, fds and threads is measured and reported but not judged here: fifteen seconds of
+Growth of RSS, fds and threads is measured and reported but not judged here: nine seconds of
 warm-up cannot tell a leak from pools and buffers settling (a dispatch thread that comes or goes is
 already 14 % of seven); `make soak` judges it after a real warm-up.
 """

@@ -38,7 +38,7 @@ let plugins = [
 /// the host's HTTP transport and Janus API dispatcher.
 let fuzzDependencies: [Target.Dependency] = ["AtriumJSON", "RTC", "TURNCore", "RecorderCore"]
 let fuzzHostDependencies: [Target.Dependency] = [
-    "Host", "AtriumJSON",
+    "Host",
     .product(name: "NIOCore", package: "swift-nio"),
     .product(name: "NIOEmbedded", package: "swift-nio"),
     .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -175,7 +175,7 @@ if ProcessInfo.processInfo.environment["ATRIUM_FUZZ"] != nil {
         .target(name: "FuzzDriver", path: "Tests/Fuzz/Driver", swiftSettings: swiftSettings),
         // Apart, so that the parser harnesses build while the host does not.
         .target(
-            name: "FuzzHostTargets", dependencies: ["FuzzTargets"] + fuzzHostDependencies, path: "Tests/Fuzz/HostTargets",
+            name: "FuzzHostTargets", dependencies: ["FuzzTargets", "AtriumJSON"] + fuzzHostDependencies, path: "Tests/Fuzz/HostTargets",
             swiftSettings: swiftSettings
         ),
     ]

@@ -9,10 +9,10 @@ import Synchronization
 /// delays every request of that plugin or every packet of every meeting; the watchdog makes that
 /// visible (a warning with the plugin's name, and `/health`) instead of a silent stall.
 ///
-/// It probes rather than timing each call: every `interval` it posts an empty task to each
-/// plugin queue and to the media thread, and a probe still waiting past the threshold means the
-/// thread is held. That costs the callbacks nothing; the media thread only records which plugin
-/// it is calling (`MediaEngine.pluginInCall`) so the stall can be blamed on it.
+/// It times no call. A plugin queue gets an empty task a few times per control threshold, and a
+/// probe still waiting past the threshold means the queue is held. The media thread is never
+/// posted anything (that would wake it): it notes when it leaves poll and whom it is calling
+/// (`MediaEngine.heldFor`, `pluginInCall`), and the watchdog reads that.
 final class Watchdog: Sendable {
     /// One thread's probe and what it has seen.
     struct Probe {
@@ -34,6 +34,9 @@ final class Watchdog: Sendable {
     private let controlThreshold: UInt64
     private let mediaThreshold: UInt64
     private let state = Mutex(State())
+    /// Touched only on the watchdog's own queue (the timer's handler), after `start`.
+    nonisolated(unsafe) private var ticks = 0
+    nonisolated(unsafe) private var controlEvery = 1
     /// Made at start (a dispatch source released while never resumed ends the process); touched
     /// only by start and stop, which the host calls in order from one task.
     nonisolated(unsafe) private var timer: (any DispatchSourceTimer)?
@@ -46,9 +49,12 @@ final class Watchdog: Sendable {
         mediaThreshold = UInt64(mediaMilliseconds) * 1_000_000
     }
 
-    /// Starts probing, a few times per threshold so a stall is named soon after it passes it.
+    /// Starts watching: the media thread once per its threshold, the plugin queues twice per theirs,
+    /// so a hold is named within twice its threshold. Each look is a wake-up of an idle host (a
+    /// probe wakes its queue's thread too), hence no more often than that.
     func start() {
-        let interval = max(10, Int(min(controlThreshold, mediaThreshold) / 4_000_000))
+        let interval = max(10, Int(min(controlThreshold / 2, mediaThreshold) / 1_000_000))
+        controlEvery = max(1, Int(controlThreshold / 2 / 1_000_000) / interval)
         let source = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "atrium.watchdog"))
         source.schedule(deadline: .now() + .milliseconds(interval), repeating: .milliseconds(interval))
         source.setEventHandler { [weak self] in self?.tick() }
@@ -63,6 +69,9 @@ final class Watchdog: Sendable {
 
     private func tick() {
         let now = monotonicNanoseconds()
+        ticks &+= 1
+        checkMedia(now: now)
+        guard ticks % controlEvery == 0 else { return }
         for plugin in plugins {
             let id = plugin.id
             if state.withLock({ Self.check(&$0.control[id, default: Probe()], now: now, threshold: controlThreshold) }) {
@@ -74,14 +83,31 @@ final class Watchdog: Sendable {
                 plugin.queue.async { [self] in self.answered(control: id) }
             }
         }
-        if state.withLock({ Self.check(&$0.media, now: now, threshold: mediaThreshold) }) {
-            let blamed = media.pluginInCall.map(\.id) ?? "the host"
-            state.withLock { $0.media.lastBlamed = blamed }
-            logger.warning("\(blamed) has held the media thread for over \(mediaThreshold / 1_000_000) ms")
-        }
-        if media.isRunning, state.withLock({ $0.media.postedAt == nil }) {
-            state.withLock { $0.media.postedAt = now }
-            media.post { [self] in self.answeredMedia() }
+    }
+
+    /// The media thread is held when it has been working longer than its threshold without going
+    /// back to poll; the hold ends (and is counted) when it goes back.
+    private func checkMedia(now: UInt64) {
+        let held = media.heldFor(now: now)
+        if held > mediaThreshold {
+            let first = state.withLock { s -> Bool in
+                s.media.longestNanos = max(s.media.longestNanos, held)
+                guard !s.media.reported else { return false }
+                s.media.reported = true
+                return true
+            }
+            if first {
+                let blamed = media.pluginInCall.map(\.id) ?? "the host"
+                state.withLock { $0.media.lastBlamed = blamed }
+                logger.warning("\(blamed) has held the media thread for over \(mediaThreshold / 1_000_000) ms")
+            }
+        } else {
+            state.withLock { s in
+                if s.media.reported {
+                    s.media.reported = false
+                    s.media.stalls += 1
+                }
+            }
         }
     }
 
@@ -107,9 +133,6 @@ final class Watchdog: Sendable {
         state.withLock { Self.answered(&$0.control[id, default: Probe()]) }
     }
 
-    private func answeredMedia() {
-        state.withLock { Self.answered(&$0.media) }
-    }
 
     /// What `/health` shows: per thread, whether it is held now, how often it was, the longest
     /// hold and whom it was blamed on; `ok` is false while a thread is held.

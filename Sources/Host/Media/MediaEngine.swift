@@ -163,6 +163,15 @@ final class MediaEngine: @unchecked Sendable {
 
     /// The plugin whose [media] callback runs now (its queue tag; 0: none), for the watchdog.
     private let pluginCall = Atomic<UInt>(0)
+    /// Since when the thread has been working without returning to poll (0: waiting in poll), so
+    /// the watchdog sees a held thread without posting it anything (a probe would wake it).
+    private let busySince = Atomic<UInt64>(0)
+
+    /// How long the media thread has been working without a break, in nanoseconds (any thread).
+    func heldFor(now: UInt64) -> UInt64 {
+        let since = busySince.load(ordering: .relaxed)
+        return since == 0 ? 0 : nanoseconds(from: since, to: now)
+    }
 
     /// The plugin whose [media] callback runs now, if any (any thread).
     var pluginInCall: LoadedPlugin? {
@@ -170,8 +179,6 @@ final class MediaEngine: @unchecked Sendable {
         guard tag != 0 else { return nil }
         return core?.plugins.first { $0.queueTag == tag }
     }
-
-    var isRunning: Bool { running.load(ordering: .relaxed) }
 
     /// Calls into `plugin` on the media thread, noting whom the thread is lent to.
     @inline(__always)
@@ -206,7 +213,9 @@ final class MediaEngine: @unchecked Sendable {
     private func run() {
         while running.load(ordering: .relaxed) {
             if pollSetStale { rebuildPollSet() }
+            busySince.store(0, ordering: .relaxed)
             _ = poll(&pollSet, nfds_t(pollSet.count), pollTimeout(now: monotonicNanoseconds()))
+            busySince.store(monotonicNanoseconds(), ordering: .relaxed)
             if pollSet[1].revents != 0 {
                 var drain = (UInt64(0), UInt64(0), UInt64(0), UInt64(0))
                 _ = withUnsafeMutableBytes(of: &drain) { read(wakeRead, $0.baseAddress, $0.count) }

@@ -32,6 +32,8 @@ let plugins = [
     plugin("sfu", target: "SFUPlugin", path: "Plugins/SFU/Plugin", extraDependencies: ["RTC", "SFUCore"], exclude: []),
     // The Recorder: a tap plugin writing meetings to disk (RecorderCore holds the formats and the engine).
     plugin("recorder", target: "RecorderPlugin", path: "Plugins/Recorder/Plugin", extraDependencies: ["RTC", "RecorderCore"], exclude: []),
+    // The Swift example of docs/plugin-guide.md, built so that the guide's quote of it compiles.
+    plugin("myplugin", target: "MyPlugin", path: "Plugins/Examples/MyPlugin"),
 ]
 
 /// What the fuzz harnesses reach: the parsers a client's bytes arrive at, and (FuzzHostTargets)

@@ -4,9 +4,10 @@ No server is needed; these tests only read files.
 
 - Every configuration key Sources/Host/HostConfig.swift accepts is in docs/configuration.md, in the
   table of its section, and every key in those tables is one the code accepts.
-- Every code block in docs/ marked `<!-- docs:hello.c -->` is exactly Plugins/Examples/hello-c/hello.c,
-  and every block marked `<!-- docs:hello.c:NAME -->` is exactly the lines between
-  `/* docs:begin:NAME */` and `/* docs:end:NAME */` in it; every marked region is quoted somewhere.
+- Every code block in docs/ marked `<!-- docs:FILE -->` is exactly that example source (hello.c, and
+  the Swift example's Entry.swift and MyPlugin.swift, which `swift build` compiles), and every block
+  marked `<!-- docs:FILE:NAME -->` is exactly the lines between `/* docs:begin:NAME */` and
+  `/* docs:end:NAME */` in it; every marked region is quoted somewhere.
 """
 from __future__ import annotations
 
@@ -18,7 +19,11 @@ from conftest import ROOT
 HOST_CONFIG = ROOT / "Sources" / "Host" / "HostConfig.swift"
 CONFIGURATION_MD = ROOT / "docs" / "configuration.md"
 DOCS = ROOT / "docs"
-QUOTED_SOURCES = {"hello.c": ROOT / "Plugins" / "Examples" / "hello-c" / "hello.c"}
+QUOTED_SOURCES = {
+    "hello.c": ROOT / "Plugins" / "Examples" / "hello-c" / "hello.c",
+    "Entry.swift": ROOT / "Plugins" / "Examples" / "MyPlugin" / "Entry.swift",
+    "MyPlugin.swift": ROOT / "Plugins" / "Examples" / "MyPlugin" / "MyPlugin.swift",
+}
 
 # --- Configuration keys ---------------------------------------------------------------------------
 
@@ -164,8 +169,9 @@ def quotes() -> list[tuple[str, int, str, str | None, str]]:
 
 def test_quoted_source_is_the_source():
     found = quotes()
-    assert any(file == "hello.c" for _, _, file, _, _ in found), \
-        "docs/plugin-guide.md no longer marks its quotes of hello.c (<!-- docs:hello.c[:NAME] -->)"
+    for source in QUOTED_SOURCES:
+        assert any(file == source for _, _, file, _, _ in found), \
+            f"docs/ no longer quotes {source} (<!-- docs:{source}[:NAME] --> before a code block)"
     marked = {name: regions(path) for name, path in QUOTED_SOURCES.items()}
     quoted: set[tuple[str, str]] = set()
     problems = []

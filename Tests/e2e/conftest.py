@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from ports import free_port, free_udp_port  # noqa: F401 - re-exported to the suites
+
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_DIR = Path(os.environ.get("ATRIUM_BUILD_DIR", ROOT / ".build" / "debug"))
 ATRIUM_BIN = BUILD_DIR / "atrium"
@@ -29,18 +31,6 @@ def require_build(path: Path) -> Path:
         pytest.fail(f"{path} does not exist: build first (`swift build` or `make build`), "
                     f"or point ATRIUM_BUILD_DIR at the build folder", pytrace=False)
     return path
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("0.0.0.0", 0))
-        return s.getsockname()[1]
 
 
 # The non-loopback address media tests use: `make e2e` gives the namespace an interface `atrium0`
@@ -232,6 +222,19 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "atrium_only: needs Atrium itself (not runnable against the Janus reference)")
 
 
+# The modules that take longest, longest first. `make test` runs modules side by side (pytest-xdist,
+# --dist loadfile: a module stays on one worker, so its module-scoped servers start once), and a
+# worker takes the next module in collection order; starting the long ones first keeps one of them
+# from running alone at the end. A module missing here runs after these, in file order.
+LONGEST_MODULES_FIRST = ["test_sfu_chromium", "test_webapp", "test_recorder", "test_soak_short", "test_echotest",
+                         "test_bench", "test_sfu_media", "test_turn", "test_stream_links", "test_ice_tcp"]
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_MODULES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.module.__name__, len(rank)))
+
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item, call):
     """Keeps each phase's report on the item (item.rep_setup / rep_call / rep_teardown), so fixtures
@@ -263,3 +266,80 @@ def start_atrium(tmp_path):
     yield start
     for server in servers:
         server.stop()
+
+
+# ---- Fixtures several suites share --------------------------------------------------------------
+# Helpers live in modules of their own (browser.py, videoroom_client.py, rtc_peer.py); they are
+# imported here inside the fixtures, because they import this module.
+
+@pytest.fixture(scope="session")
+def settled_addresses():
+    from browser import settle_addresses
+    settle_addresses()
+
+
+@pytest.fixture(scope="module")
+def page_server(tmp_path_factory):
+    """The e2e pages (Tests/e2e/pages) with janus.js and adapter.js, on a free loopback port."""
+    from browser import serve_pages
+    yield from serve_pages(tmp_path_factory.mktemp("janusjs-site"))
+
+
+@pytest.fixture
+def chromium(tmp_path, settled_addresses):
+    """Starts headless Chromium sessions (one per name); all are quit at the end of the test."""
+    from browser import chromium_sessions
+    yield from chromium_sessions(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def sfu(tmp_path_factory):
+    """The SFU under test for a module: Atrium with its SFU plugin, or Janus's VideoRoom with
+    ATRIUM_E2E_SFU=janus (videoroom_client.start_sfu)."""
+    from videoroom_client import SFU_KIND, start_sfu
+    server, stop = start_sfu(tmp_path_factory.mktemp(f"sfu-{SFU_KIND}"))
+    try:
+        yield server
+    finally:
+        problem = stop()
+    assert problem is None, problem
+
+
+@pytest.fixture
+def sfu_trace(request, sfu):
+    """On failure: the server's log and every registered session's events go to
+    Tests/e2e/artifacts/sfu-<test>-*."""
+    items: dict[str, list] = {"janus": [], "notes": []}
+    yield items
+    report = getattr(request.node, "rep_call", None)
+    if report is None or not report.failed:
+        return
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    label = "sfu-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
+    (ARTIFACTS / f"{label}-{sfu.kind}.log").write_text(sfu.log())
+    dump = [{"session": j.session_id, "events": j.events} for j in items["janus"]]
+    (ARTIFACTS / f"{label}-events.json").write_text(json.dumps({"sessions": dump, "notes": items["notes"]},
+                                                               indent=1, default=str))
+
+
+@pytest.fixture
+def trace(request):
+    """Peers and servers a test registers; on failure their SDPs, events, frame counts and logs go
+    to Tests/e2e/artifacts/echotest-<test>-*."""
+    items: dict[str, list] = {"peers": [], "servers": [], "notes": []}
+    yield items
+    report = getattr(request.node, "rep_call", None)
+    if report is None or not report.failed:
+        return
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    label = "echotest-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
+    for i, peer in enumerate(items["peers"]):
+        (ARTIFACTS / f"{label}-peer{i}.json").write_text(json.dumps({
+            "handle": peer.handle, "frames": peer.frames(), "remote_kinds": peer.remote_kinds,
+            "ice": peer.pc.iceConnectionState, "connection": peer.pc.connectionState,
+            "offer": peer.offer_sdp, "answer": peer.answer_sdp, "events": peer.janus.events,
+        }, indent=1, default=str))
+    for i, srv in enumerate(items["servers"]):
+        (ARTIFACTS / f"{label}-{srv.kind}{i}.log").write_text(srv.log())
+    if items["notes"]:
+        (ARTIFACTS / f"{label}-notes.txt").write_text("\n".join(map(str, items["notes"])) + "\n")

@@ -61,6 +61,8 @@ from pathlib import Path
 
 import requests
 
+from ports import free_port
+
 JANUS_BIN = "/usr/bin/janus"
 DEBIAN_CONFIGS = Path("/etc/janus")
 JANUS_LIB = Path("/usr/lib/x86_64-linux-gnu/janus")
@@ -72,13 +74,6 @@ LOGGERS_FOLDER = JANUS_LIB / "loggers"
 ENABLED_PLUGINS = ("libjanus_echotest.so", "libjanus_textroom.so")
 ENABLED_TRANSPORTS = ("libjanus_http.so", "libjanus_websockets.so")
 PLUGIN_CONFIGS = ("janus.plugin.echotest.jcfg", "janus.plugin.textroom.jcfg")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _loadable(folder: Path) -> list[str]:

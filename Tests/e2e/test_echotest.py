@@ -58,10 +58,10 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
-from conftest import (ARTIFACTS, AtriumServer, MEDIA_IP, ServerUnderTest, media_config, require_media_ip)
+from conftest import (AtriumServer, MEDIA_IP, ServerUnderTest, media_config, require_media_ip)
 from janus_reference import start_janus
 from rtc_peer import EchoPeer, candidates, ice_ufrag, media_summary, open_janus, ssrcs
-from test_janusjs import chromium, page_server, results, save_artifacts, wait_for  # noqa: F401 - fixtures
+from browser import results, save_artifacts, wait_for
 
 HERE = Path(__file__).resolve().parent
 SERVER_KIND = os.environ.get("ATRIUM_E2E_SERVER", "atrium")
@@ -104,29 +104,6 @@ def server(tmp_path_factory):
         assert code == 0, f"atrium did not stop cleanly (exit {code}):\n{atrium.log()[-4000:]}"
     else:
         pytest.fail(f"ATRIUM_E2E_SERVER={SERVER_KIND!r}: expected 'atrium' or 'janus'", pytrace=False)
-
-
-@pytest.fixture
-def trace(request):
-    """Peers and servers a test registers; on failure their SDPs, events, frame counts and logs go
-    to Tests/e2e/artifacts/echotest-<test>-*."""
-    items: dict[str, list] = {"peers": [], "servers": [], "notes": []}
-    yield items
-    report = getattr(request.node, "rep_call", None)
-    if report is None or not report.failed:
-        return
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    label = "echotest-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
-    for i, peer in enumerate(items["peers"]):
-        (ARTIFACTS / f"{label}-peer{i}.json").write_text(json.dumps({
-            "handle": peer.handle, "frames": peer.frames(), "remote_kinds": peer.remote_kinds,
-            "ice": peer.pc.iceConnectionState, "connection": peer.pc.connectionState,
-            "offer": peer.offer_sdp, "answer": peer.answer_sdp, "events": peer.janus.events,
-        }, indent=1, default=str))
-    for i, srv in enumerate(items["servers"]):
-        (ARTIFACTS / f"{label}-{srv.kind}{i}.log").write_text(srv.log())
-    if items["notes"]:
-        (ARTIFACTS / f"{label}-notes.txt").write_text("\n".join(map(str, items["notes"])) + "\n")
 
 
 def run(coro, timeout: float = 50.0):

@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from conftest import ATRIUM_BIN, BUILD_DIR, AtriumServer, base_config, chat_plugin_entry, require_build
+from conftest import ATRIUM_BIN, base_config, chat_plugin_entry, require_build
 from janus_client import HttpJanus, WsJanus
 
 

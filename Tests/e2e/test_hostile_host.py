@@ -16,7 +16,6 @@ import socket
 import struct
 import time
 
-import pytest
 from websockets.sync.client import connect as ws_connect
 
 from conftest import base_config, chat_plugin_entry

@@ -27,9 +27,9 @@ import pytest
 
 from conftest import MEDIA_IP, free_port, media_config, require_media_ip
 from rtc_peer import EchoPeer, ice_ufrag
+from browser import results, save_artifacts, wait_for
 from test_echotest import (AUDIO_FRAMES, ECHO, MAGIC, MEDIA_WAIT, VIDEO_FRAMES, atrium_echo_server, run,
-                           stun_binding_request, trace, assert_video_decoding, selected_pair)  # noqa: F401 - fixture
-from test_janusjs import chromium, page_server, results, save_artifacts, wait_for  # noqa: F401 - fixtures
+                           stun_binding_request, assert_video_decoding, selected_pair)
 
 pytestmark = pytest.mark.atrium_only
 

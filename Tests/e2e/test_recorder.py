@@ -30,8 +30,8 @@ import pytest
 
 from conftest import ATRIUM_BIN, base_config, chat_plugin_entry, free_udp_port, require_media_ip, sfu_plugin_entry
 from test_chat import HttpParticipant
-from test_janusjs import chromium, page_server, results, save_artifacts, wait_for  # noqa: F401 - fixtures
-from test_sfu_chromium import LossyPort, settled_addresses, start_pages  # noqa: F401 - fixture
+from browser import results, save_artifacts, wait_for
+from test_sfu_chromium import LossyPort, start_pages
 
 TOOLS = {"ffmpeg": "ffmpeg", "ffprobe": "ffmpeg", "mkvmerge": "mkvtoolnix", "mkvinfo": "mkvtoolnix", "opusinfo": "opus-tools"}
 ADMIN_KEY = "e2e-admin-key"

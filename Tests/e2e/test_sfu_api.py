@@ -25,7 +25,7 @@ import pytest
 
 from videoroom_client import (ADMIN_KEY, SECRET, Publisher, VideoRoomHandle, assert_error, assert_roster_event,
                               close_janus,
-                              create_room, manager, new_room_id, run, sfu, sfu_trace)  # noqa: F401 - fixtures
+                              create_room, manager, new_room_id, run)
 
 pytestmark = pytest.mark.usefixtures("sfu_trace")
 

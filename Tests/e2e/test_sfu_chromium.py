@@ -31,23 +31,10 @@ from urllib.parse import urlencode
 
 import pytest
 
-from test_janusjs import QuietHandler, brief, chromium, page_server, results, save_artifacts, wait_for  # noqa: F401
-from videoroom_client import create_room_sync, sfu, sync_request  # noqa: F401 - fixture
+from browser import QuietHandler, brief, results, save_artifacts, wait_for
+from videoroom_client import create_room_sync, sync_request
 
 MEDIA_WAIT = 25.0
-
-
-@pytest.fixture(scope="module", autouse=True)
-def settled_addresses():
-    """In a namespace made a moment ago the veths' IPv6 link-local addresses are still
-    "tentative" (duplicate address detection, about 2 s); when they settle Chromium sees a network
-    change and fails the page loads in flight with ERR_NETWORK_CHANGED. Wait for that first."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        out = subprocess.run(["ip", "-o", "addr"], capture_output=True, text=True).stdout
-        if "tentative" not in out:
-            return
-        time.sleep(0.2)
 
 
 def page_url(base: str, server: str, room: int, display: str, **extra) -> str:

@@ -44,7 +44,7 @@ import pytest
 from rtc_peer import candidates, media_summary
 from videoroom_client import (SECRET, Publisher, Subscriber, VideoRoomHandle, assert_error, assert_roster_event,
                               close_janus,
-                              create_room, manager, run, sfu, sfu_trace, stream_mid)  # noqa: F401
+                              create_room, manager, run, stream_mid)
 
 pytestmark = pytest.mark.usefixtures("sfu_trace")
 

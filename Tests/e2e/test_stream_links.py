@@ -30,11 +30,9 @@ from selenium.webdriver.support.ui import Select
 
 from conftest import chat_plugin_entry, base_config, require_media_ip, sfu_plugin_entry
 from rtc_peer import open_janus
-from test_janusjs import chromium, save_artifacts  # noqa: F401 - fixture
-from test_sfu_chromium import settled_addresses  # noqa: F401 - autouse fixture
+from browser import save_artifacts
 from test_webapp import STEP, Person, sfu_room_of, start_people, webapp_config
-from videoroom_client import (SECRET, VideoRoomHandle, close_janus, create_room, manager, run, session, sfu,  # noqa: F401
-                              sfu_trace)
+from videoroom_client import SECRET, VideoRoomHandle, close_janus, create_room, manager, run, session
 
 PARTICIPANTS = ["Alice", "Bob"]
 VIEWERS = ["Vera", "Victor", "Viola"]

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 from conftest import MEDIA_IP, free_port, media_config, require_media_ip, turn_plugin_entry
 from test_echotest import ECHO, assert_video_decoding, selected_pair
-from test_janusjs import chromium, page_server, results, save_artifacts, wait_for  # noqa: F401 - fixtures
+from browser import results, save_artifacts, wait_for
 
 
 def test_janusjs_echotest_through_atrium_turn(start_atrium, page_server, chromium):  # noqa: F811 - fixtures

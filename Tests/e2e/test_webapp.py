@@ -33,8 +33,7 @@ from selenium.webdriver.support.ui import Select
 
 from conftest import (ARTIFACTS, ROOT, MEDIA_IP, base_config, chat_plugin_entry, free_port, require_media_ip,
                       sfu_plugin_entry, turn_plugin_entry)
-from test_janusjs import chromium, save_artifacts  # noqa: F401 - fixture
-from test_sfu_chromium import settled_addresses  # noqa: F401 - autouse fixture
+from browser import save_artifacts
 
 WEB_ROOT = ROOT / "web"
 STEP = 20.0  # seconds any one step may take

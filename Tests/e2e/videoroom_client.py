@@ -4,8 +4,8 @@ publishers and subscribers.
 The server is Atrium with its SFU plugin (libatrium_sfu.so, reachable as janus.plugin.videoroom;
 conftest.sfu_plugin_entry) or, with ``ATRIUM_E2E_SFU=janus``, the real Janus 1.1.2 VideoRoom
 (janus_reference.start_janus with ``videoroom_rooms=``), both given the same rooms (ROOMS) and the
-same admin_key (ADMIN_KEY), gathering on MEDIA_IP. ``sfu`` is a module-scoped fixture: a test
-module imports it (``from videoroom_client import sfu``).
+same admin_key (ADMIN_KEY), gathering on MEDIA_IP. The module-scoped fixture ``sfu`` (conftest.py)
+starts it with ``start_sfu``; ``sfu_trace`` saves its log and the sessions' events on failure.
 
 Handles (async, over rtc_peer's HttpAsyncJanus / WsAsyncJanus, one Janus session per participant):
 
@@ -27,10 +27,8 @@ aiortc peers:
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +39,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcconfiguration import RTCBundlePolicy
 
-from conftest import (ARTIFACTS, AtriumServer, BUILD_DIR, ServerUnderTest, MEDIA_IP, base_config, free_udp_port,
+from conftest import (AtriumServer, BUILD_DIR, ServerUnderTest, MEDIA_IP, base_config, free_udp_port,
                       require_media_ip, sfu_plugin_entry)
 from janus_reference import start_janus
 from rtc_peer import (AsyncJanus, JanusError, PatternVideoTrack, ToneAudioTrack, for_aiortc, media_summary,
@@ -102,33 +100,6 @@ def start_sfu(folder: Path, rooms: list[dict] = ROOMS, admin_key: str | None = A
             return None if code == 0 else f"atrium did not stop cleanly (exit {code}):\n{atrium.log()[-4000:]}"
         return server, stop
     pytest.fail(f"ATRIUM_E2E_SFU={SFU_KIND!r}: expected 'atrium' or 'janus'", pytrace=False)
-
-
-@pytest.fixture(scope="module")
-def sfu(tmp_path_factory):
-    server, stop = start_sfu(tmp_path_factory.mktemp(f"sfu-{SFU_KIND}"))
-    try:
-        yield server
-    finally:
-        problem = stop()
-    assert problem is None, problem
-
-
-@pytest.fixture
-def sfu_trace(request, sfu):
-    """On failure: the server's log and every registered session's events go to
-    Tests/e2e/artifacts/sfu-<test>-*."""
-    items: dict[str, list] = {"janus": [], "notes": []}
-    yield items
-    report = getattr(request.node, "rep_call", None)
-    if report is None or not report.failed:
-        return
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    label = "sfu-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
-    (ARTIFACTS / f"{label}-{sfu.kind}.log").write_text(sfu.log())
-    dump = [{"session": j.session_id, "events": j.events} for j in items["janus"]]
-    (ARTIFACTS / f"{label}-events.json").write_text(json.dumps({"sessions": dump, "notes": items["notes"]},
-                                                               indent=1, default=str))
 
 
 def run(coro, timeout: float = 60.0):
@@ -475,5 +446,5 @@ def sync_request(server: SfuServer, body: dict) -> dict:
 
 __all__ = ["ADMIN_KEY", "Event", "JanusError", "Publisher", "ROOMS", "SECRET", "SFU_KIND", "SfuServer",
            "Subscriber", "SwitchableTone", "VIDEOROOM", "VideoRoomHandle", "assert_error", "assert_roster_event", "close_janus",
-           "create_room", "create_room_sync", "is_error", "manager", "new_room_id", "run", "session", "sfu", "sfu_trace",
+           "create_room", "create_room_sync", "is_error", "manager", "new_room_id", "run", "session",
            "start_sfu", "stream_mid", "sync_request"]

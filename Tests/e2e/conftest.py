@@ -106,6 +106,16 @@ def base_config(plugins: list | None = None, **sections) -> dict:
     return config
 
 
+def wait_until(predicate, timeout: float, what: str):
+    """Polls `predicate` every 0.1 s until it is truthy; fails naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
 class ServerUnderTest:
     """What tests that run against Atrium or the Janus reference need of either server. `metric`
     and `admin` are Atrium's /metrics and admin API (None for Janus)."""

@@ -322,6 +322,6 @@ if __name__ == "__main__":  # manual poking: python janus_reference.py
         print("HTTP", j.http_url, "WS", j.ws_url, "log", j.log_path)
         try:
             while j.alive():
-                time.sleep(1)
+                time.sleep(1)  # a period: a person is poking at it by hand
         except KeyboardInterrupt:
             pass

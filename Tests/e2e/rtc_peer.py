@@ -368,7 +368,7 @@ class WsAsyncJanus(AsyncJanus):
 
     async def _keepalive(self) -> None:
         while True:
-            await asyncio.sleep(25)
+            await asyncio.sleep(25)  # a period, not a wait: within every session timeout
             await self.request("keepalive")
 
     async def _request(self, msg: dict, handle: int | None = None, timeout: float = 10.0) -> dict:
@@ -646,7 +646,7 @@ async def main(argv: list[str] | None = None) -> None:
     print(json.dumps({"session_id": janus.session_id, "handle_id": peer.handle,
                       "answer_sdp": peer.answer_sdp, "offer_sdp": peer.offer_sdp, **frames}), flush=True)
     while True:
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # a period: the parent reads the counts as they grow
         print(json.dumps(peer.frames()), flush=True)
 
 

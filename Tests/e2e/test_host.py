@@ -10,8 +10,13 @@ import time
 import pytest
 import requests
 
-from conftest import ATRIUM_BIN, base_config, chat_plugin_entry, require_build
+from conftest import ATRIUM_BIN, base_config, chat_plugin_entry, require_build, wait_until
 from janus_client import HttpJanus, WsJanus
+
+
+def janus_requests(server) -> float:
+    """Janus API requests the HTTP transport has taken so far."""
+    return server.metric('atrium_http_requests_total{kind="janus"}')
 
 
 def create_session(http: HttpJanus) -> int:
@@ -96,7 +101,7 @@ def test_reclaim_window_lets_a_new_socket_claim(start_atrium):
     ws = WsJanus(server.ws_url)
     s = ws.request({"janus": "create", "transaction": "c"})["data"]["id"]
     ws.close()
-    time.sleep(0.3)
+    wait_until(lambda: server.metric("atrium_websocket_connections") == 0, 5, "the server to see the socket close")
     ws2 = WsJanus(server.ws_url)
     assert ws2.request({"janus": "claim", "session_id": s, "transaction": "cl"}) == {"janus": "success", "session_id": s, "transaction": "cl"}
     assert ws2.request({"janus": "keepalive", "session_id": s, "transaction": "k"})["janus"] == "ack"
@@ -141,8 +146,9 @@ def test_bad_input_never_hurts_the_host(start_atrium):
 
     # A long-poll client that vanishes mid-poll leaves the session usable.
     raw = socket.create_connection(("127.0.0.1", server.http_port))
+    polls = janus_requests(server)
     raw.sendall(f"GET /janus/{victim}?maxev=1 HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-    time.sleep(0.3)
+    wait_until(lambda: janus_requests(server) > polls, 5, "the server to take the long poll")
     raw.close()
     h = attach(http, victim)
     http.post(f"{victim}/{h}", {"janus": "detach", "transaction": "d"})
@@ -253,8 +259,10 @@ def test_sigterm_stops_cleanly_with_clients_connected(start_atrium):
     ws = WsJanus(server.ws_url)
     s = ws.request({"janus": "create", "transaction": "c"})["data"]["id"]
     ws.request({"janus": "attach", "session_id": s, "plugin": "atrium.plugin.chat", "transaction": "a"})
+    requests_before = janus_requests(server)
     poller = threading.Thread(target=lambda: HttpJanus(server.http_url).get(f"{create_session(HttpJanus(server.http_url))}"))
     poller.start()
-    time.sleep(0.3)
+    # Its create and its long poll reached the server.
+    wait_until(lambda: janus_requests(server) >= requests_before + 2, 5, "the poller's create and long poll")
     assert server.stop() == 0, server.log()[-3000:]
     poller.join(timeout=5)

@@ -29,7 +29,7 @@ import pytest
 from websockets.sync.client import connect as ws_connect
 
 from conftest import (MEDIA_IP, base_config, chat_plugin_entry, free_port, require_media_ip, sfu_plugin_entry,
-                      turn_plugin_entry)
+                      turn_plugin_entry, wait_until)
 from turn_client import TurnClient, TurnError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -111,15 +111,6 @@ def join_sfu(client: Client, room: int, **extra) -> dict:
     joined = client.message(handle, {"request": "join", "ptype": "publisher", "room": room, "display": "p", **extra})
     assert joined.get("videoroom") == "joined", joined
     return {"handle": handle, **joined}
-
-
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 # --------------------------------------------------------------------------------------------

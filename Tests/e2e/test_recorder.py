@@ -175,6 +175,8 @@ def test_three_participants_each_get_a_playable_file_and_the_chat_a_transcript(s
                 sent.append(text)
             if second in schedule:
                 left[schedule[second]] = leave(drivers[schedule[second]])
+        # The last leave's final packets reach the Recorder before the stop; nothing marks the last
+        # one written, so a margin stands in for it.
         time.sleep(1.5)
         status = admin_recorder(server, {"request": "list"})
         [running] = [r for r in status["recordings"] if r["state"] == "recording"]
@@ -235,9 +237,9 @@ def test_each_video_codec_records_to_a_file_that_plays(start_atrium, tmp_path, p
     try:
         drivers = start_pages(chromium, ["gil"])
         up = join_and_publish(drivers, page_server, server, room)
-        time.sleep(5.0)
+        time.sleep(5.0)  # five seconds of media to record: media comes in real time
         left = leave(drivers["gil"])
-        time.sleep(1.0)
+        time.sleep(1.0)  # the final packets reach the Recorder; nothing marks the last one written
         admin_recorder(server, {"request": "stop", "room": str(room)})
         [recording] = recording_folders(folder)
         [participant] = manifest(recording)["participants"]
@@ -266,7 +268,7 @@ def test_sigkill_leaves_files_that_play_and_repair_finishes_them(start_atrium, t
     try:
         drivers = start_pages(chromium, ["dora", "ed"])
         up = join_and_publish(drivers, page_server, server, room)
-        time.sleep(8.0)
+        time.sleep(8.0)  # eight seconds of media on disk before the kill: media comes in real time
         killed_at = time.time()
         server.proc.send_signal(signal.SIGKILL)
         server.proc.wait(timeout=10)
@@ -312,7 +314,7 @@ def test_recording_under_ten_percent_loss_decodes_cleanly(start_atrium, tmp_path
             # VideoRoom's enable_recording relabels the publisher: the Recorder starts.
             answer = manager.send({"request": "enable_recording", "room": room, "secret": "s", "record": True})
             assert answer.get("record") is True, answer
-            time.sleep(10.0)
+            time.sleep(10.0)  # ten seconds recorded under loss: media comes in real time
             dropped = loss.dropped()
         answer = manager.send({"request": "enable_recording", "room": room, "secret": "s", "record": False})
         assert answer.get("record") is False, answer

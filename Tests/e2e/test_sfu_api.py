@@ -352,6 +352,7 @@ def test_publishers_full(sfu, sfu_trace):
             await alice.handle.call({"request": "unpublish"})
             await bob.pc.close()
             assert (await bob.janus.hangup(bob.handle.id))["janus"] == "success"
+            # Janus tears the half-made PeerConnection down after the reply, and no event says when.
             await asyncio.sleep(0.5)
             await bob.publish()
             assert bob.configured.data["configured"] == "ok"

@@ -37,7 +37,6 @@ What Janus 1.1.2 does, observed with these tests (and asserted for both servers)
 """
 from __future__ import annotations
 
-import asyncio
 
 import pytest
 
@@ -163,8 +162,7 @@ def test_pause_start_and_send_false(sfu, sfu_trace):
             sub, mids = await subscribe_all(sfu, room, alice, sfu_trace)
             paused = await sub.handle.call({"request": "pause"})
             assert paused.data == {"videoroom": "event", "room": room, "paused": "ok"}, paused.raw
-            await asyncio.sleep(0.3)
-            got = await sub.frames_during(1.5)
+            got = await sub.frames_during(1.5, drain=0.3)
             assert got[mids["video"]] == 0 and got[mids["audio"]] <= 2, got
             started = await sub.handle.call({"request": "start"})
             assert started.data == {"videoroom": "event", "room": room, "started": "ok"} and started.jsep is None, started.raw
@@ -172,8 +170,7 @@ def test_pause_start_and_send_false(sfu, sfu_trace):
 
             configured = await sub.handle.call({"request": "configure", "streams": [{"mid": mids["video"], "send": False}]})
             assert configured.data == {"videoroom": "event", "room": room, "configured": "ok"}, configured.raw
-            await asyncio.sleep(0.3)
-            got = await sub.frames_during(1.5)
+            got = await sub.frames_during(1.5, drain=0.3)
             assert got[mids["video"]] == 0 and got[mids["audio"]] >= 50, got
             await sub.handle.call({"request": "configure", "streams": [{"mid": mids["video"], "send": True}]})
             await sub.wait_frames({mids["video"]: 10})
@@ -225,8 +222,7 @@ def test_publisher_going_away_is_cleaned_up_at_every_subscriber(sfu, sfu_trace, 
                 assert_gone(updated, room, mids)
                 started = await sub.answer(updated)
                 assert started.data == {"videoroom": "event", "room": room, "started": "ok"}, started.raw
-                await asyncio.sleep(0.3)
-                got = await sub.frames_during(1.0)
+                got = await sub.frames_during(1.0, drain=0.3)
                 assert all(n == 0 for n in got.values()), got
 
             gone = await bob.handle.wait(lambda d: "unpublished" in d, 5)
@@ -275,8 +271,7 @@ def test_publisher_leaving_or_kicked_mid_stream(sfu, sfu_trace, how):
                 assert_roster_event(news.data, {"videoroom": "event", "room": room, "kicked": alice.id}, "alice")
             # The subscriber gets nothing more from alice. (Janus 1.1.2 sends no "updated" here;
             # a server that does must mark alice's streams inactive.)
-            await asyncio.sleep(0.5)
-            got = await sub.frames_during(1.0)
+            got = await sub.frames_during(1.0, drain=0.5)
             assert all(n == 0 for n in got.values()), got
             for event in sub.handle.plugin_events():
                 if event.data.get("videoroom") == "updated":
@@ -323,8 +318,7 @@ def test_subscribe_unsubscribe_update_and_switch(sfu, sfu_trace):
             assert gone and gone[0]["active"] is False and "feed_id" not in gone[0], updated.raw
             assert directions(updated.jsep["sdp"])[bmids["video"]] == "inactive", updated.jsep["sdp"]
             await sub.answer(updated)
-            await asyncio.sleep(0.3)
-            got = await sub.frames_during(1.5)
+            got = await sub.frames_during(1.5, drain=0.3)
             assert got[bmids["video"]] == 0 and got[amids["video"]] > 0 and got[bmids["audio"]] > 0, got
 
             # update: bob's video back, alice's audio out, in one renegotiation
@@ -343,8 +337,7 @@ def test_subscribe_unsubscribe_update_and_switch(sfu, sfu_trace):
             # the others.
             assert directions(updated.jsep["sdp"])[bmids["video"]] == "sendonly", updated.jsep["sdp"]
             await sub.answer(updated)
-            await asyncio.sleep(0.5)
-            got = await sub.frames_during(1.5)
+            got = await sub.frames_during(1.5, drain=0.5)
             assert got[amids["audio"]] == 0 and got[amids["video"]] > 0 and got[bmids["audio"]] > 0, got
 
             # switch: the m-line carrying alice's video now carries bob's, no renegotiation
@@ -390,8 +383,7 @@ def test_moderate_mutes_one_stream(sfu, sfu_trace):
             for p in (alice, bob):
                 event = await p.handle.wait(lambda d: "moderation" in d, 5)
                 assert event.data == expected, event.raw
-            await asyncio.sleep(0.3)
-            got = await sub.frames_during(1.5)
+            got = await sub.frames_during(1.5, drain=0.3)
             assert got[mids["video"]] == 0 and got[mids["audio"]] >= 50, got
 
             await m.sync({"request": "moderate", "room": room, "secret": SECRET, "id": alice.id, "mid": video,

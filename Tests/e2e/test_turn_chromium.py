@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlencode
 
-from conftest import MEDIA_IP, free_port, media_config, require_media_ip, turn_plugin_entry
+from conftest import MEDIA_IP, free_port, media_config, require_media_ip, turn_plugin_entry, wait_until
 from test_echotest import ECHO, assert_video_decoding, selected_pair
 from browser import results, save_artifacts, wait_for
 
@@ -35,7 +35,7 @@ def test_janusjs_echotest_through_atrium_turn(start_atrium, page_server, chromiu
         pair = selected_pair(driver)
         assert pair and pair["local"]["type"] == "relay", pair
         assert atrium.metric("atrium_turn_allocations") >= 1
-        assert atrium.metric("atrium_turn_relayed_packets_total") > 100
+        wait_until(lambda: atrium.metric("atrium_turn_relayed_packets_total") > 100, 10, "100 packets relayed")
         r = results(driver)
         assert r["errors"] == [] and r["janusErrors"] == [], (r["errors"], r["janusErrors"])
         driver.execute_script("window.finish();")

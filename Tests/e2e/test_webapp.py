@@ -170,11 +170,9 @@ class Person:
             ready = all(n in tiles and tiles[n]["playing"] and tiles[n]["width"] > 0 and tiles[n]["frames"] > 0 for n in others)
             if ready and not first:
                 first = {n: tiles[n]["frames"] for n in others}
-                time.sleep(1.5)
-                continue
-            if ready and all(tiles[n]["frames"] > first[n] for n in others):
+            elif ready and all(tiles[n]["frames"] > first[n] for n in others):
                 return tiles
-            time.sleep(0.3)
+            time.sleep(0.2)
         raise AssertionError(f"{self.name}: remote video not playing for all of {others}: {tiles}\n{self.page_messages()}")
 
     def decoder_stats(self) -> dict:
@@ -197,7 +195,9 @@ class Person:
     def screenshot(self, label: str, width: int, height: int, phone: bool = False):
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         self.resize(width, height, phone)
-        time.sleep(1.2)  # layout, and a frame or two of video at the new size
+        # Layout, and a frame or two of video at the new size: a screenshot for people to look at,
+        # with nothing in it a test could wait on.
+        time.sleep(1.2)
         path = ARTIFACTS / f"webapp-{label}.png"
         self.driver.save_screenshot(str(path))
         return path
@@ -336,7 +336,7 @@ def test_two_people_meet(start_atrium, chromium, tmp_path):  # noqa: F811
         room_dir = tmp_path / "recordings" / str(sfu_room_of(link.rsplit("/", 1)[1]))  # the chat room's id too
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not list(room_dir.glob("*/participant-*.webm")):
-            time.sleep(0.3)
+            time.sleep(0.2)
         assert list(room_dir.glob("*/participant-*.webm")), f"nothing recorded in {room_dir}"
 
         ARTIFACTS.mkdir(parents=True, exist_ok=True)

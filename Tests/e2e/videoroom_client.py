@@ -399,8 +399,13 @@ class Subscriber:
         raise TimeoutError(f"wanted {mids} more frames than {base} within {timeout}s; have {self.counts()}, "
                            f"tracks {self.tracks}, ICE {self.pc.iceConnectionState}")
 
-    async def frames_during(self, seconds: float) -> dict[str, int]:
-        """How many frames each mid decoded during the next *seconds*."""
+    async def frames_during(self, seconds: float, drain: float = 0.0) -> dict[str, int]:
+        """How many frames each mid decoded during the next *seconds*, after *drain* seconds in
+        which frames already in flight may still arrive. Showing that media stopped takes such a
+        window: an absence has no event to wait for, and the last frame sent before a change
+        cannot be told from the first one after it."""
+        if drain:
+            await asyncio.sleep(drain)
         before = self.counts()
         await asyncio.sleep(seconds)
         after = self.counts()

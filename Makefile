@@ -73,12 +73,18 @@ unit: build
 E2E_NET := ip link set lo up && ip link add atrium0 type veth peer name atrium1 && \
   ip addr add 10.99.0.1/24 dev atrium0 && ip link set atrium0 up && ip link set atrium1 up
 
+# Test modules run side by side in E2E_WORKERS pytest-xdist workers, a module on one worker (its
+# module-scoped servers start once). Most of the suite waits on real time (media flowing, browsers
+# rendering), so three workers on two cores finish well before one; more starve the browsers.
+E2E_WORKERS ?= 3
+E2E_PYTEST  := $(VENV)/bin/python -m pytest -q -n $(E2E_WORKERS) --dist loadfile Tests/e2e
+
 e2e: build venv
-	$(NETNS) -- bash -c '$(E2E_NET) && $(VENV)/bin/python -m pytest -q Tests/e2e'
+	$(NETNS) -- bash -c '$(E2E_NET) && $(E2E_PYTEST)'
 
 test: deps-test build venv
 	swift test --skip-build
-	$(NETNS) -- bash -c '$(E2E_NET) && $(VENV)/bin/python -m pytest -q Tests/e2e'
+	$(NETNS) -- bash -c '$(E2E_NET) && $(E2E_PYTEST)'
 
 # Everything measured: the side-by-side SFU comparison first (its table is the headline), then the
 # microbenchmarks and TURN. bench-sfu (aiortc clients, optional recording) stays a target of its own.

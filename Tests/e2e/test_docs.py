@@ -3,7 +3,8 @@
 No server is needed; these tests only read files.
 
 - Every configuration key Sources/Host/HostConfig.swift accepts is in docs/configuration.md, in the
-  table of its section, and every key in those tables is one the code accepts.
+  table of its section, and every key in those tables is one the code accepts; the same for each
+  plugin's config keys (Chat, SFU, TURN, Recorder) and the table in its docs/api page.
 - Every code block in docs/ marked `<!-- docs:FILE -->` is exactly that example source (hello.c, and
   the Swift example's Entry.swift and MyPlugin.swift, which `swift build` compiles), and every block
   marked `<!-- docs:FILE:NAME -->` is exactly the lines between `/* docs:begin:NAME */` and
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+
+import pytest
 
 from conftest import ROOT
 
@@ -117,6 +120,62 @@ def test_every_accepted_configuration_key_is_documented_and_nothing_else():
         if extra:
             problems.append(f"## {section_title(section)}: in the table but not accepted by HostConfig.swift: {', '.join(sorted(extra))}")
     assert not problems, "docs/configuration.md does not match Sources/Host/HostConfig.swift:\n" + "\n".join(problems)
+
+
+# --- Plugin configuration keys -------------------------------------------------------------------
+
+# Each plugin reads its `config` object against one literal set of keys, written as
+#     static let keys: Set<String> = [...]      or      let allowed: Set<String> = [...]
+# and its API document lists them in the `| key | ... |` table of its "## Configuration" section.
+PLUGIN_CONFIGS = {
+    "chat": (ROOT / "Plugins" / "Chat" / "ChatConfig.swift", ROOT / "docs" / "api" / "chat.md"),
+    "sfu": (ROOT / "Plugins" / "SFU" / "Core" / "SFUConfig.swift", ROOT / "docs" / "api" / "sfu.md"),
+    "turn": (ROOT / "Plugins" / "TURN" / "Core" / "TURNConfig.swift", ROOT / "docs" / "api" / "turn.md"),
+    "recorder": (ROOT / "Plugins" / "Recorder" / "Core" / "RecorderConfig.swift", ROOT / "docs" / "api" / "recorder.md"),
+}
+KEY_SET = re.compile(r"(?:static let keys|let allowed): Set<String> = \[(?P<keys>[^\]]*)\]", re.DOTALL)
+
+
+def plugin_code_keys(source: Path) -> set[str]:
+    sets = KEY_SET.findall(source.read_text())
+    assert len(sets) == 1, f"{source.relative_to(ROOT)}: expected one `Set<String> = [...]` of config keys, found {len(sets)}"
+    keys = set(STRING_LITERAL.findall(sets[0]))
+    assert keys, f"{source.relative_to(ROOT)}: the config key set holds no string literal"
+    return keys
+
+
+def plugin_documented_keys(doc: Path) -> set[str]:
+    """The keys in the first column of the key table(s) under the doc's "## Configuration" heading."""
+    keys: set[str] = set()
+    in_section = in_table = False
+    for line in doc.read_text().splitlines():
+        if line.startswith("## "):
+            in_section = line.startswith("## Configuration")
+            in_table = False
+            continue
+        if not in_section:
+            continue
+        if not line.startswith("|"):
+            in_table = False
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells[0].lower() == "key":
+            in_table = True
+        elif in_table and not set(cells[0]) <= set("-: "):
+            named = re.findall(r"`([^`]+)`", cells[0])
+            assert named, f"{doc.relative_to(ROOT)}: a configuration row names no key in backticks: {line}"
+            keys.update(named)
+    assert keys, f"{doc.relative_to(ROOT)}: no `| key |` table under a \"## Configuration\" heading"
+    return keys
+
+
+@pytest.mark.parametrize("plugin", sorted(PLUGIN_CONFIGS))
+def test_every_plugin_configuration_key_is_documented_and_nothing_else(plugin):
+    source, doc = PLUGIN_CONFIGS[plugin]
+    code, docs = plugin_code_keys(source), plugin_documented_keys(doc)
+    assert code == docs, (f"{doc.relative_to(ROOT)} does not match {source.relative_to(ROOT)}: "
+                          f"accepted but not documented: {sorted(code - docs)}; "
+                          f"documented but not accepted: {sorted(docs - code)}")
 
 
 # --- Quoted source ----------------------------------------------------------------------------------

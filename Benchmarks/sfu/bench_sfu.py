@@ -551,7 +551,7 @@ class Clients:
         from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
         from aiortc.mediastreams import MediaStreamError
         from aiortc.rtcconfiguration import RTCBundlePolicy
-        from rtc_peer import JanusError, open_janus
+        from janus_client import JanusError, open_janus
 
         janus = await open_janus(url)
         await janus.create()

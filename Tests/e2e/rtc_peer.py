@@ -12,9 +12,8 @@ Signalling is half-trickle, as janus.js with a browser that gathers quickly: aio
 ``{"completed": true}`` trickle follows it. The peer uses max-bundle (one transport) and no ICE
 servers, so nothing is sent anywhere but the server's candidates.
 
-Two async Janus clients live here (the ones in janus_client.py are synchronous):
-``HttpAsyncJanus`` (POSTs in a worker thread, long poll in a daemon thread) and ``WsAsyncJanus``.
-Both keep every event they received in ``.events``.
+The Janus API client is janus_client.py's async face (``open_janus``, ``AsyncJanus``); it keeps
+every event it received in ``.events``.
 
 Run as a program (``python rtc_peer.py --http URL``) it is the peer that test_echotest.py kills:
 it negotiates over HTTP, stops long-polling once it has the answer (so no event is left waiting in
@@ -29,13 +28,9 @@ import asyncio
 import fractions
 import json
 import math
-import random
 import re
-import string
 import sys
-import threading
 import time
-from typing import Any, Callable
 
 import av
 from aiortc import (RTCConfiguration, RTCPeerConnection, RTCSessionDescription,
@@ -46,15 +41,11 @@ from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.utils import uint16_add
 
-from janus_client import HttpJanus
+from janus_client import AsyncJanus, HttpAsyncJanus, JanusError, open_janus
 
 VIDEO_CLOCK = 90000
 AUDIO_RATE = 48000
 AUDIO_PTIME = 0.020
-
-
-def transaction() -> str:
-    return "".join(random.choices(string.ascii_letters + string.digits, k=12))
 
 
 # --------------------------------------------------------------------------------------------
@@ -170,233 +161,6 @@ class ToneAudioTrack(MediaStreamTrack):
         frame.pts = pts
         frame.time_base = fractions.Fraction(1, AUDIO_RATE)
         return frame
-
-
-# --------------------------------------------------------------------------------------------
-# Async Janus API clients
-
-class JanusError(AssertionError):
-    pass
-
-
-class AsyncJanus:
-    """Common part: requests, the event log and waiting for events."""
-
-    def __init__(self, url: str):
-        self.url = url
-        self.session_id: int | None = None
-        self.events: list[dict] = []
-        self._changed = asyncio.Event()
-
-    # transport-specific
-    async def _request(self, msg: dict, handle: int | None = None, timeout: float = 10.0) -> dict:
-        raise NotImplementedError
-
-    async def _start_events(self) -> None:
-        raise NotImplementedError
-
-    async def close(self) -> None:
-        raise NotImplementedError
-
-    def _deliver(self, event: dict) -> None:
-        self.events.append(event)
-        self._changed.set()
-
-    async def request(self, janus: str, handle: int | None = None, timeout: float = 10.0, **fields) -> dict:
-        msg = {"janus": janus, "transaction": transaction(), **fields}
-        if self.session_id is not None and janus not in ("create", "info"):
-            msg["session_id"] = self.session_id
-            if handle is not None:
-                msg["handle_id"] = handle
-        return await self._request(msg, handle, timeout)
-
-    async def create(self) -> int:
-        reply = await self.request("create")
-        if reply.get("janus") != "success":
-            raise JanusError(f"create failed: {reply}")
-        self.session_id = reply["data"]["id"]
-        await self._start_events()
-        return self.session_id
-
-    async def attach(self, plugin: str) -> int:
-        reply = await self.request("attach", plugin=plugin)
-        if reply.get("janus") != "success":
-            raise JanusError(f"attach {plugin} failed: {reply}")
-        return reply["data"]["id"]
-
-    async def message(self, handle: int, body: dict, jsep: dict | None = None) -> dict:
-        fields: dict[str, Any] = {"body": body}
-        if jsep is not None:
-            fields["jsep"] = jsep
-        return await self.request("message", handle, **fields)
-
-    async def trickle(self, handle: int, candidate: dict) -> dict:
-        return await self.request("trickle", handle, candidate=candidate)
-
-    async def hangup(self, handle: int) -> dict:
-        return await self.request("hangup", handle)
-
-    async def detach(self, handle: int) -> dict:
-        return await self.request("detach", handle)
-
-    async def destroy(self) -> dict:
-        return await self.request("destroy")
-
-    async def wait_event(self, pred: Callable[[dict], bool], timeout: float, start: int = 0) -> dict:
-        """The first event at index >= start matching pred, waiting up to timeout seconds."""
-        deadline = time.monotonic() + timeout
-        index = start
-        while True:
-            while index < len(self.events):
-                event = self.events[index]
-                index += 1
-                if pred(event):
-                    return event
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"no matching event within {timeout}s; events: {self.events[start:]!r}")
-            self._changed.clear()
-            try:
-                await asyncio.wait_for(self._changed.wait(), left)
-            except asyncio.TimeoutError:
-                pass
-
-    def events_for(self, handle: int, kind: str | None = None, start: int = 0) -> list[dict]:
-        return [e for e in self.events[start:]
-                if e.get("sender") == handle and (kind is None or e.get("janus") == kind)]
-
-
-class HttpAsyncJanus(AsyncJanus):
-    """HTTP transport: POSTs run in a worker thread, the long poll in a daemon thread.
-
-    ``poll_until(event) -> bool``: stop long-polling after the poll that delivered such an event.
-    """
-
-    def __init__(self, url: str, poll_until: Callable[[dict], bool] | None = None):
-        super().__init__(url.rstrip("/"))
-        self._http = HttpJanus(self.url)
-        self._poll_until = poll_until
-        self._stop = threading.Event()
-        self._poller: threading.Thread | None = None
-
-    async def _request(self, msg: dict, handle: int | None = None, timeout: float = 10.0) -> dict:
-        suffix = None
-        if msg.get("session_id") is not None:
-            suffix = str(msg.pop("session_id"))
-            if msg.get("handle_id") is not None:
-                suffix += "/" + str(msg.pop("handle_id"))
-        status, reply, raw = await asyncio.to_thread(self._http.post, suffix, msg, timeout=timeout)
-        if status != 200 or not isinstance(reply, dict):
-            raise JanusError(f"POST {suffix or ''} {msg.get('janus')}: HTTP {status} {raw[:300]!r}")
-        return reply
-
-    async def _start_events(self) -> None:
-        loop = asyncio.get_running_loop()
-        session = self.session_id
-
-        def poll():
-            http = HttpJanus(self.url, timeout=45)
-            try:
-                while not self._stop.is_set():
-                    try:
-                        status, reply, _ = http.get(f"{session}?maxev=10&rid={int(time.time() * 1000)}")
-                    except Exception:  # noqa: BLE001 - server gone or poll cut: stop polling
-                        return
-                    if status != 200:
-                        return
-                    batch = reply if isinstance(reply, list) else [reply]
-                    events = [e for e in batch if isinstance(e, dict) and e.get("janus") != "keepalive"]
-                    for event in events:
-                        try:
-                            loop.call_soon_threadsafe(self._deliver, event)
-                        except RuntimeError:  # the loop is closed
-                            return
-                    if self._poll_until and any(self._poll_until(e) for e in events):
-                        return
-            finally:
-                http.close()
-
-        self._poller = threading.Thread(target=poll, name=f"longpoll-{session}", daemon=True)
-        self._poller.start()
-
-    async def close(self) -> None:
-        # A pending long poll is left to end by itself (the server holds it up to 30 s).
-        self._stop.set()
-        self._http.close()
-
-
-class WsAsyncJanus(AsyncJanus):
-    """WebSocket transport (subprotocol janus-protocol); keepalive every 25 s like janus.js."""
-
-    REPLY_KINDS = {"success", "error", "ack", "server_info", "pong"}
-
-    def __init__(self, url: str):
-        super().__init__(url)
-        self._ws = None
-        self._pending: dict[str, asyncio.Future] = {}
-        self._tasks: list[asyncio.Task] = []
-
-    async def open(self) -> "WsAsyncJanus":
-        from websockets.asyncio.client import connect
-        self._ws = await connect(self.url, subprotocols=["janus-protocol"], max_size=None,
-                                 compression=None, open_timeout=5)
-        self._tasks.append(asyncio.create_task(self._reader()))
-        return self
-
-    async def _reader(self) -> None:
-        try:
-            async for raw in self._ws:
-                try:
-                    msg = json.loads(raw)
-                except ValueError:
-                    continue
-                if not isinstance(msg, dict):
-                    continue
-                future = self._pending.get(msg.get("transaction"))
-                if future is not None and msg.get("janus") in self.REPLY_KINDS:
-                    del self._pending[msg["transaction"]]
-                    if not future.done():
-                        future.set_result(msg)
-                else:
-                    self._deliver(msg)
-        except Exception:  # noqa: BLE001 - socket closed
-            pass
-        finally:
-            for future in self._pending.values():
-                if not future.done():
-                    future.set_exception(JanusError("WebSocket closed"))
-
-    async def _keepalive(self) -> None:
-        while True:
-            await asyncio.sleep(25)  # a period, not a wait: within every session timeout
-            await self.request("keepalive")
-
-    async def _request(self, msg: dict, handle: int | None = None, timeout: float = 10.0) -> dict:
-        future = asyncio.get_running_loop().create_future()
-        self._pending[msg["transaction"]] = future
-        await self._ws.send(json.dumps(msg))
-        try:
-            return await asyncio.wait_for(future, timeout)
-        finally:
-            self._pending.pop(msg["transaction"], None)
-
-    async def _start_events(self) -> None:
-        self._tasks.append(asyncio.create_task(self._keepalive()))
-
-    async def close(self) -> None:
-        for task in self._tasks[1:]:
-            task.cancel()
-        if self._ws is not None:
-            await self._ws.close()
-        if self._tasks:
-            self._tasks[0].cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
-async def open_janus(url: str, **kw) -> AsyncJanus:
-    if url.startswith(("ws://", "wss://")):
-        return await WsAsyncJanus(url).open()
-    return HttpAsyncJanus(url, **kw)
 
 
 # --------------------------------------------------------------------------------------------

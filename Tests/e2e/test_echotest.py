@@ -60,7 +60,8 @@ import requests
 
 from conftest import (AtriumServer, MEDIA_IP, ServerUnderTest, media_config, require_media_ip)
 from janus_reference import start_janus
-from rtc_peer import EchoPeer, candidates, ice_ufrag, media_summary, open_janus, ssrcs
+from janus_client import open_janus
+from rtc_peer import EchoPeer, candidates, ice_ufrag, media_summary, ssrcs
 from browser import results, save_artifacts, wait_for
 
 HERE = Path(__file__).resolve().parent

@@ -26,7 +26,8 @@ import pytest
 import requests
 
 from conftest import AtriumServer, media_config, require_media_ip
-from rtc_peer import EchoPeer, open_janus
+from janus_client import open_janus
+from rtc_peer import EchoPeer
 
 ECHO = "janus.plugin.echotest"
 

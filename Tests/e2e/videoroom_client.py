@@ -42,8 +42,8 @@ from aiortc.rtcconfiguration import RTCBundlePolicy
 from conftest import (AtriumServer, BUILD_DIR, ServerUnderTest, MEDIA_IP, base_config, free_udp_port,
                       require_media_ip, sfu_plugin_entry)
 from janus_reference import start_janus
-from rtc_peer import (AsyncJanus, JanusError, PatternVideoTrack, ToneAudioTrack, for_aiortc, media_summary,
-                      open_janus)
+from janus_client import AsyncJanus, JanusError, open_janus
+from rtc_peer import PatternVideoTrack, ToneAudioTrack, for_aiortc, media_summary
 
 SFU_KIND = os.environ.get("ATRIUM_E2E_SFU", "atrium")
 VIDEOROOM = "janus.plugin.videoroom"

@@ -65,8 +65,8 @@ from aiortc import RTCSessionDescription  # noqa: E402
 
 from conftest import (ARTIFACTS, BUILD_DIR, MEDIA_IP, AtriumServer, ServerUnderTest, base_config,  # noqa: E402
                       chat_plugin_entry, echotest_plugin_entry, free_udp_port, sfu_plugin_entry)
-from rtc_peer import (AsyncJanus, EchoPeer, JanusError, PatternVideoTrack, WsAsyncJanus, for_aiortc,  # noqa: E402
-                      open_janus)
+from janus_client import AsyncJanus, JanusError, WsAsyncJanus, open_janus  # noqa: E402
+from rtc_peer import EchoPeer, PatternVideoTrack, for_aiortc  # noqa: E402
 from videoroom_client import (ADMIN_KEY, Event, Publisher, Subscriber, SwitchableTone,  # noqa: E402
                               VideoRoomHandle, new_pc, stream_mid)
 

@@ -181,6 +181,37 @@ import Testing
         return try fileBytes(path)
     }
 
+    /// Found by fuzz-matroska-repair: a Segment whose declared size ends inside the header of the
+    /// Cues after the clusters trapped ("negative value is not representable") on the length left.
+    @Test func cuesWhoseHeaderCrossesTheSegmentEndDoNotTrap() throws {
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        let path = scratch.path("finished.webm")
+        let writer = try MatroskaWriter(
+            path: path, docType: "webm",
+            tracks: [MatroskaTrack(number: 1, kind: .video, codecID: "V_VP8", width: 64, height: 48)],
+            date: Date(timeIntervalSince1970: 0)
+        )
+        for i in 0..<10 { try writer.write(track: 1, timestampMillis: Int64(i * 40), keyframe: true, frame: [UInt8](repeating: 0xAA, count: 30)) }
+        try writer.finish()
+        var bytes = try fileBytes(path)
+        let cuesID: [UInt8] = [0x1C, 0x53, 0xBB, 0x6B]
+        let cues = try #require((0...(bytes.count - 4)).last { Array(bytes[$0..<($0 + 4)]) == cuesID })
+        // The Segment's size is the 8-byte VINT after its ID; its data starts right after it.
+        let segment = try #require((0...(bytes.count - 4)).first { Array(bytes[$0..<($0 + 4)]) == [0x18, 0x53, 0x80, 0x67] })
+        #expect(bytes[segment + 4] == 0x01, "the writer gives the Segment an 8-byte size")
+        let declared = UInt64(cues + 2 - (segment + 12))
+        for i in 0..<7 { bytes[segment + 5 + i] = UInt8(truncatingIfNeeded: declared >> (8 * UInt64(6 - i))) }
+        try? FileManager.default.removeItem(atPath: path)
+        try writeFile(path, bytes)
+        do {
+            _ = try MatroskaRepair.repair(path: path)
+            #expect(try MatroskaRepair.repair(path: path).alreadyFinished)
+        } catch let error as RecordingError {
+            #expect(try fileBytes(path) == bytes, "a refused repair changed the file: \(error)")
+        }
+    }
+
     @Test func repairSurvivesCutsAndGarbageAnywhere() throws {
         let scratch = try Scratch()
         defer { scratch.remove() }

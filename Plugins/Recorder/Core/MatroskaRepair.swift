@@ -247,7 +247,8 @@ private struct Scan {
 
             if header.id == .cues, lastCluster != nil {
                 // Cues after the clusters: a clean stop began. Unless it ended, it is done again from the start.
-                let complete = header.size.map { $0 <= UInt64(segmentEnd - dataStart) } ?? false
+                // The header may itself cross the segment's declared end: then its data starts past it.
+                let complete = header.size.map { dataStart <= segmentEnd && $0 <= UInt64(segmentEnd - dataStart) } ?? false
                 stop = .cues(complete: complete)
                 break
             }

@@ -237,7 +237,8 @@ def pytest_configure(config):
 # worker takes the next module in collection order; starting the long ones first keeps one of them
 # from running alone at the end. A module missing here runs after these, in file order.
 LONGEST_MODULES_FIRST = ["test_sfu_chromium", "test_webapp", "test_recorder", "test_soak_short", "test_echotest",
-                         "test_bench", "test_sfu_media", "test_turn", "test_stream_links", "test_ice_tcp"]
+                         "test_sfu_media", "test_turn", "test_stream_links", "test_bench", "test_ice_tcp",
+                         "test_hostile_media"]
 
 
 def pytest_collection_modifyitems(items):

@@ -179,13 +179,25 @@ class AtriumServer:
             if self.proc.poll() is not None:
                 raise AssertionError(f"atrium exited with {self.proc.returncode} at start:\n{self.log()}")
             try:
-                if requests.get(f"{self.http_url}/info", timeout=1).status_code == 200:
+                if requests.get(f"{self.http_url}/info", timeout=1).status_code == 200 and self._websocket_listening():
                     return self
             except requests.RequestException:
                 pass
             time.sleep(0.1)
         self.stop()
         raise AssertionError(f"atrium did not answer within {timeout}s:\n{self.log()}")
+
+    def _websocket_listening(self) -> bool:
+        """The host binds the WebSocket port after the HTTP one, so /info can answer a moment
+        before a WebSocket could connect. The host logs the bind (at info); a log quieter than
+        that leaves a connection attempt to tell."""
+        if self.config.get("log_level", "info") in ("trace", "debug", "info", "notice"):
+            return "Janus API over WebSocket" in self.log()
+        try:
+            socket.create_connection(("127.0.0.1", self.ws_port), timeout=1).close()
+            return True
+        except OSError:
+            return False
 
     def log(self) -> str:
         try:
@@ -230,6 +242,8 @@ class AtriumServer:
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "atrium_only: needs Atrium itself (not runnable against the Janus reference)")
+    config.addinivalue_line("markers", "alone: run after the side-by-side part of `make test`, with nothing else "
+                                       "running (it counts every packet of a timed window)")
 
 
 # The modules that take longest, longest first. `make test` runs modules side by side (pytest-xdist,

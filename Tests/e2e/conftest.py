@@ -330,17 +330,24 @@ def sfu(tmp_path_factory):
     assert problem is None, problem
 
 
+def failed_test_label(request, prefix: str) -> str | None:
+    """When the test failed: the artifact file prefix for it (ARTIFACTS made); else None."""
+    report = getattr(request.node, "rep_call", None)
+    if report is None or not report.failed:
+        return None
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return prefix + "-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
+
+
 @pytest.fixture
 def sfu_trace(request, sfu):
     """On failure: the server's log and every registered session's events go to
     Tests/e2e/artifacts/sfu-<test>-*."""
     items: dict[str, list] = {"janus": [], "notes": []}
     yield items
-    report = getattr(request.node, "rep_call", None)
-    if report is None or not report.failed:
+    label = failed_test_label(request, "sfu")
+    if label is None:
         return
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    label = "sfu-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
     (ARTIFACTS / f"{label}-{sfu.kind}.log").write_text(sfu.log())
     dump = [{"session": j.session_id, "events": j.events} for j in items["janus"]]
     (ARTIFACTS / f"{label}-events.json").write_text(json.dumps({"sessions": dump, "notes": items["notes"]},
@@ -353,11 +360,9 @@ def trace(request):
     to Tests/e2e/artifacts/echotest-<test>-*."""
     items: dict[str, list] = {"peers": [], "servers": [], "notes": []}
     yield items
-    report = getattr(request.node, "rep_call", None)
-    if report is None or not report.failed:
+    label = failed_test_label(request, "echotest")
+    if label is None:
         return
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    label = "echotest-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
     for i, peer in enumerate(items["peers"]):
         (ARTIFACTS / f"{label}-peer{i}.json").write_text(json.dumps({
             "handle": peer.handle, "frames": peer.frames(), "remote_kinds": peer.remote_kinds,

@@ -191,6 +191,8 @@ class AtriumServer:
         """The host binds the WebSocket port after the HTTP one, so /info can answer a moment
         before a WebSocket could connect. The host logs the bind (at info); a log quieter than
         that leaves a connection attempt to tell."""
+        if self.config["websocket"].get("enabled", True) is False:
+            return True
         if self.config.get("log_level", "info") in ("trace", "debug", "info", "notice"):
             return "Janus API over WebSocket" in self.log()
         try:

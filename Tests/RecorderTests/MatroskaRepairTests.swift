@@ -133,7 +133,12 @@ import Testing
         #expect(report.blocks == fixtures.video.frames.count + fixtures.audioPackets.count)
         #expect(try fileBytes(path) == whole)
 
-        try writeFile(cut, whole[..<(whole.count * 6 / 10)])
+        // Cut inside an element, two bytes past a SimpleBlock ID (0xA3) from 60 % on: the frames'
+        // sizes vary from one encode of the fixtures to the next, and a cut that happened to fall
+        // between two elements leaves nothing to truncate.
+        let from = whole.count * 6 / 10
+        let cutAt = try #require((from..<whole.count).first { whole[$0] == 0xA3 }) + 2
+        try writeFile(cut, whole[..<cutAt])
         let repaired = try MatroskaRepair.repair(path: cut)
         #expect(!repaired.alreadyFinished && repaired.truncatedBytes > 0)
         let decode = try MediaTool.decode(cut)

@@ -245,7 +245,8 @@ class AtriumServer:
 def pytest_configure(config):
     config.addinivalue_line("markers", "atrium_only: needs Atrium itself (not runnable against the Janus reference)")
     config.addinivalue_line("markers", "alone: run after the side-by-side part of `make test`, with nothing else "
-                                       "running (it counts every packet of a timed window)")
+                                       "running (it measures real time closely: every packet of a timed window, "
+                                       "a recording's length)")
 
 
 # The modules that take longest, longest first. `make test` runs modules side by side (pytest-xdist,

@@ -217,6 +217,36 @@ import Testing
         }
     }
 
+    /// A cluster's size, patched at repair, must cover the children after its last block: here a
+    /// CRC-32 that ends the cluster before Tags. Patched to the last block, it fell between the
+    /// cluster and the Tags, and the repaired file no longer read (the fuzzer found this).
+    @Test func childrenAfterTheLastBlockStayInsideTheRepairedCluster() throws {
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        let path = scratch.path("crashed.webm")
+        let writer = try MatroskaWriter(
+            path: path, docType: "webm",
+            tracks: [MatroskaTrack(number: 1, kind: .video, codecID: "V_VP8", width: 64, height: 48)],
+            date: Date(timeIntervalSince1970: 0)
+        )
+        for i in 0..<6 { try writer.write(track: 1, timestampMillis: Int64(i * 40), keyframe: i % 5 == 0, frame: [UInt8](repeating: 0xAA, count: 30)) }
+        // Five blocks in a cluster; the keyframe after them starts the next cluster, which sends the
+        // first to the file. As a crash leaves it (no finish), then a CRC-32 in the first cluster and
+        // an empty Tags after it.
+        let crc: [UInt8] = [0xBF, 0x84, 0, 0, 0, 0]
+        let tags: [UInt8] = [0x12, 0x54, 0xC3, 0x67, 0x80]
+        let written = try fileBytes(path)
+        try? FileManager.default.removeItem(atPath: path)
+        try writeFile(path, written + crc + tags)
+
+        let report = try MatroskaRepair.repair(path: path)
+        #expect(!report.alreadyFinished && report.blocks == 5 && report.truncatedBytes == 0, "\(report)")
+        let again = try MatroskaRepair.repair(path: path)
+        #expect(again.alreadyFinished && again.blocks == 5)
+        // ffmpeg reads the five blocks (the frames are not real VP8, so it is not asked to decode).
+        #expect(try MediaTool.packetHashes(path, stream: "v:0").count == 5)
+    }
+
     @Test func repairSurvivesCutsAndGarbageAnywhere() throws {
         let scratch = try Scratch()
         defer { scratch.remove() }

@@ -436,6 +436,17 @@ struct MatroskaIndex {
         openCluster = (position, header)
     }
 
+    /// The cluster started last was read whole up to absolute offset `end`. Returns whether it holds
+    /// a block: then its size, patched by finalize, reaches `end` rather than its last block, so
+    /// that what follows the last block (a CRC-32, a Void, an element this reader skips) stays
+    /// inside it instead of lying between clusters, where a reader (this one included) calls it damage.
+    mutating func clusterEnded(at end: Int) -> Bool {
+        defer { openCluster = nil }
+        guard openCluster == nil, !clusterExtents.isEmpty else { return false }
+        clusterExtents[clusterExtents.count - 1].end = end
+        return true
+    }
+
     /// A block of `track` ends at absolute offset `end`.
     mutating func block(track: UInt64, timestamp: Int64, keyframe: Bool, end: Int) {
         if let (position, header) = openCluster {

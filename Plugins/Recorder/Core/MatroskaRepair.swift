@@ -118,7 +118,8 @@ private struct Scan {
     var layout: MatroskaLayout
     var index: MatroskaIndex
     var timestampScale: UInt64
-    /// Where the kept part ends: after the last complete block (or, with none, after Tracks).
+    /// Where the kept part ends: after the last complete block or the end of a cluster read whole
+    /// (or, with no block, after Tracks).
     var keepEnd: Int
     /// The Duration Info holds, in timestamp units; nil while its place is a Void.
     var storedDuration: Double?
@@ -240,6 +241,8 @@ private struct Scan {
                     }
                     at = childEnd
                 }
+                // Read whole: the cluster keeps every child, the ones after its last block included.
+                if clusterIndex.clusterEnded(at: at) { keepEnd = at }
                 index = clusterIndex
                 position = header.size == nil ? at : clusterEnd
                 continue

@@ -52,11 +52,14 @@ build: deps
 	swift build --build-tests
 	$(MAKE) c-plugins
 
-# The example C plugin, built with cc against the ABI header alone.
+# The example C plugin, built with cc against the ABI header alone; and its ABI 1.0 source against
+# the 1.0 header (Tests/ABI/1.0), which every later minor version of the host must still serve.
 c-plugins:
-	@mkdir -p $(C_PLUGINS)
+	@mkdir -p $(C_PLUGINS)/abi-1.0
 	cc -std=c11 -O2 -Wall -Wextra -Werror -fvisibility=hidden -shared -fPIC -I Sources/PluginAPI/include \
 	   Plugins/Examples/hello-c/hello.c -ljansson -o $(C_PLUGINS)/libatrium_hello.so
+	cc -std=c11 -O2 -Wall -Wextra -Werror -fvisibility=hidden -shared -fPIC -I Tests/ABI/1.0 \
+	   Tests/ABI/1.0/hello.c -ljansson -o $(C_PLUGINS)/abi-1.0/libatrium_hello.so
 
 $(VENV)/.installed: Tests/e2e/requirements.txt
 	$(PYTHON) -m venv $(VENV)

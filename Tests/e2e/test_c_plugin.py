@@ -1,8 +1,11 @@
 """The example C plugin (Plugins/Examples/hello-c) in the real server, and the host's load checks.
 
 The plugin is the library `make c-plugins` builds (.build/c-plugins/libatrium_hello.so, or
-ATRIUM_C_PLUGINS_DIR); a missing library fails with "build first", it never skips. Load failures
-are provoked with tiny libraries compiled into the test's tmp_path with `cc`.
+ATRIUM_C_PLUGINS_DIR); a missing library fails with "build first", it never skips. Each test of the
+plugin runs twice: on that build, and on the same plugin as it was at ABI 1.0, built against the
+1.0 header (Tests/ABI/1.0, .build/c-plugins/abi-1.0), which every later minor version must serve
+unchanged. Load failures are provoked with tiny libraries compiled into the test's tmp_path with
+`cc`.
 """
 from __future__ import annotations
 
@@ -22,16 +25,25 @@ C_PLUGINS_DIR = Path(os.environ.get("ATRIUM_C_PLUGINS_DIR", ROOT / ".build" / "c
 ABI_INCLUDE = ROOT / "Sources" / "PluginAPI" / "include"
 
 
-def hello_library() -> Path:
-    path = C_PLUGINS_DIR / "libatrium_hello.so"
+HELLO_BUILDS = {"current": Path("libatrium_hello.so"), "abi-1.0": Path("abi-1.0") / "libatrium_hello.so"}
+
+
+def hello_library(build: str = "current") -> Path:
+    path = C_PLUGINS_DIR / HELLO_BUILDS[build]
     if not path.exists():
         pytest.fail(f"{path} does not exist: build first: make c-plugins "
                     f"(or point ATRIUM_C_PLUGINS_DIR at the folder that has it)", pytrace=False)
     return path
 
 
-def hello_entry(config: dict | None = None, **extra) -> dict:
-    return {"library": str(hello_library()), "config": {"greeting": "Hi"} if config is None else config, **extra}
+@pytest.fixture(params=list(HELLO_BUILDS))
+def hello_build(request) -> str:
+    """Which build of the hello plugin a test runs on: the current source or the ABI 1.0 one."""
+    return request.param
+
+
+def hello_entry(config: dict | None = None, build: str = "current", **extra) -> dict:
+    return {"library": str(hello_library(build)), "config": {"greeting": "Hi"} if config is None else config, **extra}
 
 
 def compile_library(tmp_path: Path, name: str, source: str) -> Path:
@@ -76,8 +88,8 @@ def ws_session(ws: WsJanus, plugin: str = HELLO) -> tuple[int, int]:
 
 # ---- (a) synchronous answers ----------------------------------------------------------------------
 
-def test_sync_hello_over_http_and_websocket(start_atrium):
-    server = start_atrium(base_config(plugins=[hello_entry(aliases=["janus.plugin.hello"])]))
+def test_sync_hello_over_http_and_websocket(start_atrium, hello_build):
+    server = start_atrium(base_config(plugins=[hello_entry(build=hello_build, aliases=["janus.plugin.hello"])]))
     http = HttpJanus(server.http_url)
     session = create_session(http)
     handle = attach(http, session)["data"]["id"]
@@ -111,8 +123,8 @@ def test_sync_hello_over_http_and_websocket(start_atrium):
 
 # ---- (b) asynchronous answers ---------------------------------------------------------------------
 
-def test_later_acks_then_sends_the_event_over_websocket(start_atrium):
-    server = start_atrium(base_config(plugins=[hello_entry()]))
+def test_later_acks_then_sends_the_event_over_websocket(start_atrium, hello_build):
+    server = start_atrium(base_config(plugins=[hello_entry(build=hello_build)]))
     with WsJanus(server.ws_url) as ws:
         session, handle = ws_session(ws)
         sent = time.monotonic()
@@ -151,8 +163,8 @@ def test_later_acks_then_sends_the_event_over_websocket(start_atrium):
     assert server.alive()
 
 
-def test_later_acks_then_sends_the_event_over_http_long_poll(start_atrium):
-    server = start_atrium(base_config(plugins=[hello_entry()]))
+def test_later_acks_then_sends_the_event_over_http_long_poll(start_atrium, hello_build):
+    server = start_atrium(base_config(plugins=[hello_entry(build=hello_build)]))
     http = HttpJanus(server.http_url)
     session = create_session(http)
     handle = attach(http, session)["data"]["id"]
@@ -186,8 +198,8 @@ def test_later_acks_then_sends_the_event_over_http_long_poll(start_atrium):
     ({"greeting": 5}, "config.greeting: expected a non-empty string of at most 64 bytes, found an integer"),
     ({"greeting": "Hi", "volume": 11}, "config.volume: unknown key; expected: greeting"),
 ])
-def test_rejected_config_stops_start_up(tmp_path, config, reason):
-    server = failed_start(base_config(plugins=[hello_entry(config)]), tmp_path / "atrium")
+def test_rejected_config_stops_start_up(tmp_path, config, reason, hello_build):
+    server = failed_start(base_config(plugins=[hello_entry(config, build=hello_build)]), tmp_path / "atrium")
     assert server.proc.returncode == 1
     log = server.log()
     assert "cannot start" in log
@@ -195,8 +207,8 @@ def test_rejected_config_stops_start_up(tmp_path, config, reason):
     assert f"init failed (status -1): {reason}" in log
 
 
-def test_optional_plugin_with_rejected_config_is_skipped(start_atrium):
-    server = start_atrium(base_config(plugins=[hello_entry({"greeting": 5}, optional=True)]))
+def test_optional_plugin_with_rejected_config_is_skipped(start_atrium, hello_build):
+    server = start_atrium(base_config(plugins=[hello_entry({"greeting": 5}, build=hello_build, optional=True)]))
     assert "optional plugin skipped" in server.log()
     assert "found an integer" in server.log()
     http = HttpJanus(server.http_url)
@@ -256,8 +268,8 @@ def test_unloadable_library_stops_start_up(tmp_path, case):
 
 # ---- (e) metrics and handle state -----------------------------------------------------------------
 
-def test_metrics_and_handle_info_count_requests(start_atrium):
-    server = start_atrium(base_config(plugins=[hello_entry({})]))
+def test_metrics_and_handle_info_count_requests(start_atrium, hello_build):
+    server = start_atrium(base_config(plugins=[hello_entry({}, build=hello_build)]))
     assert "atrium_hello_requests_total 0\n" in server.metrics()
     assert "# TYPE atrium_hello_requests_total counter" in server.metrics()
 
@@ -275,3 +287,4 @@ def test_metrics_and_handle_info_count_requests(start_atrium):
         info = server.admin({"janus": "handle_info", "session_id": session, "handle_id": handle})
         assert info["info"]["plugin"] == HELLO
         assert info["info"]["plugin_specific"] == {"requests": count}
+

@@ -285,9 +285,8 @@ public final class HostCore: Sendable {
         }
     }
 
-    func handleExists(from plugin: LoadedPlugin, handleAddress: UInt) -> Bool {
-        lookupHandle(from: plugin, address: handleAddress) != nil
-    }
+    /// The media loop the handle's PeerConnection lives on.
+    func mediaEngine(for handle: Handle) -> MediaEngine { media }
 
     func pushEvent(from plugin: LoadedPlugin, handleAddress: UInt, transaction: String?, event: JSON, jsep: JSON?) -> Int32 {
         guard let handle = lookupHandle(from: plugin, address: handleAddress) else { return ATRIUM_ERR_NOT_FOUND }

@@ -80,27 +80,28 @@ nonisolated(unsafe) private let timerExtension: UnsafeMutablePointer<atrium_host
     return t
 }()
 
-/// Runs a media call on the handle's PeerConnection. On the media thread it runs at once, on the
-/// caller's borrowed data, and its status is returned. From any other thread `later` first copies
-/// what the call needs (nil: the input is invalid), the copy is posted to the media thread, and a
-/// live handle gets ATRIUM_OK.
+/// Runs a media call on the handle's PeerConnection, as the header's "Media from any thread" says.
+/// On the handle's own loop it runs at once, on the caller's borrowed data, and its status is
+/// returned. From any other thread `later` first copies what the call needs (nil: the input is
+/// invalid), the copy is queued to the handle's loop (bounded), and a live handle gets ATRIUM_OK.
 private func onPeer(_ host: UnsafePointer<atrium_host_t>, _ handle: UnsafePointer<atrium_handle_t>,
                     now: (MediaEngine, PeerConnection) -> Int32,
                     later: () -> ((MediaEngine, PeerConnection) -> Void)?) -> Int32 {
     let plugin = owner(host)
     let address = UInt(bitPattern: handle)
-    if let media = MediaEngine.current {
-        guard let peer = media.peer(address: address, plugin: plugin) else { return ATRIUM_ERR_NOT_FOUND }
+    if let media = MediaEngine.current, let peer = media.peer(address: address, plugin: plugin) {
         return now(media, peer)
     }
     guard let core = plugin.core else { return ATRIUM_ERR_STATE }
-    let media = core.media
-    guard core.handleExists(from: plugin, handleAddress: address) else { return ATRIUM_ERR_NOT_FOUND }
+    guard let target = core.lookupHandle(from: plugin, address: address) else { return ATRIUM_ERR_NOT_FOUND }
+    let media = core.mediaEngine(for: target)
+    // On the handle's own loop the lookup above was authoritative: there is no PeerConnection.
+    if media.isOnMediaThread { return ATRIUM_ERR_STATE }
     guard let task = later() else { return ATRIUM_ERR_INVALID_ARGUMENT }
-    media.post {
+    let queued = media.postPluginCall {
         if let peer = media.peer(address: address, plugin: plugin) { task(media, peer) }
     }
-    return ATRIUM_OK
+    return queued ? ATRIUM_OK : ATRIUM_ERR_LIMIT
 }
 
 /// `onPeer` for calls that take no borrowed input.
@@ -192,6 +193,7 @@ func makeHostTable() -> atrium_host_t {
         let bytes = UnsafeRawBufferPointer(start: packet.pointee.buffer, count: Int(packet.pointee.length))
         guard !bytes.isEmpty else { return ATRIUM_ERR_INVALID_ARGUMENT }
         return onPeer(host, handle, now: { media, peer in media.sendRTCP(peer, bytes) }, later: {
+            guard bytes.count <= 1500 else { return nil }
             let copy = Array(bytes)
             return { media, peer in _ = copy.withUnsafeBytes { media.sendRTCP(peer, $0) } }
         })
@@ -211,6 +213,10 @@ func makeHostTable() -> atrium_host_t {
             o.allSatisfy({ $0.value.stringValue != nil })
         else { return ATRIUM_ERR_INVALID_ARGUMENT }
         return core.setLabels(from: plugin, handleAddress: UInt(bitPattern: handle), labels: labels)
+    }
+    t.post_control = { host, fn, userData in
+        guard let fn else { return ATRIUM_ERR_INVALID_ARGUMENT }
+        return owner(host).postControl(fn, userData: userData)
     }
     return t
 }

@@ -52,6 +52,15 @@ final class LoadedPlugin: @unchecked Sendable {
     /// Whether the instance may still be called from [any] threads (metrics scrapes, health).
     /// Held while such a call runs, so destroy waits for it.
     private let alive = Mutex(true)
+    /// Whether post_control still takes calls: closed by destroy before it queues the plugin's
+    /// destroy, so every call posted before runs first. Never held while plugin code runs (a plugin
+    /// may post from health or metrics, which run under `alive`).
+    private let postsOpen = Mutex(true)
+    /// Calls posted with post_control that have not run yet.
+    private let postedCalls = Atomic<Int>(0)
+    /// The most posted calls that may wait at once; a plugin that posts faster than its control
+    /// context runs them is refused rather than grown without end.
+    static let maximumPostedCalls = 65_536
     /// Whether the plugin's services were started (and so must be stopped).
     private let servicesRunning = Mutex(false)
 
@@ -183,12 +192,31 @@ final class LoadedPlugin: @unchecked Sendable {
             return a
         }
         guard wasAlive else { return }
+        postsOpen.withLock { $0 = false }
         let all = timers.withLock { t in
             defer { t.removeAll() }
             return Array(t.values)
         }
         for timer in all { timer.source.cancel() }
         queue.sync { table.destroy!(pluginPointer) }
+    }
+
+    /// post_control: runs `fn` on `queue` after what is queued there now ([any]).
+    func postControl(_ fn: @escaping @convention(c) (UnsafePointer<atrium_plugin_t>, UnsafeMutableRawPointer?) -> Void,
+                     userData: UnsafeMutableRawPointer?) -> Int32 {
+        postsOpen.withLock { open -> Int32 in
+            guard open, pluginPointer != nil else { return ATRIUM_ERR_STATE }
+            guard postedCalls.wrappingAdd(1, ordering: .relaxed).newValue <= Self.maximumPostedCalls else {
+                postedCalls.wrappingSubtract(1, ordering: .relaxed)
+                return ATRIUM_ERR_LIMIT
+            }
+            let userBits = UInt(bitPattern: userData)
+            queue.async { [self] in
+                postedCalls.wrappingSubtract(1, ordering: .relaxed)
+                fn(pluginPointer, UnsafeMutableRawPointer(bitPattern: userBits))
+            }
+            return ATRIUM_OK
+        }
     }
 
     // MARK: - Control calls (each runs on `queue`)
@@ -231,7 +259,17 @@ final class LoadedPlugin: @unchecked Sendable {
                 }
             }
         }
-        return collector.result(outcome: outcome)
+        return result(of: collector, returned: outcome)
+    }
+
+    /// The collected reply, read by this plugin's ABI minor; a code the contract does not know is
+    /// logged as misbehaving.
+    private func result(of collector: ReplyCollector, returned: Int32) -> MessageResult {
+        let code = ReplyCode(returned, abiMinor: table.abi_version.minor)
+        if case .invalid(let value) = code {
+            logger.error("misbehaving: handle_message returned \(value), which is not a reply code (ATRIUM_MESSAGE_REPLY, _ACK or _ERROR)")
+        }
+        return collector.result(code)
     }
 
     func adminMessage(_ body: JSON) -> MessageResult? {
@@ -240,7 +278,7 @@ final class LoadedPlugin: @unchecked Sendable {
         let collector = ReplyCollector()
         let text = body.serialized
         let outcome = collector.withReply { reply in text.withCString { handler(pluginPointer, $0, strlen($0), reply) } }
-        return collector.result(outcome: outcome)
+        return result(of: collector, returned: outcome)
     }
 
     func queryHandle(_ handle: Handle) -> JSON? {
@@ -334,15 +372,19 @@ final class ReplyCollector {
         return withUnsafePointer(to: &r) { body($0) }
     }
 
-    func result(outcome: Int32) -> LoadedPlugin.MessageResult {
-        switch outcome {
-        case ATRIUM_MESSAGE_REPLY:
+    func result(_ code: ReplyCode) -> LoadedPlugin.MessageResult {
+        switch code {
+        case .reply:
             guard let reply else { return .error(invalidReply ? "plugin replied with something that is not a JSON object" : "plugin returned a reply without content") }
             return .reply(reply)
-        case ATRIUM_MESSAGE_ACK:
+        case .ack:
             return .ack(hint: hint)
-        default:
+        case .error:
             return .error(error ?? "plugin error")
+        case .failed(let status):
+            return .error(error ?? "plugin failed (\(statusName(status)))")
+        case .invalid(let value):
+            return .error("plugin returned \(value), which is not a reply code")
         }
     }
 }

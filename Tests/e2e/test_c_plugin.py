@@ -256,7 +256,7 @@ def test_unloadable_library_stops_start_up(tmp_path, case):
         reason = "the library exports no atrium_plugin_entry symbol"
     else:
         library = compile_library(tmp_path, "future", ABI_2_SOURCE)
-        reason = "built for plugin ABI 2.0, this host speaks ABI 1.1 (the major version must match)"
+        reason = "built for plugin ABI 2.0, this host speaks ABI 1.2 (the major version must match)"
     # The hello plugin loads fine first; the bad second entry still stops everything.
     config = base_config(plugins=[hello_entry(), {"library": str(library)}])
     server = failed_start(config, tmp_path / "atrium")
@@ -288,3 +288,217 @@ def test_metrics_and_handle_info_count_requests(start_atrium, hello_build):
         assert info["info"]["plugin"] == HELLO
         assert info["info"]["plugin_specific"] == {"requests": count}
 
+
+# ---- (f) the 1.2 contract: reply codes, post_control, media calls from other threads --------------
+
+CONTRACT = "atrium.plugin.contract"
+
+# A plugin built against the current header that exercises what 1.2 defined. Its requests:
+#  {"return": N [, "explain": true]}  handle_message returns N (after set_error("explained"));
+#  {"post": true}    posts 65537 calls to [control] while handle_message holds it; the last is refused;
+#                    the calls report, once all ran, whether they ran in order;
+#  {"relay": true}   media calls from [control], on a handle without a PeerConnection;
+#  {"thread": true}  acks; a thread of the plugin relays RTP and posts the event that reports it.
+CONTRACT_SOURCE = r"""
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "atrium_plugin.h"
+
+static const atrium_host_t *host;
+static atrium_plugin_t table;
+static atrium_status_t post_during_create;
+static unsigned accepted, ran, next_index;
+static int in_order = 1;
+static uint8_t big[1501];
+
+struct posted { const atrium_handle_t *handle; unsigned index; };
+struct job { const atrium_handle_t *handle; atrium_status_t relay; };
+
+static void push(const atrium_handle_t *handle, const char *json) {
+    host->push_event(host, handle, NULL, json, strlen(json), NULL, 0);
+}
+
+static void counted(const atrium_plugin_t *plugin, void *user_data) {
+    (void)plugin;
+    struct posted *p = user_data;
+    if (p->index != next_index) in_order = 0;
+    next_index = p->index + 1;
+    if (++ran == accepted) {
+        char json[96];
+        snprintf(json, sizeof json, "{\"ran\":%u,\"in_order\":%s}", ran, in_order ? "true" : "false");
+        push(p->handle, json);
+    }
+    free(p);
+}
+
+static void report(const atrium_plugin_t *plugin, void *user_data) {
+    (void)plugin;
+    struct job *job = user_data;
+    char json[96];
+    snprintf(json, sizeof json, "{\"from\":\"thread\",\"relay\":%d}", (int)job->relay);
+    push(job->handle, json);
+    free(job);
+}
+
+static atrium_rtp_packet_t rtp_packet(const uint8_t *bytes, uint32_t length) {
+    atrium_rtp_packet_t packet = { .struct_size = sizeof packet, .mindex = -1, .is_video = 0, .buffer = bytes,
+        .length = length, .audio_level = -1, .audio_voice = -1, .video_rotation = -1 };
+    return packet;
+}
+
+static const uint8_t rtp[12] = { 0x80, 111, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1 };
+
+static void *relay_from_thread(void *arg) {
+    struct job *job = arg;
+    atrium_rtp_packet_t packet = rtp_packet(rtp, sizeof rtp);
+    job->relay = host->relay_rtp(host, job->handle, &packet);
+    if (host->post_control(host, report, job) != ATRIUM_OK) free(job);
+    return NULL;
+}
+
+static int32_t message(const atrium_plugin_t *plugin, atrium_handle_t *handle, const char *transaction,
+                       const char *body, size_t body_len, const char *jsep, size_t jsep_len,
+                       const atrium_reply_t *reply) {
+    (void)plugin; (void)transaction; (void)body_len; (void)jsep; (void)jsep_len;
+    char json[256];
+    const char *returning = strstr(body, "\"return\":");
+    if (returning) {
+        if (strstr(body, "\"explain\":true")) reply->set_error(reply, "explained");
+        return (int32_t)atoi(returning + strlen("\"return\":"));
+    }
+    if (strstr(body, "\"post\":true")) {
+        atrium_status_t last = ATRIUM_OK;
+        accepted = ran = next_index = 0;
+        in_order = 1;
+        for (unsigned i = 0; i < 65537 && last == ATRIUM_OK; i++) {
+            struct posted *p = malloc(sizeof *p);
+            p->handle = handle;
+            p->index = i;
+            last = host->post_control(host, counted, p);
+            if (last == ATRIUM_OK) accepted++; else free(p);
+        }
+        snprintf(json, sizeof json, "{\"accepted\":%u,\"last\":%d,\"null_fn\":%d,\"during_create\":%d}", accepted,
+                 (int)last, (int)host->post_control(host, NULL, NULL), (int)post_during_create);
+    } else if (strstr(body, "\"relay\":true")) {
+        atrium_rtp_packet_t empty = rtp_packet(rtp, 0), oversized = rtp_packet(big, sizeof big), fine = rtp_packet(rtp, sizeof rtp);
+        static const uint8_t rr[8] = { 0x80, 201, 0, 1, 0, 0, 0, 1 };
+        atrium_rtcp_packet_t rtcp = { .struct_size = sizeof rtcp, .mindex = -1, .is_video = 0, .buffer = rr, .length = sizeof rr };
+        snprintf(json, sizeof json, "{\"empty\":%d,\"oversized\":%d,\"queued\":%d,\"rtcp\":%d,\"keyframe\":%d,\"remb\":%d}",
+                 (int)host->relay_rtp(host, handle, &empty), (int)host->relay_rtp(host, handle, &oversized),
+                 (int)host->relay_rtp(host, handle, &fine), (int)host->relay_rtcp(host, handle, &rtcp),
+                 (int)host->request_keyframe(host, handle, -1), (int)host->send_remb(host, handle, 300000));
+    } else if (strstr(body, "\"thread\":true")) {
+        struct job *job = calloc(1, sizeof *job);
+        job->handle = handle;
+        pthread_t thread;
+        pthread_create(&thread, NULL, relay_from_thread, job);
+        pthread_detach(thread);
+        return ATRIUM_MESSAGE_ACK;
+    } else {
+        return ATRIUM_ERR_INVALID_ARGUMENT;
+    }
+    reply->set_reply(reply, json, strlen(json));
+    return ATRIUM_MESSAGE_REPLY;
+}
+
+static atrium_status_t init(const atrium_plugin_t *plugin, const char *config, size_t len, char *err, size_t cap) {
+    (void)plugin; (void)config; (void)len; (void)err; (void)cap;
+    return ATRIUM_OK;
+}
+static void destroy(const atrium_plugin_t *plugin) { (void)plugin; }
+static atrium_status_t created(const atrium_plugin_t *plugin, atrium_handle_t *handle, char *err, size_t cap) {
+    (void)plugin; (void)handle; (void)err; (void)cap;
+    return ATRIUM_OK;
+}
+static void destroyed(const atrium_plugin_t *plugin, atrium_handle_t *handle) { (void)plugin; (void)handle; }
+
+static const atrium_plugin_t *create(const atrium_host_t *h, char *err, size_t cap) {
+    (void)err; (void)cap;
+    host = h;
+    post_during_create = host->post_control(host, counted, NULL);
+    table = (atrium_plugin_t){ .struct_size = sizeof table, .abi_version = ATRIUM_ABI_VERSION_INIT, .init = init,
+        .destroy = destroy, .handle_created = created, .handle_destroyed = destroyed, .handle_message = message };
+    return &table;
+}
+
+static const atrium_plugin_entry_t entry = { .struct_size = sizeof entry, .abi_version = ATRIUM_ABI_VERSION_INIT,
+    .id = "atrium.plugin.contract", .name = "Contract", .description = "ABI 1.2 contract checks", .author = "tests",
+    .version_string = "1.2.0", .version = 120, .create = create };
+
+__attribute__((visibility("default"))) const atrium_plugin_entry_t *atrium_plugin_entry(void);
+const atrium_plugin_entry_t *atrium_plugin_entry(void) { return &entry; }
+"""
+
+
+@pytest.fixture(scope="module")
+def contract_server(tmp_path_factory):
+    library = compile_library(tmp_path_factory.mktemp("contract"), "contract", CONTRACT_SOURCE)
+    server = AtriumServer(base_config(plugins=[{"library": str(library)}]), tmp_path_factory.mktemp("atrium"))
+    server.start()
+    yield server
+    assert server.stop() == 0, server.log()[-4000:]
+
+
+def contract_handle(server) -> tuple[HttpJanus, int, int]:
+    http = HttpJanus(server.http_url)
+    session = create_session(http)
+    return http, session, attach(http, session, CONTRACT)["data"]["id"]
+
+
+def next_event(http: HttpJanus, session: int) -> dict:
+    # With maxev=1 a long poll answers with the event itself, as Janus does.
+    status, event, _ = http.get(f"{session}?maxev=1", timeout=10)
+    assert status == 200 and isinstance(event, dict), event
+    return event
+
+
+@pytest.mark.parametrize("returned, explain, expected", [
+    (1, False, ("success", None)),                    # ATRIUM_MESSAGE_REPLY without set_reply
+    (2, False, ("ack", None)),                        # ATRIUM_MESSAGE_ACK
+    (3, True, ("error", "explained")),                # ATRIUM_MESSAGE_ERROR with its reason
+    (-7, False, ("error", "plugin failed (ATRIUM_ERR_LIMIT)")),
+    (-7, True, ("error", "explained")),
+    (0, False, ("error", "plugin returned 0, which is not a reply code")),
+    (99, False, ("error", "plugin returned 99, which is not a reply code")),
+])
+def test_reply_codes_of_abi_1_2_do_not_collide_with_status_codes(contract_server, returned, explain, expected):
+    http, session, handle = contract_handle(contract_server)
+    body = {"return": returned, "explain": True} if explain else {"return": returned}
+    answer = message(http, session, handle, body)
+    kind, reason = expected
+    if returned == 1:
+        # REPLY with nothing set: the host says so rather than sending an empty success.
+        assert answer["janus"] == "error" and answer["error"] == {"code": 462, "reason": "plugin returned a reply without content"}
+        return
+    assert answer["janus"] == kind, answer
+    if kind == "error":
+        assert answer["error"] == {"code": 462, "reason": reason}
+    if returned in (0, 99):
+        assert f"misbehaving: handle_message returned {returned}, which is not a reply code" in contract_server.log()
+
+
+def test_post_control_runs_every_call_in_order_and_bounds_what_waits(contract_server):
+    http, session, handle = contract_handle(contract_server)
+    answer = message(http, session, handle, {"post": True})
+    # handle_message held [control] while posting, so nothing ran: 65536 wait, the next is refused.
+    assert answer["plugindata"]["data"] == {"accepted": 65536, "last": -7, "null_fn": -1, "during_create": -3}
+    event = next_event(http, session)
+    assert event["sender"] == handle
+    assert event["plugindata"]["data"] == {"ran": 65536, "in_order": True}
+    # Once they ran, the plugin may post again.
+    assert message(http, session, handle, {"post": True})["plugindata"]["data"]["accepted"] == 65536
+    assert next_event(http, session)["plugindata"]["data"] == {"ran": 65536, "in_order": True}
+
+
+def test_media_calls_from_other_threads_are_checked_then_queued(contract_server):
+    http, session, handle = contract_handle(contract_server)
+    # From [control], on a live handle that has no PeerConnection yet: the checks that need none
+    # answer at once, the rest is queued (and dropped on the media loop, which finds no peer).
+    assert message(http, session, handle, {"relay": True})["plugindata"]["data"] == {
+        "empty": -1, "oversized": -1, "queued": 0, "rtcp": 0, "keyframe": 0, "remb": 0}
+    # From a thread of the plugin, then back to [control] through post_control.
+    assert message(http, session, handle, {"thread": True})["janus"] == "ack"
+    assert next_event(http, session)["plugindata"]["data"] == {"from": "thread", "relay": 0}
+    assert contract_server.alive()

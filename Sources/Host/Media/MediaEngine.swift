@@ -188,6 +188,26 @@ final class MediaEngine: @unchecked Sendable {
         return body()
     }
 
+    /// Plugin media calls queued from other threads that have not run yet.
+    private let queuedPluginCalls = Atomic<Int>(0)
+    /// The most such calls one loop holds (the header's "Media from any thread" promises this
+    /// number): a plugin thread relaying faster than the loop sends is refused, not buffered.
+    static let maximumQueuedPluginCalls = 4096
+
+    /// Queues a plugin's media call made off this thread. False, and nothing queued, when the
+    /// loop already holds `maximumQueuedPluginCalls` of them.
+    func postPluginCall(_ task: @escaping () -> Void) -> Bool {
+        guard queuedPluginCalls.wrappingAdd(1, ordering: .relaxed).newValue <= Self.maximumQueuedPluginCalls else {
+            queuedPluginCalls.wrappingSubtract(1, ordering: .relaxed)
+            return false
+        }
+        post { [self] in
+            queuedPluginCalls.wrappingSubtract(1, ordering: .relaxed)
+            task()
+        }
+        return true
+    }
+
     /// Runs `task` on the media thread, soon.
     func post(_ task: @escaping () -> Void) {
         let wrapped = MediaTask(run: task)

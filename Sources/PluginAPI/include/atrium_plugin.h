@@ -1,5 +1,5 @@
 /*
- * atrium_plugin.h: the Atrium plugin ABI, version 1.
+ * atrium_plugin.h: the Atrium plugin ABI, version 1 (minor 2).
  *
  * This one header IS the contract between the Atrium host and every plugin. A plugin is a shared
  * library named libatrium_<name>.so that exports exactly one symbol, `atrium_plugin_entry`, and
@@ -20,14 +20,22 @@
  *   each time; extensions let features arrive without touching what already works.
  *
  * Threads (the tags on every function pointer)
+ *   A plugin function's tag says on which thread the host calls it; a host function's tag says
+ *   from where a plugin may call it. After "&" comes a condition on when, as in [control & init]
+ *   (only while init runs) or [any & live handle].
  *   [control]  The plugin's control context. The host calls at most one [control] function of a
  *              given plugin at a time (they are serialized per plugin, in the order the requests
  *              arrived), never from a media thread. A [control] function may block briefly, but
- *              every request of that plugin waits for it.
- *   [media]    A media event-loop thread. One handle's media callbacks always arrive on the same
- *              thread, in order. Code here must not block, take contended locks, do I/O or
- *              allocate per packet. Different handles may be on different media threads at once.
+ *              every request of that plugin waits for it. Any thread reaches it with post_control
+ *              (since 1.2).
+ *   [media]    A media loop's thread. The host may run several media loops; each handle lives on
+ *              one, and its media callbacks always arrive on that loop's thread, in order. Handles
+ *              of different loops get callbacks at the same time, so state a plugin shares between
+ *              handles needs its own synchronisation unless it keeps those handles on one loop.
+ *              Code here must not block, take contended locks, do I/O or allocate per packet.
  *   [any]      May be called from any thread, including threads the plugin created; thread-safe.
+ *   Host functions that act on a handle's media (relay_*, request_keyframe, send_remb) are [any]
+ *   with a fast path on the handle's own loop: see "Media from any thread" at the host table.
  *
  * Ownership
  *   Unless a sentence says otherwise: pointers passed INTO a function are borrowed and valid until
@@ -63,7 +71,7 @@ extern "C" {
 
 /* ABI version of this header. */
 #define ATRIUM_ABI_VERSION_MAJOR 1
-#define ATRIUM_ABI_VERSION_MINOR 1
+#define ATRIUM_ABI_VERSION_MINOR 2
 
 /* The one symbol every plugin library exports. */
 #define ATRIUM_PLUGIN_ENTRY_SYMBOL "atrium_plugin_entry"
@@ -181,21 +189,32 @@ typedef struct atrium_data_packet {
  *    answers later with push_event, passing the same transaction;
  *  - set_error(text) and return ATRIUM_MESSAGE_ERROR: the client gets Janus error 462 with that reason.
  *    (Use this only for failures of the plugin itself; application errors are replies.)
+ * Since 1.2 a negative atrium_status_t may be returned instead, for a failure the plugin did not
+ * explain: 462 with the status's name (or the set_error text). ATRIUM_OK (0) is not a reply code:
+ * the client gets 462 and the host logs the plugin as misbehaving.
+ * The host reads the codes by the minor version in the plugin table's abi_version: a plugin built
+ * against 1.0 or 1.1 returned 0 (reply), 1 (ack) or -1 (error), and is still read that way.
+ * Rationale: in 1.0 the reply codes were 0, 1 and -1, so ATRIUM_MESSAGE_ERROR was
+ * ATRIUM_ERR_INVALID_ARGUMENT and `return status;` of a host call that succeeded (ATRIUM_OK) read as
+ * a reply without content. Codes above 0 cannot be mistaken for a status in either direction.
  */
-#define ATRIUM_MESSAGE_REPLY   0
-#define ATRIUM_MESSAGE_ACK     1
-#define ATRIUM_MESSAGE_ERROR  -1
+#define ATRIUM_MESSAGE_REPLY   1
+#define ATRIUM_MESSAGE_ACK     2
+#define ATRIUM_MESSAGE_ERROR   3
 
 typedef struct atrium_reply atrium_reply_t;
 struct atrium_reply {
     uint32_t struct_size;
     void *ATRIUM_NULLABLE host_data;  /* owned by the host */
-    /* [control] Set the synchronous reply: a JSON object as UTF-8 text, borrowed until return
-     * (the host copies it). Returns ATRIUM_ERR_INVALID_ARGUMENT if it is not a JSON object. */
+    /* [control & the call that was given this reply] Set the synchronous reply: a JSON object as
+     * UTF-8 text, borrowed until return (the host copies it). Returns ATRIUM_ERR_INVALID_ARGUMENT
+     * if it is not a JSON object. The reply object is dead once that call returns. */
     atrium_status_t (*ATRIUM_NULLABLE set_reply)(const atrium_reply_t *reply, const char *json, size_t json_len);
-    /* [control] Set the hint shown in the "ack" (NUL-terminated, borrowed until return). */
+    /* [control & the call that was given this reply] Set the hint shown in the "ack"
+     * (NUL-terminated, borrowed until return). */
     atrium_status_t (*ATRIUM_NULLABLE set_hint)(const atrium_reply_t *reply, const char *hint);
-    /* [control] Set the reason of an ATRIUM_MESSAGE_ERROR (NUL-terminated, borrowed until return). */
+    /* [control & the call that was given this reply] Set the reason of an ATRIUM_MESSAGE_ERROR
+     * (NUL-terminated, borrowed until return). */
     atrium_status_t (*ATRIUM_NULLABLE set_error)(const atrium_reply_t *reply, const char *reason);
 };
 
@@ -207,6 +226,43 @@ struct atrium_reply {
  * must drop every reference to a handle in handle_destroyed (cancel its timers, stop its threads).
  * During create and init no client exists yet: functions that name a handle, and publish, return
  * ATRIUM_ERR_STATE; log and get_extension work.
+ *
+ * Media from any thread (since 1.2; 1.0 and 1.1 hosts behaved the same on one media loop)
+ *   relay_rtp, relay_rtcp, request_keyframe and send_remb may be called from any thread.
+ *   - On the thread of the handle's own media loop (in a [media] callback of any handle of that
+ *     loop) the call acts before it returns, on the caller's buffer, and its status says what
+ *     happened. This is the forwarding path: no copy, no lock, no queue.
+ *   - From any other thread ([control], a thread of the plugin, another media loop) the host
+ *     copies what the call needs and queues it to the handle's loop, which acts on it after the
+ *     work it has in hand, in the order one thread queued. ATRIUM_OK then means queued: if the
+ *     handle has no PeerConnection when its turn comes, the call is dropped. Checks that need no
+ *     PeerConnection are made at once (ATRIUM_ERR_NOT_FOUND for a handle that is gone,
+ *     ATRIUM_ERR_INVALID_ARGUMENT for a packet of no or more than 1500 bytes).
+ *   - A loop holds at most 4096 such calls queued from other threads; past that the call returns
+ *     ATRIUM_ERR_LIMIT and does nothing (the caller produces faster than the loop sends).
+ *   Rationale: a PeerConnection's SRTP state, sequence numbers and sockets belong to its loop.
+ *   Queuing to that loop keeps the packet path free of locks at the cost of one copy for callers
+ *   elsewhere, and a plugin that keeps a room's handles on one loop pays nothing. The bound keeps
+ *   one plugin thread from growing a loop's memory without end.
+ *
+ * SDP contract: what a plugin's jsep must hold, and what the host does with it
+ *   - The plugin writes the media part only: per m-line, the kind, direction, mid, codecs
+ *     (rtpmap/fmtp/rtcp-fb), header extensions and, for simulcast, rid/simulcast lines. It must not
+ *     rely on transport lines: the host replaces every connection line, candidate, ICE credential
+ *     and option, fingerprint and setup line it finds with its own.
+ *   - The host adds: ice-lite at session level; per accepted m-line its ICE ufrag and password, its
+ *     sha-256 fingerprint, a=setup (actpass in an offer, active or passive in an answer), rtcp-mux,
+ *     its host candidates and end-of-candidates; a BUNDLE group of the accepted mids (other groups
+ *     are kept), msid-semantic, and for an m-line that sends with no a=ssrc line, one SSRC with a
+ *     cname and an msid (streams "atrium-<handle id>"). An m-line that is not RTP (an m=application
+ *     before data channels exist) is rejected (port 0); so is one with port 0 in the offer.
+ *   - An answer has as many m-lines as the client's offer, in its order; the host copies each
+ *     mid from the offer. An offer's m-lines without a mid get their index as mid.
+ *   - The host sends RTP with its own SSRC per outgoing stream (relay_rtp rewrites it) and writes
+ *     only the header extensions the description negotiated.
+ *   - The offer or answer a plugin receives in handle_message is the client's jsep as sent, after
+ *     the host accepted it (one BUNDLE group over DTLS-SRTP with rtcp-mux, ICE credentials and a
+ *     sha-256 fingerprint; anything else was refused with 465 before the plugin saw it).
  */
 struct atrium_host {
     uint32_t struct_size;
@@ -245,22 +301,26 @@ struct atrium_host {
      * and the plugin hangup_media). Asynchronous; the handle stays. */
     atrium_status_t (*ATRIUM_NULLABLE close_pc)(const atrium_host_t *host, const atrium_handle_t *handle);
 
-    /* [media] Send RTP to the handle's peer. The host copies the packet before returning, rewrites
-     * the SSRC to its own for that stream, encrypts and sends it. The plugin keeps sequence and
-     * timestamp continuity when it switches sources. */
+    /* [any & live handle; fast on the handle's loop] Send RTP to the handle's peer (see "Media
+     * from any thread"). The host copies the packet before returning, rewrites the SSRC to its own
+     * for that stream, encrypts and sends it. The plugin keeps sequence and timestamp continuity
+     * when it switches sources. On the handle's loop: ATRIUM_ERR_STATE when the PeerConnection is
+     * not connected, ATRIUM_ERR_NOT_FOUND when it has no stream of that kind or mindex. */
     atrium_status_t (*ATRIUM_NULLABLE relay_rtp)(const atrium_host_t *host, const atrium_handle_t *handle,
                                  const atrium_rtp_packet_t *packet);
-    /* [media] Send RTCP to the handle's peer; copied before return. */
+    /* [any & live handle; fast on the handle's loop] Send (compound) RTCP to the handle's peer;
+     * copied before return. */
     atrium_status_t (*ATRIUM_NULLABLE relay_rtcp)(const atrium_host_t *host, const atrium_handle_t *handle,
                                   const atrium_rtcp_packet_t *packet);
     /* [any] Send a data-channel message to the handle's peer; copied before return. */
     atrium_status_t (*ATRIUM_NULLABLE relay_data)(const atrium_host_t *host, const atrium_handle_t *handle,
                                   const atrium_data_packet_t *packet);
-    /* [any] Ask the handle's peer for a keyframe (PLI) on stream `mindex` (-1: every video stream).
-     * The host throttles repeated requests. */
+    /* [any & live handle] Ask the handle's peer for a keyframe (PLI) on stream `mindex` (-1: every
+     * video stream). The host throttles repeated requests. */
     atrium_status_t (*ATRIUM_NULLABLE request_keyframe)(const atrium_host_t *host, const atrium_handle_t *handle,
                                         int32_t mindex);
-    /* [any] Cap what the handle's peer sends us: a REMB with this bitrate in bits per second. */
+    /* [any & live handle] Cap what the handle's peer sends us: a REMB with this bitrate in bits per
+     * second. */
     atrium_status_t (*ATRIUM_NULLABLE send_remb)(const atrium_host_t *host, const atrium_handle_t *handle,
                                  uint64_t bitrate);
 
@@ -270,6 +330,21 @@ struct atrium_host {
      * to a meeting so that tap plugins (the Recorder) find them without knowing the plugin. */
     atrium_status_t (*ATRIUM_NULLABLE set_labels)(const atrium_host_t *host, const atrium_handle_t *handle,
                                   const char *labels_json, size_t labels_len);
+
+    /* [any & after create] Since 1.2 (NULL from an older host). Call `fn(plugin, user_data)` once on
+     * the plugin's [control] context, soon: after the [control] call running now, if any, returns.
+     * Calls posted by one thread run in the order posted. `user_data` is owned by the plugin.
+     * Every call posted before destroy begins runs before destroy. Returns ATRIUM_OK;
+     * ATRIUM_ERR_INVALID_ARGUMENT for a NULL fn; ATRIUM_ERR_STATE once destroy has begun (fn will
+     * not run); ATRIUM_ERR_LIMIT while 65536 posted calls of this plugin wait (fn will not run).
+     * Rationale: a [media] callback that sees something the client must hear of (a new speaker, a
+     * layer change) cannot push_event in order with [control]'s replies, nor take [control]'s
+     * locks; a timer that polls for it costs a wake-up each interval whether anything happened
+     * or not. This is CLAP's request_callback, with a bound. */
+    atrium_status_t (*ATRIUM_NULLABLE post_control)(const atrium_host_t *host,
+                                    void (*ATRIUM_NULLABLE fn)(const atrium_plugin_t *plugin,
+                                                               void *ATRIUM_NULLABLE user_data),
+                                    void *ATRIUM_NULLABLE user_data);
 };
 
 /* ---- What a plugin gives the host ------------------------------------------------------------

@@ -185,9 +185,13 @@ public struct PluginHost: @unchecked Sendable {
     private let events: UnsafePointer<atrium_host_events_t>?
     private let timer: UnsafePointer<atrium_host_timer_t>?
     private let tap: UnsafePointer<atrium_host_tap_t>?
+    /// The host's post_control, if its table is of ABI 1.2 or later (an older one ends before it).
+    private let post: (@convention(c) (UnsafePointer<atrium_host_t>, (@convention(c) (UnsafePointer<atrium_plugin_t>, UnsafeMutableRawPointer?) -> Void)?, UnsafeMutableRawPointer?) -> atrium_status_t)?
 
     init(raw: UnsafePointer<atrium_host_t>) {
         self.raw = raw
+        let end = (MemoryLayout<atrium_host_t>.offset(of: \.post_control) ?? Int.max - 8) + MemoryLayout<UnsafeRawPointer?>.size
+        post = Int(raw.pointee.struct_size) >= end ? raw.pointee.post_control : nil
         let lookup = raw.pointee.get_extension
         self.events = lookup?(raw, ATRIUM_EXT_EVENTS)?.assumingMemoryBound(to: atrium_host_events_t.self)
         self.timer = lookup?(raw, ATRIUM_EXT_TIMER)?.assumingMemoryBound(to: atrium_host_timer_t.self)
@@ -299,6 +303,21 @@ public struct PluginHost: @unchecked Sendable {
             timerBoxes.withLock { $0[id] = UInt(bitPattern: box) }
         }
         return id
+    }
+
+    /// Calls `body` once on the plugin's control context, soon: after the control call running now,
+    /// if any (the host's post_control). Any thread. False, and `body` never runs, when the host
+    /// refused (65,536 calls already wait, or the plugin is being destroyed) or predates ABI 1.2.
+    @discardableResult
+    public func postControl(_ body: @escaping () -> Void) -> Bool {
+        guard let post else { return false }
+        let box = Unmanaged.passRetained(TimerBox(body)).toOpaque()
+        let status = post(raw, { _, userData in
+            guard let userData else { return }
+            Unmanaged<TimerBox>.fromOpaque(userData).takeRetainedValue().body()
+        }, box)
+        if status != ATRIUM_OK { Unmanaged<TimerBox>.fromOpaque(box).release() }
+        return status == ATRIUM_OK
     }
 
     /// Calls `body` once on the plugin's control context, `milliseconds` from now (a timer that

@@ -37,11 +37,11 @@ final class SFUPlugin: AtriumPlugin {
         requestedRooms = RequestedRooms(maxPerAddress: config.maxRoomsPerAddress, emptyRoomSeconds: config.emptyRoomSeconds)
         for room in rooms where room.settings.streamID == nil { room.settings.streamID = freshStreamID() }
         timer = host.schedule(everyMilliseconds: 1_000) { [weak self] in self?.tick() }
-        // Events from the media thread go out 20 ms after the first of a batch, on a one-shot
-        // timer: a periodic one cost two dispatch threads a context switch per wake-up, which
-        // at 50 a second was a tenth of a small room's CPU, and at 10 still a few percent.
+        // Events from the media thread go out as soon as the control context is free, posted once
+        // per batch: nothing wakes while nothing happens (a periodic timer cost two dispatch
+        // threads a context switch per wake-up, a tenth of a small room's CPU at 50 a second).
         Forwarder.shared.withLock { [host] table in
-            table.requestDelivery = { [weak self] in host.schedule(afterMilliseconds: 20) { self?.deliverEvents() } != 0 }
+            table.requestDelivery = { [weak self] in host.postControl { self?.deliverEvents() } }
         }
     }
 

@@ -313,11 +313,21 @@ def page_server(tmp_path_factory):
     yield from serve_pages(tmp_path_factory.mktemp("janusjs-site"))
 
 
+@pytest.fixture(scope="session")
+def browser_pool(tmp_path_factory):
+    """This worker's idle Chromiums, quit when the worker ends."""
+    from browser import BrowserPool
+    pool = BrowserPool(tmp_path_factory.mktemp("chromium"))
+    yield pool
+    pool.quit_all()
+
+
 @pytest.fixture
-def chromium(tmp_path, settled_addresses):
-    """Starts headless Chromium sessions (one per name); all are quit at the end of the test."""
+def chromium(browser_pool, settled_addresses):
+    """Chromium sessions (one per name), each in a fresh browser context of a pooled Chromium;
+    the contexts are closed at the end of the test."""
     from browser import chromium_sessions
-    yield from chromium_sessions(tmp_path)
+    yield from chromium_sessions(browser_pool)
 
 
 @pytest.fixture(scope="module")

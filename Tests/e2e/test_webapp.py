@@ -33,7 +33,7 @@ from selenium.webdriver.support.ui import Select
 
 from conftest import (ARTIFACTS, ROOT, MEDIA_IP, base_config, chat_plugin_entry, free_port, require_media_ip,
                       sfu_plugin_entry, turn_plugin_entry)
-from browser import save_artifacts
+from browser import grant_permissions, save_artifacts
 
 WEB_ROOT = ROOT / "web"
 STEP = 20.0  # seconds any one step may take
@@ -129,9 +129,8 @@ class Person:
     def copy_link(self) -> str:
         """Presses "Copy link" and reads what it put on the clipboard."""
         # grantPermissions refuses every permission it does not list: camera and microphone stay.
-        self.driver.execute_cdp_cmd("Browser.grantPermissions", {
-            "origin": self.base,
-            "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite", "videoCapture", "audioCapture"]})
+        grant_permissions(self.driver, self.base,
+                          ["clipboardReadWrite", "clipboardSanitizedWrite", "videoCapture", "audioCapture"])
         self.click("copy-link")
         self.wait("the copied confirmation", "return document.getElementById('copy-status').textContent === 'Link copied'")
         return self.driver.execute_async_script(

@@ -61,14 +61,22 @@ extension AtriumBench {
         @Option(help: "Publishers per room.") var publishers = 1
         @Option(help: "Subscribers per room, one step each (a ramp): e.g. 10,50.") var subscribers = "10,50"
         @Option(help: "Measuring windows per step; the median one (CPU per packet) is reported.") var rounds = 1
+        @Flag(help: "An N×N meeting: subscriber i of a room stands for its publisher i and receives every feed but that one (one step, equal to --publishers).")
+        var meshed = false
         @OptionGroup var options: ShapeOptions
+
+        func validate() throws {
+            if meshed, (try? steps(subscribers)) != [publishers] {
+                throw ValidationError("--meshed takes one subscriber step, equal to --publishers (everyone publishes and receives the others)")
+            }
+        }
 
         func run() throws {
             yieldToServers()  // before any thread starts: they all inherit it
             let scenario = Scenario(label: label, url: url, serverPID: pid, plugin: plugin, bind: options.bind, rooms: rooms,
                                     firstRoom: firstRoom, publishers: publishers, subscriberSteps: try steps(subscribers),
-                                    shape: options.shape, warmupSeconds: options.warmup, windowSeconds: options.window,
-                                    rounds: max(1, rounds))
+                                    meshed: meshed, shape: options.shape, warmupSeconds: options.warmup,
+                                    windowSeconds: options.window, rounds: max(1, rounds))
             try options.emit(try scenario.run())
         }
     }

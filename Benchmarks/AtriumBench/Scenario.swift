@@ -6,8 +6,9 @@ import Glibc
 
 /// One run against one server: R rooms, P publishers per room, and subscribers per room raised
 /// step by step (a ramp); each subscriber receives every publisher of its room on one
-/// PeerConnection. At each step, after a warm-up, the server's CPU time and what the subscribers
-/// received are measured over a window.
+/// PeerConnection. Meshed, the room is an N×N meeting: subscriber i stands for publisher i and
+/// receives every feed but that one. At each step, after a warm-up, the server's CPU time and what
+/// the subscribers received are measured over a window.
 struct Scenario {
     var label: String
     var url: String
@@ -18,6 +19,7 @@ struct Scenario {
     var firstRoom: Int
     var publishers: Int
     var subscriberSteps: [Int]
+    var meshed = false
     var shape: Pacer.Shape
     var warmupSeconds: Double
     var windowSeconds: Double
@@ -95,7 +97,9 @@ struct Scenario {
                     let peer = try BenchPeer(role: .subscriber, name: "r\(r)s\(rooms[r].subscribers.count)", bind: bind, certificate: certificate)
                     peer.joinStarted.store(monotonicNanoseconds(), ordering: .relaxed)
                     let handle = try subscriberSession.attach(plugin)
-                    let streams = JSON.array(rooms[r].feeds.map { ["feed": .int($0)] })
+                    let own = rooms[r].subscribers.count
+                    let feeds = meshed ? rooms[r].feeds.enumerated().filter { $0.offset != own }.map(\.element) : rooms[r].feeds
+                    let streams = JSON.array(feeds.map { ["feed": .int($0)] })
                     let body: JSON = ["request": "join", "room": .int(Int64(rooms[r].id)), "ptype": "subscriber", "streams": streams]
                     let reply = try subscriberSession.message(handle, body)
                     guard let offer = reply["jsep"]?["sdp"]?.stringValue else { throw BenchError("join: no offer in \(reply.serialized.prefix(300))") }
@@ -140,6 +144,7 @@ struct Scenario {
         }
         return [
             "server": .string(label),
+            "meshed": .bool(meshed),
             "srtp_profile": .string(profileName(rooms)),
             "shape": [
                 "video_kbit_per_s": .int(Int64(shape.videoBitrate / 1000)), "video_packets_per_s": .int(Int64(shape.videoPacketsPerSecond)),

@@ -8,13 +8,19 @@ subscribers through BENCH_SUBSCRIBERS and measures each step) and `atrium-bench 
 + sendmmsg of the same packets with no server, AES-GCM as negotiated). Running them together means
 each figure is taken under the same machine conditions; the load is a small part of the two cores.
 
-Prints a side-by-side table and writes bench-results.json at the repository root:
-{"atrium": {...}, "janus": {...}, "floor": {...}, ...}, each server object holding the headline
-step (the last of the ramp: 1 publisher -> 50 subscribers by default) at its top level and every
-step under "steps".
+Then, with the same two servers, an N×N meeting: BENCH_NXN rooms of participants who all publish
+and each receive the others (`atrium-bench run --meshed`; 4x6 by default: 4 rooms of 6, 24
+publishers and 120 forwarded streams per server), at a lighter video shape (a grid of six shows
+small pictures).
+
+Prints side-by-side tables and writes bench-results.json at the repository root:
+{"atrium": {...}, "janus": {...}, "floor": {...}, "nxn": {"atrium": {...}, "janus": {...}}, ...},
+each server object holding the headline step (the last of the ramp: 1 publisher -> 50 subscribers
+by default) at its top level and every step under "steps".
 
 Environment: BENCH_SUBSCRIBERS (10,50), BENCH_PUBLISHERS (1), BENCH_ROOMS (1), BENCH_WINDOW_S (10), BENCH_ROUNDS (3: windows per step, the median is reported),
 BENCH_WARMUP_S (3), BENCH_VIDEO_KBPS (1500), BENCH_VIDEO_PPS (150), BENCH_FPS (30),
+BENCH_NXN (4x6: rooms x participants; 0 for none), BENCH_NXN_VIDEO_KBPS (500), BENCH_NXN_VIDEO_PPS (50),
 BENCH_SERVERS (atrium,janus), BENCH_FLOOR_PROFILE (SRTP_AEAD_AES_128_GCM), BENCH_RESULTS (bench-results.json), BENCH_BUILD (release: the
 .build folder whose atrium, atrium-bench and libatrium_sfu.so are used).
 """
@@ -46,6 +52,9 @@ VIDEO_KBPS = os.environ.get("BENCH_VIDEO_KBPS", "1500")
 VIDEO_PPS = os.environ.get("BENCH_VIDEO_PPS", "150")
 FPS = os.environ.get("BENCH_FPS", "30")
 SERVERS = [s for s in os.environ.get("BENCH_SERVERS", "atrium,janus").split(",") if s]
+NXN = os.environ.get("BENCH_NXN", "4x6")
+NXN_VIDEO_KBPS = os.environ.get("BENCH_NXN_VIDEO_KBPS", "500")
+NXN_VIDEO_PPS = os.environ.get("BENCH_NXN_VIDEO_PPS", "50")
 RESULTS = ROOT / os.environ.get("BENCH_RESULTS", "bench-results.json")
 
 HEADLINE_KEYS = ("cpu_us_per_forwarded_packet", "packets_forwarded", "forwarded_packets_per_s", "loss_percent",
@@ -67,8 +76,8 @@ def build_dir() -> Path:
     return folder
 
 
-def shape_args() -> list[str]:
-    return ["--video-kbps", VIDEO_KBPS, "--video-pps", VIDEO_PPS, "--fps", FPS,
+def shape_args(video_kbps: str = VIDEO_KBPS, video_pps: str = VIDEO_PPS) -> list[str]:
+    return ["--video-kbps", video_kbps, "--video-pps", video_pps, "--fps", FPS,
             "--warmup", WARMUP_S, "--window", WINDOW_S, "--rounds", ROUNDS, "--bind", IP]
 
 
@@ -76,6 +85,24 @@ def bench_command(folder: Path, work: Path, label: str, url: str, pid: int) -> t
     out = work / f"{label}.json"
     return ([str(folder / "atrium-bench"), "run", "--url", url, "--pid", str(pid), "--label", label,
              "--publishers", PUBLISHERS, "--rooms", ROOMS, "--subscribers", SUBSCRIBERS, "--json", str(out)] + shape_args(), out)
+
+
+def nxn_size() -> tuple[int, int] | None:
+    """BENCH_NXN as (rooms, participants per room), or None for no N×N run."""
+    if NXN in ("", "0"):
+        return None
+    rooms, _, people = NXN.partition("x")
+    if not (rooms.isdigit() and people.isdigit() and int(rooms) > 0 and int(people) > 1):
+        raise SystemExit(f"BENCH_NXN={NXN!r}: expected ROOMSxPARTICIPANTS, e.g. 4x6, or 0")
+    return int(rooms), int(people)
+
+
+def nxn_command(folder: Path, work: Path, label: str, url: str, pid: int, rooms: int, people: int) -> tuple[list[str], Path]:
+    out = work / f"nxn-{label}.json"
+    # Room ids apart from the 1->N run's, which the server may still be tearing down.
+    return ([str(folder / "atrium-bench"), "run", "--url", url, "--pid", str(pid), "--label", label, "--meshed",
+             "--first-room", "5242", "--rooms", str(rooms), "--publishers", str(people), "--subscribers", str(people),
+             "--json", str(out)] + shape_args(NXN_VIDEO_KBPS, NXN_VIDEO_PPS), out)
 
 
 def floor_command(folder: Path, work: Path, profile: str) -> tuple[list[str], Path]:
@@ -128,8 +155,16 @@ def headline(result: dict) -> dict:
     """The server object for bench-results.json: the last step's figures on top, every step below."""
     last = result["steps"][-1]
     top = {k: last.get(k) for k in HEADLINE_KEYS if k in last}
-    top["scenario"] = f"{PUBLISHERS} publisher(s) -> {last['subscribers_per_room']} subscribers x {ROOMS} room(s)"
+    if result.get("meshed"):
+        top["scenario"] = (f"{last['rooms']} room(s) of {last['publishers_per_room']}, everyone publishing and "
+                           f"receiving the others")
+    else:
+        top["scenario"] = f"{PUBLISHERS} publisher(s) -> {last['subscribers_per_room']} subscribers x {ROOMS} room(s)"
     return {**top, **{k: v for k, v in result.items() if k != "steps"}, "steps": result["steps"]}
+
+
+def ratio(x: dict, y: dict, key: str = "cpu_us_per_forwarded_packet"):
+    return round(x[key] / y[key], 3) if x.get(key) and y.get(key) else None
 
 
 def fmt(v) -> str:
@@ -140,12 +175,15 @@ def fmt(v) -> str:
     return f"{v:,}" if isinstance(v, int) else str(v)
 
 
-def table(results: dict) -> str:
-    rows = [("forwarded packets/s", "forwarded_packets_per_s"), ("CPU µs per forwarded packet", "cpu_us_per_forwarded_packet"),
+ROWS = [("forwarded packets/s", "forwarded_packets_per_s"), ("CPU µs per forwarded packet", "cpu_us_per_forwarded_packet"),
             ("server CPU % of a core", "server_cpu_percent"), ("loss %", "loss_percent"),
             ("added latency p50 ms", "latency_p50_ms"), ("added latency p99 ms", "latency_p99_ms"),
             ("memory kB per subscriber", "memory_kb_per_subscriber"), ("join ms p50", "join_ms_p50"),
             ("join ms p99", "join_ms_p99"), ("load generator CPU %", "client_cpu_percent")]
+
+
+def table(results: dict) -> str:
+    rows = ROWS
     servers = [s for s in ("atrium", "janus", "floor") if s in results]
     lines = []
     steps = results[servers[0]]["steps"]
@@ -176,12 +214,30 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def nxn_table(results: dict, rooms: int, people: int) -> str:
+    servers = [s for s in ("atrium", "janus") if s in results]
+    lines = [f"\nN×N: {rooms} rooms of {people}, everyone publishing {NXN_VIDEO_KBPS} kbit/s at {NXN_VIDEO_PPS} pkt/s "
+             f"+ 50 audio pkt/s and receiving the other {people - 1}",
+             f"{'':30}" + "".join(f"{s:>14}" for s in servers) + (f"{'atrium/janus':>14}" if len(servers) == 2 else "")]
+    for title, key in ROWS:
+        values = [results[s]["steps"][-1].get(key) for s in servers]
+        if all(v is None for v in values):
+            continue
+        line = f"{title:30}" + "".join(f"{fmt(v):>14}" for v in values)
+        if key == "cpu_us_per_forwarded_packet" and len(servers) == 2:
+            r = ratio(results["atrium"]["steps"][-1], results["janus"]["steps"][-1])
+            line += f"{fmt(r):>14}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def main():
     folder = build_dir()
     results: dict = {}
     with tempfile.TemporaryDirectory(prefix="atrium-bench-") as tmp:
         work = Path(tmp)
         atrium = janus = None
+        nxn: dict = {}
         try:
             commands = {}
             if "atrium" in SERVERS:
@@ -193,6 +249,14 @@ def main():
             # The floor uses what browsers and both servers negotiate with atrium-bench: AES-GCM.
             commands["floor"] = floor_command(folder, work, os.environ.get("BENCH_FLOOR_PROFILE", "SRTP_AEAD_AES_128_GCM"))
             results = run_together(commands)
+            size = nxn_size()
+            if size and (atrium or janus):
+                mesh = {}
+                if atrium:
+                    mesh["atrium"] = nxn_command(folder, work, "atrium", url, atrium.pid, *size)
+                if janus:
+                    mesh["janus"] = nxn_command(folder, work, "janus", janus.http_url, janus.proc.pid, *size)
+                nxn = run_together(mesh)
         finally:
             if atrium:
                 atrium.terminate()
@@ -200,14 +264,18 @@ def main():
             if janus:
                 janus.stop()
     print(table(results))
+    if nxn:
+        print(nxn_table(nxn, *nxn_size()))
     document = {name: headline(r) for name, r in results.items()}
+    if nxn:
+        document["nxn"] = {name: headline(r) for name, r in nxn.items()}
+        if "atrium" in nxn and "janus" in nxn:
+            document["nxn"]["atrium_over_janus_cpu_per_packet"] = ratio(nxn["atrium"]["steps"][-1], nxn["janus"]["steps"][-1])
     document["machine"] = {"cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version()}
     for a, b in (("atrium", "janus"), ("atrium", "floor")):
         if a in results and b in results:
             document[f"{a}_over_{b}_cpu_per_packet"] = [
-                round(x["cpu_us_per_forwarded_packet"] / y["cpu_us_per_forwarded_packet"], 3)
-                if x.get("cpu_us_per_forwarded_packet") and y.get("cpu_us_per_forwarded_packet") else None
-                for x, y in zip(results[a]["steps"], results[b]["steps"])]
+                ratio(x, y) for x, y in zip(results[a]["steps"], results[b]["steps"])]
     RESULTS.write_text(json.dumps(document, indent=2) + "\n")
     print(f"\nwritten: {RESULTS.relative_to(ROOT) if RESULTS.is_relative_to(ROOT) else RESULTS}")
 

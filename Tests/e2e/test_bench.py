@@ -77,6 +77,24 @@ def test_bench_drives_janus(tmp_path):
         janus.stop()
 
 
+def test_bench_drives_meshed_rooms(start_atrium, tmp_path):
+    """Two N×N rooms of three: everyone publishes, and each receives the other two."""
+    require_media_ip()
+    config = base_config([sfu_plugin_entry(rooms=[])], media={"udp_port": free_udp_port()}, log_level="info")
+    server = start_atrium(config)
+    result = run_bench(tmp_path, "run", "--url", server.http_url, "--pid", str(server.proc.pid), "--label", "atrium",
+                       "--rooms", "2", "--publishers", "3", "--subscribers", "3", "--meshed", "--window", "2", "--warmup", "1")
+    assert result["meshed"] is True
+    [step] = result["steps"]
+    assert step["rooms"] == 2 and step["publishers_per_room"] == 3 and step["subscribers"] == 6, step
+    sent = step["packets_sent_by_publishers"]
+    # Six publishers at 200 packets/s over a ~2 s window, each packet to the two others of its room.
+    assert 6 * 300 <= sent <= 6 * 500, step
+    assert abs(step["packets_forwarded"] - 2 * sent) <= max(30, 0.05 * 2 * sent), step
+    assert step["loss_percent"] < 1, step
+    assert server.alive()
+
+
 def test_floor_protects_and_delivers_every_packet(tmp_path):
     require_media_ip()
     result = run_bench(tmp_path, "floor", "--subscribers", "2,4", "--window", "1", "--warmup", "0.5")
@@ -95,6 +113,7 @@ def test_floor_protects_and_delivers_every_packet(tmp_path):
     (["run", "--url", "ws://127.0.0.1:9", "--pid", "1"], "only http://"),
     (["run", "--pid", "1", "--subscribers", "5,2"], "increasing"),
     (["floor", "--profile", "NOPE"], "unknown SRTP profile"),
+    (["run", "--pid", "1", "--meshed", "--publishers", "3", "--subscribers", "2"], "--meshed takes one subscriber step"),
 ])
 def test_bench_refuses_what_it_cannot_do(args, message):
     require_build(BENCH)

@@ -262,7 +262,8 @@ struct atrium_reply {
  *     only the header extensions the description negotiated.
  *   - The offer or answer a plugin receives in handle_message is the client's jsep as sent, after
  *     the host accepted it (one BUNDLE group over DTLS-SRTP with rtcp-mux, ICE credentials and a
- *     sha-256 fingerprint; anything else was refused with 465 before the plugin saw it).
+ *     sha-256 fingerprint; anything else was refused with 465, an answer nobody asked for with 469,
+ *     before the plugin saw it).
  */
 struct atrium_host {
     uint32_t struct_size;

@@ -169,7 +169,9 @@ class BrowserPool:
 
     def take(self, extra_args: tuple[str, ...]) -> Browser:
         with self.lock:
-            for i, (args, browser) in enumerate(self.idle):
+            # The one back last first: it is the warmest, and the rest age towards eviction.
+            for i in reversed(range(len(self.idle))):
+                args, browser = self.idle[i]
                 if args == extra_args:
                     del self.idle[i]
                     return browser

@@ -182,7 +182,7 @@ def test_admin_api_and_metrics(atrium):
     assert info["plugin"] == "atrium.plugin.chat" and info["plugin_specific"] == {
         "joined": True, "room": "adm", "id": info["plugin_specific"]["id"], "display": "Ann"}
     plugins = atrium.admin({"janus": "list_plugins"})["plugins"]
-    assert plugins["atrium.plugin.chat"]["version_string"] == "0.1.0" and plugins["atrium.plugin.chat"]["abi"] == "1.1"
+    assert plugins["atrium.plugin.chat"]["version_string"] == "0.1.0" and plugins["atrium.plugin.chat"]["abi"] == "1.2"
     assert atrium.admin({"janus": "handle_info", "session_id": s, "handle_id": 1})["error"]["code"] == 459
 
     metrics = atrium.metrics()

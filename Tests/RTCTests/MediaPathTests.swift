@@ -111,6 +111,15 @@ import RTC
     }
 }
 
+extension RetransmissionBuffer {
+    /// The stored packet of `sequence`, as a retransmission would send it.
+    func packet(_ sequence: UInt16, now: UInt64) -> [UInt8]? {
+        var out = [UInt8](repeating: 0, count: 4096)
+        guard let n = out.withUnsafeMutableBytes({ copy(sequenceNumber: sequence, now: now, into: $0) }) else { return nil }
+        return Array(out[0..<n])
+    }
+}
+
 @Suite struct RetransmissionAndRewriteTests {
     @Test func theRingReturnsRecentPacketsOnlyAndReusesItsSlots() {
         let ring = RetransmissionBuffer(capacity: 16)
@@ -119,10 +128,10 @@ import RTC
             packet.withUnsafeBytes { ring.store($0, sequenceNumber: seq, now: UInt64(seq) * 10_000_000) }
         }
         let now: UInt64 = 400_000_000
-        #expect(ring.withPacket(sequenceNumber: 39, now: now) { Array($0) }?.last == 39)
-        #expect(ring.withPacket(sequenceNumber: 24, now: now) { $0.count } == 12)
-        #expect(ring.withPacket(sequenceNumber: 23, now: now) { _ in true } == nil, "overwritten by 39")
-        #expect(ring.withPacket(sequenceNumber: 39, now: now + 3_000_000_000) { _ in true } == nil, "too old to help")
+        #expect(ring.packet(39, now: now)?.last == 39)
+        #expect(ring.packet(24, now: now)?.count == 12)
+        #expect(ring.packet(23, now: now) == nil, "overwritten by 39")
+        #expect(ring.packet(39, now: now + 3_000_000_000) == nil, "too old to help")
     }
 
     /// 1.5 Mbit/s of 1,200-byte packets for 3 s: the ring grows until a lap holds a second of them,
@@ -138,9 +147,9 @@ import RTC
         }
         #expect(ring.bytesReserved == 256 * 1024, "187 kB a second fits 256 kB, not 128 kB")
         for n in 470 - 150..<470 {
-            #expect(ring.withPacket(sequenceNumber: UInt16(n), now: now) { Array($0) } == packet(n), "packet \(n)")
+            #expect(ring.packet(UInt16(n), now: now) == packet(n), "packet \(n)")
         }
-        #expect(ring.withPacket(sequenceNumber: 470 - 160, now: now) { _ in true } == nil, "older than a second")
+        #expect(ring.packet(470 - 160, now: now) == nil, "older than a second")
     }
 
     /// Right after a growth, the bigger ring has room for positions older than what was carried
@@ -160,13 +169,13 @@ import RTC
         // Whatever is returned is exactly what was stored; what the growths dropped is nil.
         var returned = 0
         for n in 0..<120 {
-            if let bytes = ring.withPacket(sequenceNumber: UInt16(n), now: now, { Array($0) }) {
+            if let bytes = ring.packet(UInt16(n), now: now) {
                 #expect(bytes == packet(n), "packet \(n)")
                 returned += 1
             }
         }
         #expect(returned >= 54, "at least the last 64 kB carried over, and what came after")
-        #expect(ring.withPacket(sequenceNumber: 119, now: now) { Array($0) } == packet(119))
+        #expect(ring.packet(119, now: now) == packet(119))
     }
 
     /// Bytes overwritten in the ring are never returned, even while the sequence number's slot
@@ -180,9 +189,77 @@ import RTC
         }
         #expect(ring.bytesReserved == 32 * 1024)
         let now: UInt64 = 30_000_000
-        #expect(ring.withPacket(sequenceNumber: 21, now: now) { $0.count } == 2_000)
-        #expect(ring.withPacket(sequenceNumber: 8, now: now) { $0.count } == 2_000)
-        #expect(ring.withPacket(sequenceNumber: 0, now: now) { _ in true } == nil, "its bytes were written over")
+        #expect(ring.packet(21, now: now)?.count == 2_000)
+        #expect(ring.packet(8, now: now)?.count == 2_000)
+        #expect(ring.packet(0, now: now) == nil, "its bytes were written over")
+    }
+
+    /// Three subscribers of one received packet: the first keeps the payload in the shared ring,
+    /// the second has the same payload, the third a VP8 descriptor rewritten in its first bytes.
+    /// Each buffer keeps only what is its own, and each retransmission is its packet, byte for byte.
+    @Test func subscribersOfOnePacketShareItsPayload() {
+        let shared = SharedPayloads()
+        let rings = (0..<3).map { _ in RetransmissionBuffer(capacity: 512, shared: shared) }
+        let payload = (0..<1_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        func packet(_ subscriber: Int, _ n: Int) -> [UInt8] {
+            var p: [UInt8] = [0x80, 96, UInt8((n >> 8) & 0xFF), UInt8(n & 0xFF), 0, 0, 0, UInt8(subscriber), 0, 0, 0, UInt8(subscriber)]
+            var body = payload
+            body[0] = UInt8(n & 0xFF)
+            if subscriber == 2 { body[3] = 0xEE }  // a rewritten picture ID
+            p += body
+            return p
+        }
+        var now: UInt64 = 1_000_000_000
+        for n in 0..<300 {
+            for (i, ring) in rings.enumerated() {
+                let bytes = packet(i, n)
+                bytes.withUnsafeBytes { b in
+                    let share = shared.share(b, payloadLength: payload.count, key: UInt64(n + 1), now: now)
+                    #expect(share != nil, "subscriber \(i) shares packet \(n)")
+                    ring.store(b, sequenceNumber: UInt16(n), now: now, sharing: share)
+                }
+            }
+            now += 5_000_000
+        }
+        for (i, ring) in rings.enumerated() {
+            for n in [299, 250, 200] { #expect(ring.packet(UInt16(n), now: now) == packet(i, n), "subscriber \(i), packet \(n)") }
+            // Each keeps 12 header bytes a packet (28 for subscriber 2, whose first payload bytes
+            // differ): a second of them fits the 4 kB a sharing buffer starts with, or 8 kB.
+            #expect(ring.bytesReserved <= 8 * 1024, "subscriber \(i)")
+        }
+        #expect(shared.bytesReserved >= 200 * 1_000, "a second of payloads, once")
+    }
+
+    /// What is not the same is not shared: a different payload (another plugin's packet in the
+    /// same callback), a short one, or none while no received packet is being handled.
+    @Test func onlyTheSamePayloadIsShared() {
+        let shared = SharedPayloads()
+        let a = [UInt8](repeating: 1, count: 12) + [UInt8](repeating: 0xAA, count: 500)
+        var b = a
+        b[12 + 100] = 0xBB
+        a.withUnsafeBytes { #expect(shared.share($0, payloadLength: 500, key: 7, now: 1) != nil) }
+        b.withUnsafeBytes { #expect(shared.share($0, payloadLength: 500, key: 7, now: 1) == nil, "differs past the descriptor") }
+        a.withUnsafeBytes { #expect(shared.share($0, payloadLength: 400, key: 7, now: 1) == nil, "another length") }
+        a.withUnsafeBytes { #expect(shared.share($0, payloadLength: 40, key: 8, now: 1) == nil, "too short to share") }
+        a.withUnsafeBytes { #expect(shared.share($0, payloadLength: 500, key: 0, now: 1) == nil, "no received packet") }
+    }
+
+    /// A shared tail that the shared ring has since written over is not resent with someone
+    /// else's bytes: the packet is gone.
+    @Test func aSharedTailWrittenOverIsNotResent() {
+        let shared = SharedPayloads(maximumSize: 32 * 1024, maxAge: 1_000_000_000)
+        let ring = RetransmissionBuffer(capacity: 512, shared: shared)
+        let first = [UInt8](repeating: 1, count: 12) + [UInt8](repeating: 0xAA, count: 1_000)
+        first.withUnsafeBytes { b in
+            ring.store(b, sequenceNumber: 1, now: 10, sharing: shared.share(b, payloadLength: 1_000, key: 1, now: 10))
+        }
+        #expect(ring.packet(1, now: 20) == first)
+        // 40 more payloads of other packets: the 32 kB shared ring (at its maximum) laps.
+        for k in 2...41 {
+            let other = [UInt8](repeating: 2, count: 12) + [UInt8](repeating: UInt8(k), count: 1_000)
+            other.withUnsafeBytes { _ = shared.share($0, payloadLength: 1_000, key: UInt64(k), now: 20) }
+        }
+        #expect(ring.packet(1, now: 30) == nil)
     }
 
     @Test func outgoingHeaderKeepsPayloadAndTimingAndWritesOnlyNegotiatedExtensions() throws {

@@ -58,6 +58,12 @@ final class MediaEngine: @unchecked Sendable {
     /// While a received packet is handled: its arrival time, which the plugins' relays of it
     /// share (one clock read per packet rather than per copy sent).
     private var packetArrival: UInt64?
+    /// Received packets counted, and the one being handled (0: none): the relays of one received
+    /// packet share its payload in `sharedPayloads`.
+    private var packetsHandled: UInt64 = 0
+    private var packetKey: UInt64 = 0
+    /// The payloads of what plugins fan out, kept once for every subscriber's retransmissions.
+    let sharedPayloads = SharedPayloads()
 
     init(config: HostConfig.Media, logger: Logger) throws(MediaSocketError) {
         self.config = config
@@ -359,7 +365,12 @@ final class MediaEngine: @unchecked Sendable {
         let bytes = UnsafeMutableRawBufferPointer(rebasing: receiveBuffer[0..<length])
         let kind = PacketKind.classify(UnsafeRawBufferPointer(bytes))
         packetArrival = now
-        defer { packetArrival = nil }
+        packetsHandled &+= 1
+        packetKey = packetsHandled == 0 ? 1 : packetsHandled
+        defer {
+            packetArrival = nil
+            packetKey = 0
+        }
         guard let peer = known else {
             // A stranger may only start with a binding request naming a ufrag we handed out.
             if kind == .stun, let parsed = try? STUNMessage.parse(Array(bytes)), let ufrag = IceLiteAgent.localUfrag(of: parsed),
@@ -634,7 +645,11 @@ final class MediaEngine: @unchecked Sendable {
         stream.octetsSent &+= UInt32(view.payloadLength)
         stream.lastRTPTimestamp = view.timestamp
         stream.lastSentAt = now
-        stream.retransmissions?.store(UnsafeRawBufferPointer(rebasing: out[0..<length]), sequenceNumber: view.sequenceNumber, now: now)
+        if let retransmissions = stream.retransmissions {
+            let plain = UnsafeRawBufferPointer(rebasing: out[0..<length])
+            let share = sharedPayloads.share(plain, payloadLength: view.payloadLength, key: packetKey, now: now)
+            retransmissions.store(plain, sequenceNumber: view.sequenceNumber, now: now, sharing: share)
+        }
         metrics.rtpOut.add(1, ordering: .relaxed)
         protectAndSend(peer, out, length: length, rtcp: false)
         return ATRIUM_OK
@@ -642,11 +657,8 @@ final class MediaEngine: @unchecked Sendable {
 
     private func retransmit(_ peer: PeerConnection, _ stream: MediaStream, sequenceNumber: UInt16, now: UInt64) {
         let out = outgoingBuffer(for: peer)
-        guard let length = stream.retransmissions?.withPacket(sequenceNumber: sequenceNumber, now: now, { stored -> Int? in
-            guard stored.count <= out.count - SRTPContext.maximumTrailer else { return nil }
-            UnsafeMutableRawBufferPointer(rebasing: out[0..<stored.count]).copyMemory(from: stored)
-            return stored.count
-        }) ?? nil else { return }
+        let room = UnsafeMutableRawBufferPointer(rebasing: out[0..<(out.count - SRTPContext.maximumTrailer)])
+        guard let length = stream.retransmissions?.copy(sequenceNumber: sequenceNumber, now: now, into: room) else { return }
         metrics.retransmitted.add(1, ordering: .relaxed)
         protectAndSend(peer, out, length: length, rtcp: false)
     }

@@ -85,7 +85,7 @@ final class MediaStream {
     }
 
     /// What this side's description says: whether it sends, with which SSRC and extension ids.
-    func applyLocal(_ m: MediaDescription, ssrc: UInt32, retransmissionPackets: Int) {
+    func applyLocal(_ m: MediaDescription, ssrc: UInt32, retransmissionPackets: Int, sharedPayloads: SharedPayloads) {
         sends = !m.isRejected && m.direction.sends
         receives = !m.isRejected && m.direction.receives
         localSSRC = ssrc
@@ -94,7 +94,7 @@ final class MediaStream {
             sendClockRate = map.clockRate
         }
         if sends && isVideo && retransmissions == nil {
-            retransmissions = RetransmissionBuffer(capacity: retransmissionPackets)
+            retransmissions = RetransmissionBuffer(capacity: retransmissionPackets, shared: sharedPayloads)
         }
     }
 }

@@ -148,7 +148,7 @@ extension MediaEngine {
                 m.ssrcAttributes = [SSRCAttribute(ssrc: ssrc, attribute: "cname", value: peer.cname)]
             }
             if m.isRejected { ssrc = 0 }
-            stream.applyLocal(m, ssrc: ssrc, retransmissionPackets: config.retransmissionPackets)
+            stream.applyLocal(m, ssrc: ssrc, retransmissionPackets: config.retransmissionPackets, sharedPayloads: sharedPayloads)
             if type == "offer" { stream.applyRemote(m) }
             local.media[i] = m
         }

@@ -123,7 +123,7 @@ SOAK_MINUTES ?= 10
 SOAK_CLIENTS ?= 12
 .PHONY: soak
 soak: release venv
-	$(NETNS) -- bash -c '$(E2E_NET) && ATRIUM_BUILD_DIR=.build/release $(VENV)/bin/python Tests/soak/soak.py \
+	$(NETNS) -- bash -c '$(E2E_NET) && ATRIUM_BUILD_DIR=$(CURDIR)/.build/release $(VENV)/bin/python Tests/soak/soak.py \
 	  --minutes $(SOAK_MINUTES) --clients $(SOAK_CLIENTS)'
 
 clean:

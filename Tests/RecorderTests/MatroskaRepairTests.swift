@@ -186,17 +186,20 @@ import Testing
         return try fileBytes(path)
     }
 
+    /// A WebM writer of one small VP8 track, for files built byte by byte around a few frames.
+    private func smallVP8Writer(_ path: String) throws -> MatroskaWriter {
+        try MatroskaWriter(path: path, docType: "webm",
+                           tracks: [MatroskaTrack(number: 1, kind: .video, codecID: "V_VP8", width: 64, height: 48)],
+                           date: Date(timeIntervalSince1970: 0))
+    }
+
     /// Found by fuzz-matroska-repair: a Segment whose declared size ends inside the header of the
     /// Cues after the clusters trapped ("negative value is not representable") on the length left.
     @Test func cuesWhoseHeaderCrossesTheSegmentEndDoNotTrap() throws {
         let scratch = try Scratch()
         defer { scratch.remove() }
         let path = scratch.path("finished.webm")
-        let writer = try MatroskaWriter(
-            path: path, docType: "webm",
-            tracks: [MatroskaTrack(number: 1, kind: .video, codecID: "V_VP8", width: 64, height: 48)],
-            date: Date(timeIntervalSince1970: 0)
-        )
+        let writer = try smallVP8Writer(path)
         for i in 0..<10 { try writer.write(track: 1, timestampMillis: Int64(i * 40), keyframe: true, frame: [UInt8](repeating: 0xAA, count: 30)) }
         try writer.finish()
         var bytes = try fileBytes(path)
@@ -224,11 +227,7 @@ import Testing
         let scratch = try Scratch()
         defer { scratch.remove() }
         let path = scratch.path("crashed.webm")
-        let writer = try MatroskaWriter(
-            path: path, docType: "webm",
-            tracks: [MatroskaTrack(number: 1, kind: .video, codecID: "V_VP8", width: 64, height: 48)],
-            date: Date(timeIntervalSince1970: 0)
-        )
+        let writer = try smallVP8Writer(path)
         for i in 0..<6 { try writer.write(track: 1, timestampMillis: Int64(i * 40), keyframe: i % 5 == 0, frame: [UInt8](repeating: 0xAA, count: 30)) }
         // Five blocks in a cluster; the keyframe after them starts the next cluster, which sends the
         // first to the file. As a crash leaves it (no finish), then a CRC-32 in the first cluster and

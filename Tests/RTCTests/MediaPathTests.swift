@@ -244,6 +244,29 @@ extension RetransmissionBuffer {
         a.withUnsafeBytes { #expect(shared.share($0, payloadLength: 500, key: 0, now: 1) == nil, "no received packet") }
     }
 
+    /// The slots follow the packet rate: a second at 50 packets/s fits the first 64, at 156
+    /// packets/s they double to 256, and a packet of the last second is still found after each
+    /// doubling. They never pass `capacity`.
+    @Test func theSlotsGrowWithThePacketRate() {
+        func run(packetsPerSecond: UInt64, count: Int, capacity: Int = 512) -> (RetransmissionBuffer, UInt64) {
+            let ring = RetransmissionBuffer(capacity: capacity)
+            var now: UInt64 = 1_000_000_000
+            for n in 0..<count {
+                let packet: [UInt8] = [0x80, 96, UInt8((n >> 8) & 0xFF), UInt8(n & 0xFF)] + [UInt8](repeating: UInt8(n & 0xFF), count: 100)
+                packet.withUnsafeBytes { ring.store($0, sequenceNumber: UInt16(n), now: now) }
+                now += 1_000_000_000 / packetsPerSecond
+            }
+            return (ring, now)
+        }
+        let (slow, _) = run(packetsPerSecond: 50, count: 300)
+        #expect(slow.slotsReserved == 64)
+        let (fast, now) = run(packetsPerSecond: 156, count: 600)
+        #expect(fast.slotsReserved == 256)
+        for n in 600 - 150..<600 { #expect(fast.packet(UInt16(n), now: now)?[3] == UInt8(n & 0xFF), "packet \(n)") }
+        let (capped, _) = run(packetsPerSecond: 1_000, count: 2_000, capacity: 100)
+        #expect(capped.slotsReserved == 100)
+    }
+
     /// A shared tail that the shared ring has since written over is not resent with someone
     /// else's bytes: the packet is gone.
     @Test func aSharedTailWrittenOverIsNotResent() {

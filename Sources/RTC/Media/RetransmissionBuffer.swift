@@ -1,9 +1,10 @@
 /// The last packets sent on one outgoing stream, in plain form, to answer NACKs.
 ///
-/// Packets are indexed by sequence number (`capacity` slots, sequence modulo capacity) and their
-/// bytes kept back to back in a `GrowingByteRing`, so a store is one copy and nothing is allocated
-/// per packet; the ring grows until a lap of it holds `maxAge` of packets, so its memory follows
-/// the stream's bitrate (about 256 kB for 1.5 Mbit/s) instead of `capacity` packet-sized arrays.
+/// Packets are indexed by sequence number (sequence modulo the slot count) and their bytes kept
+/// back to back in a `GrowingByteRing`, so a store is one copy and nothing is allocated per packet.
+/// Both follow the stream's rate: the ring grows until a lap of it holds `maxAge` of packets
+/// (about 256 kB for 1.5 Mbit/s), and the slots double, up to `capacity`, whenever a store would
+/// take the slot of a packet younger than `maxAge` (64 slots hold a second at 50 packets/s).
 /// When the engine shares a packet's payload with the other subscribers of its source
 /// (`SharedPayloads`), only the rest (the header and the bytes a rewrite changed) is kept here,
 /// a few dozen bytes a packet. A packet is retransmitted only while its slot, its bytes (here and
@@ -27,7 +28,8 @@ public final class RetransmissionBuffer {
         var sharedPosition: UInt64 = 0
     }
 
-    private let slots: UnsafeMutablePointer<Slot>
+    private var slots: UnsafeMutablePointer<Slot>
+    private var slotCount: Int
     private let ring: GrowingByteRing
     private let shared: SharedPayloads?
 
@@ -41,39 +43,46 @@ public final class RetransmissionBuffer {
         self.capacity = capacity
         self.maxAge = maxAge
         self.shared = shared
-        slots = .allocate(capacity: capacity)
-        slots.initialize(repeating: Slot(), count: capacity)
+        slotCount = min(capacity, 64)
+        slots = .allocate(capacity: slotCount)
+        slots.initialize(repeating: Slot(), count: slotCount)
         var largest = 32 * 1024
         while largest < capacity * Self.fullSizePacket { largest *= 2 }
-        // Sharing leaves a few dozen bytes a packet here: a second of them fits 4 kB at 100
-        // packets/s, and the ring still grows for what is not shared.
-        ring = GrowingByteRing(initialSize: shared == nil ? 32 * 1024 : 4 * 1024, maximumSize: largest, minimumLap: maxAge)
+        // Sharing leaves a few dozen bytes a packet here: a second of them fits 2 kB at 50
+        // packets/s, and the ring grows for faster streams and for what is not shared.
+        ring = GrowingByteRing(initialSize: shared == nil ? 32 * 1024 : 2 * 1024, maximumSize: largest, minimumLap: maxAge)
     }
 
     deinit { slots.deallocate() }
 
     /// The bytes the ring holds now (for memory accounting and tests).
     public var bytesReserved: Int { ring.bytesReserved }
+    /// The slots there are now, at most `capacity`.
+    public var slotsReserved: Int { slotCount }
 
     /// Keeps a copy of `packet` (plain RTP) under its sequence number. With `sharing`, the
     /// packet's last `sharing.length` bytes are those shared bytes and are not copied again.
     public func store(_ packet: UnsafeRawBufferPointer, sequenceNumber: UInt16, now: UInt64, sharing: SharedPayloads.Share? = nil) {
         guard let base = packet.baseAddress, packet.count <= Self.largestPacket else { return }
+        let taken = slots[Int(sequenceNumber) % slotCount]
+        if slotCount < capacity, taken.sequence >= 0, taken.sequence != Int32(sequenceNumber), now - min(now, taken.sentAt) < maxAge {
+            growSlots()
+        }
         let tail = sharing.map { $0.length <= packet.count ? $0.length : 0 } ?? 0
         let own = UnsafeRawBufferPointer(start: base, count: packet.count - tail)
         guard let position = ring.append(own, now: now) else {
             // Nothing of its own to keep (or more than a packet): the slot must not name an older one.
-            slots[Int(sequenceNumber) % capacity] = Slot()
+            slots[Int(sequenceNumber) % slotCount] = Slot()
             return
         }
-        slots[Int(sequenceNumber) % capacity] = Slot(sequence: Int32(sequenceNumber), length: UInt16(own.count), sharedLength: UInt16(tail),
+        slots[Int(sequenceNumber) % slotCount] = Slot(sequence: Int32(sequenceNumber), length: UInt16(own.count), sharedLength: UInt16(tail),
                                                      position: position, sentAt: now, sharedPosition: sharing?.position ?? 0)
     }
 
     /// Copies the stored packet of `sequenceNumber` into `out` and returns its length, if it is
     /// still here, was sent no more than `maxAge` nanoseconds ago and fits.
     public func copy(sequenceNumber: UInt16, now: UInt64, into out: UnsafeMutableRawBufferPointer) -> Int? {
-        let slot = slots[Int(sequenceNumber) % capacity]
+        let slot = slots[Int(sequenceNumber) % slotCount]
         guard slot.sequence == Int32(sequenceNumber), now >= slot.sentAt, now - slot.sentAt <= maxAge,
             let own = ring.bytes(at: slot.position, count: Int(slot.length))
         else { return nil }
@@ -87,5 +96,21 @@ public final class RetransmissionBuffer {
         }
         UnsafeMutableRawBufferPointer(start: destination, count: own.count).copyMemory(from: own)
         return total
+    }
+
+    /// Doubles the slots (up to `capacity`), each live one moving to its index in the new count.
+    /// Slots i and j of n never meet in 2n, as i and j differ modulo n; only the last step to a
+    /// `capacity` that is not a power of two may make two meet, and then the older is not resent.
+    private func growSlots() {
+        let newCount = min(slotCount * 2, capacity)
+        let bigger = UnsafeMutablePointer<Slot>.allocate(capacity: newCount)
+        bigger.initialize(repeating: Slot(), count: newCount)
+        for i in 0..<slotCount where slots[i].sequence >= 0 {
+            let to = Int(slots[i].sequence) % newCount
+            if bigger[to].sequence < 0 || bigger[to].sentAt < slots[i].sentAt { bigger[to] = slots[i] }
+        }
+        slots.deallocate()
+        slots = bigger
+        slotCount = newCount
     }
 }

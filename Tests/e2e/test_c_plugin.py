@@ -299,6 +299,7 @@ CONTRACT = "atrium.plugin.contract"
 #                    the calls report, once all ran, whether they ran in order;
 #  {"relay": true}   media calls from [control], on a handle without a PeerConnection;
 #  {"thread": true}  acks; a thread of the plugin relays RTP and posts the event that reports it.
+# At shutdown each handle_destroyed posts 1000 calls, and destroy logs how many had run.
 CONTRACT_SOURCE = r"""
 #include <pthread.h>
 #include <stdio.h>
@@ -407,12 +408,30 @@ static atrium_status_t init(const atrium_plugin_t *plugin, const char *config, s
     (void)plugin; (void)config; (void)len; (void)err; (void)cap;
     return ATRIUM_OK;
 }
-static void destroy(const atrium_plugin_t *plugin) { (void)plugin; }
+static unsigned exit_posted, exit_ran;
+
+static void counted_at_exit(const atrium_plugin_t *plugin, void *user_data) {
+    (void)plugin; (void)user_data;
+    exit_ran++;
+}
+
+static void destroy(const atrium_plugin_t *plugin) {
+    (void)plugin;
+    char line[128];
+    snprintf(line, sizeof line, "destroy: %u of %u posted calls ran; post now: %d", exit_ran, exit_posted,
+             (int)host->post_control(host, counted_at_exit, NULL));
+    host->log(host, ATRIUM_LOG_INFO, line);
+}
 static atrium_status_t created(const atrium_plugin_t *plugin, atrium_handle_t *handle, char *err, size_t cap) {
     (void)plugin; (void)handle; (void)err; (void)cap;
     return ATRIUM_OK;
 }
-static void destroyed(const atrium_plugin_t *plugin, atrium_handle_t *handle) { (void)plugin; (void)handle; }
+static void destroyed(const atrium_plugin_t *plugin, atrium_handle_t *handle) {
+    (void)plugin; (void)handle;
+    for (int i = 0; i < 1000; i++) {
+        if (host->post_control(host, counted_at_exit, NULL) == ATRIUM_OK) exit_posted++;
+    }
+}
 
 static const atrium_plugin_t *create(const atrium_host_t *h, char *err, size_t cap) {
     (void)err; (void)cap;
@@ -490,6 +509,16 @@ def test_post_control_runs_every_call_in_order_and_bounds_what_waits(contract_se
     # Once they ran, the plugin may post again.
     assert message(http, session, handle, {"post": True})["plugindata"]["data"]["accepted"] == 65536
     assert next_event(http, session)["plugindata"]["data"] == {"ran": 65536, "in_order": True}
+
+
+def test_calls_posted_before_destroy_run_before_it(tmp_path):
+    library = compile_library(tmp_path, "contract", CONTRACT_SOURCE)
+    server = AtriumServer(base_config(plugins=[{"library": str(library)}]), tmp_path / "atrium")
+    server.start()
+    contract_handle(server)
+    assert server.stop() == 0, server.log()[-4000:]
+    # Shutdown destroys the handle (which posts 1000 calls) and then the plugin.
+    assert "destroy: 1000 of 1000 posted calls ran; post now: -3" in server.log(), server.log()[-3000:]
 
 
 def test_media_calls_from_other_threads_are_checked_then_queued(contract_server):

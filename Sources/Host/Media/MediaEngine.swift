@@ -58,10 +58,9 @@ final class MediaEngine: @unchecked Sendable {
     /// While a received packet is handled: its arrival time, which the plugins' relays of it
     /// share (one clock read per packet rather than per copy sent).
     private var packetArrival: UInt64?
-    /// Received packets counted, and the one being handled (0: none): the relays of one received
-    /// packet share its payload in `sharedPayloads`.
+    /// Received packets counted: while one is handled (`packetArrival` set) its count names it, so
+    /// that the relays of one received packet share its payload in `sharedPayloads`.
     private var packetsHandled: UInt64 = 0
-    private var packetKey: UInt64 = 0
     /// The payloads of what plugins fan out, kept once for every subscriber's retransmissions.
     let sharedPayloads = SharedPayloads()
 
@@ -366,11 +365,7 @@ final class MediaEngine: @unchecked Sendable {
         let kind = PacketKind.classify(UnsafeRawBufferPointer(bytes))
         packetArrival = now
         packetsHandled &+= 1
-        packetKey = packetsHandled == 0 ? 1 : packetsHandled
-        defer {
-            packetArrival = nil
-            packetKey = 0
-        }
+        defer { packetArrival = nil }
         guard let peer = known else {
             // A stranger may only start with a binding request naming a ufrag we handed out.
             if kind == .stun, let parsed = try? STUNMessage.parse(Array(bytes)), let ufrag = IceLiteAgent.localUfrag(of: parsed),
@@ -647,7 +642,9 @@ final class MediaEngine: @unchecked Sendable {
         stream.lastSentAt = now
         if let retransmissions = stream.retransmissions {
             let plain = UnsafeRawBufferPointer(rebasing: out[0..<length])
-            let share = sharedPayloads.share(plain, payloadLength: view.payloadLength, key: packetKey, now: now)
+            // Outside a received packet's handling there is nothing to share with (key 0).
+            let key = packetArrival == nil ? 0 : packetsHandled
+            let share = sharedPayloads.share(plain, payloadLength: view.payloadLength, key: key, now: now)
             retransmissions.store(plain, sequenceNumber: view.sequenceNumber, now: now, sharing: share)
         }
         metrics.rtpOut.add(1, ordering: .relaxed)

@@ -44,7 +44,8 @@ public final class SharedPayloads {
     /// are its payload. nil: keep the whole packet.
     public func share(_ packet: UnsafeRawBufferPointer, payloadLength: Int, key: UInt64, now: UInt64) -> Share? {
         guard key != 0, payloadLength >= Self.minimumShare, payloadLength <= packet.count, let base = packet.baseAddress else { return nil }
-        let payload = UnsafeRawBufferPointer(start: base + (packet.count - payloadLength), count: payloadLength)
+        let start = base + (packet.count - payloadLength)
+        let payload = UnsafeRawBufferPointer(start: start, count: payloadLength)
         if key != currentKey {
             currentKey = key
             current = ring.append(payload, now: now).map { Share(position: $0, length: payloadLength) }
@@ -53,11 +54,9 @@ public final class SharedPayloads {
         guard let current, current.length == payloadLength, let stored = ring.bytes(at: current.position, count: current.length),
             let storedBase = stored.baseAddress
         else { return nil }
-        if memcmp(storedBase, base + (packet.count - payloadLength), payloadLength) == 0 { return current }
+        if memcmp(storedBase, start, payloadLength) == 0 { return current }
         let skip = Self.descriptorBytes
-        guard payloadLength - skip >= Self.minimumShare,
-            memcmp(storedBase + skip, base + (packet.count - payloadLength + skip), payloadLength - skip) == 0
-        else { return nil }
+        guard payloadLength - skip >= Self.minimumShare, memcmp(storedBase + skip, start + skip, payloadLength - skip) == 0 else { return nil }
         return Share(position: current.position + UInt64(skip), length: payloadLength - skip)
     }
 

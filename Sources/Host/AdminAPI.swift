@@ -94,7 +94,7 @@ extension HostCore {
                         "state": .string("\(state)"),
                         "labels": labels,
                         "plugin_specific": specific,
-                        "webrtc": media.sync { [media] in media.peer(for: handle)?.summary ?? ["peerconnection": false] },
+                        "webrtc": webRTCSummary(handle),
                     ],
                 ])
             }
@@ -131,5 +131,14 @@ extension HostCore {
         default:
             fail(JanusError(.unknownRequest, "Unknown request '\(verb)'"))
         }
+    }
+
+    /// A handle's PeerConnection as handle_info shows it, with the media loop it lives on.
+    func webRTCSummary(_ handle: Handle) -> JSON {
+        guard let media = loops.engine(of: handle) else { return ["peerconnection": false] }
+        let summary = media.sync { media.peer(for: handle)?.summary ?? ["peerconnection": false] }
+        guard var o = summary.objectValue else { return summary }
+        o["media_loop"] = .int(Int64(media.index))
+        return .object(o)
     }
 }

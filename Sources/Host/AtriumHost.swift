@@ -30,9 +30,9 @@ public final class AtriumHost: Service, Sendable {
     public init(config: HostConfig, logger: Logger) throws {
         self.config = config
         self.logger = logger
-        let media = try MediaEngine(config: config.media, logger: logger)
+        let loops = try MediaLoops(config: config.media, logger: logger)
         let loaded = try Self.loadPlugins(config: config, logger: logger)
-        core = HostCore(config: config, plugins: loaded, media: media, logger: logger)
+        core = HostCore(config: config, plugins: loaded, loops: loops, logger: logger)
         webApp = WebApp(root: Self.webRoot(for: config), janusPath: config.http.basePath)
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, System.coreCount))
     }
@@ -110,7 +110,7 @@ public final class AtriumHost: Service, Sendable {
             throw error
         }
         do throws(MediaSocketError) {
-            try core.media.start()
+            try core.loops.start()
         } catch {
             logger.critical("cannot start: \(error)")
             core.shutdown()

@@ -103,12 +103,26 @@ public struct HostConfig: Sendable {
         public var secret: String? = nil
     }
 
-    /// WebRTC media: one UDP port for every peer (ICE-lite), optional passive ICE-TCP.
+    /// WebRTC media: `threads` media loops, each with one UDP port for its peers (ICE-lite) and
+    /// optionally a passive ICE-TCP port.
     public struct Media: Sendable {
         public var bind = "0.0.0.0"
+        /// Media loops, each a thread of its own: by default one per core.
+        public var threads = Media.defaultThreads
+        /// The first loop's UDP port; loop i uses udp_port + i (0: each loop an ephemeral port).
         public var udpPort = 10_000
-        /// ICE-TCP (RFC 6544 passive) port, or nil for none.
+        /// ICE-TCP (RFC 6544 passive) port of the first loop, the others following as for UDP;
+        /// nil for none.
         public var tcpPort: Int? = nil
+
+        public static let maximumThreads = 64
+        public static var defaultThreads: Int { min(max(1, ProcessInfo.processInfo.activeProcessorCount), maximumThreads) }
+
+        /// The UDP port loop `loop` binds.
+        public func udpPort(loop: Int) -> Int { udpPort == 0 ? 0 : udpPort + loop }
+
+        /// The ICE-TCP port loop `loop` binds, if ICE-TCP is on.
+        public func tcpPort(loop: Int) -> Int? { tcpPort.map { $0 == 0 ? 0 : $0 + loop } }
         /// Addresses put in candidates; empty means every non-loopback IPv4 address of the machine
         /// (loopback only when there is no other). Behind 1:1 NAT, list the public address.
         public var advertisedAddresses: [String] = []
@@ -339,15 +353,20 @@ extension HostConfig {
         var m = Media()
         let path = "media"
         let o = try root.object(json, path: path, keys: [
-            "bind", "udp_port", "tcp_port", "advertised_addresses", "consent_timeout_seconds", "no_media_seconds",
+            "bind", "threads", "udp_port", "tcp_port", "advertised_addresses", "consent_timeout_seconds", "no_media_seconds",
             "slowlink_threshold", "certificate_file", "key_file", "retransmission_packets",
             "max_media_sections", "max_candidates_per_section", "max_ssrcs_per_section", "max_rids_per_section",
             "max_ssrcs_per_stream", "ice_restarts_per_minute",
         ])
         m.bind = try root.string(o, "bind", path: path) ?? m.bind
         guard IPv4Text.isValid(m.bind) else { throw root.error("media.bind", "expected an IPv4 address, found \"\(m.bind)\"") }
+        m.threads = try root.int(o, "threads", path: path, range: 1...Media.maximumThreads) ?? m.threads
         m.udpPort = try root.int(o, "udp_port", path: path, range: 0...65535) ?? m.udpPort
         m.tcpPort = try root.int(o, "tcp_port", path: path, range: 0...65535)
+        // Each loop takes the next port: the last must still be one.
+        for (key, first) in [("udp_port", m.udpPort), ("tcp_port", m.tcpPort ?? 0)] where first != 0 && first + m.threads - 1 > 65535 {
+            throw root.error("media.\(key)", "with \(m.threads) media threads the ports run from \(first) to \(first + m.threads - 1), past 65535")
+        }
         if let a = o["advertised_addresses"], !a.isNull {
             guard case .array(let items) = a else {
                 throw root.error("media.advertised_addresses", "expected an array of IPv4 addresses, found \(a.typeDescription)")

@@ -40,7 +40,7 @@ public final class HostCore: Sendable {
     let config: HostConfig
     let logger: Logger
     let plugins: [LoadedPlugin]
-    let media: MediaEngine
+    let loops: MediaLoops
     let pluginsByName: [String: LoadedPlugin]
     let registry = Mutex(Registry())
     let metrics = CoreMetrics()
@@ -53,11 +53,11 @@ public final class HostCore: Sendable {
     let reclaimNanos: UInt64
     let watchdog: Watchdog
 
-    init(config: HostConfig, plugins: [LoadedPlugin], media: MediaEngine, logger: Logger) {
+    init(config: HostConfig, plugins: [LoadedPlugin], loops: MediaLoops, logger: Logger) {
         self.config = config
         self.logger = logger
         self.plugins = plugins
-        self.media = media
+        self.loops = loops
         var byName: [String: LoadedPlugin] = [:]
         for p in plugins {
             byName[p.id] = p
@@ -67,11 +67,13 @@ public final class HostCore: Sendable {
         shares = ClientShares(limits: ClientShares.Limits(config.limits))
         sessionTimeoutNanos = UInt64(config.sessions.timeoutSeconds * 1e9)
         reclaimNanos = UInt64(config.sessions.reclaimSeconds * 1e9)
-        watchdog = Watchdog(plugins: plugins, media: media, logger: logger,
+        watchdog = Watchdog(plugins: plugins, loops: loops.engines, logger: logger,
                             controlMilliseconds: config.watchdog.controlMilliseconds, mediaMilliseconds: config.watchdog.mediaMilliseconds)
         for p in plugins { p.core = self }
-        media.core = self
-        media.tapPlugins = plugins.filter { $0.tap != nil }
+        for engine in loops.engines {
+            engine.core = self
+            engine.tapPlugins = plugins.filter { $0.tap != nil }
+        }
     }
 
     // MARK: - Entry from transports
@@ -285,8 +287,15 @@ public final class HostCore: Sendable {
         }
     }
 
-    /// The media loop the handle's PeerConnection lives on.
-    func mediaEngine(for handle: Handle) -> MediaEngine { media }
+    /// The media loop the handle's PeerConnection lives on; nil while it never had one.
+    func mediaEngine(for handle: Handle) -> MediaEngine? { loops.engine(of: handle) }
+
+    /// A plugin puts a handle in a group (a room): its next PeerConnection goes to the group's loop.
+    func setGroup(from plugin: LoadedPlugin, handleAddress: UInt, group: UInt64) -> Int32 {
+        guard let handle = lookupHandle(from: plugin, address: handleAddress) else { return ATRIUM_ERR_NOT_FOUND }
+        loops.setGroup(handle, group)
+        return ATRIUM_OK
+    }
 
     func pushEvent(from plugin: LoadedPlugin, handleAddress: UInt, transaction: String?, event: JSON, jsep: JSON?) -> Int32 {
         guard let handle = lookupHandle(from: plugin, address: handleAddress) else { return ATRIUM_ERR_NOT_FOUND }
@@ -326,7 +335,7 @@ public final class HostCore: Sendable {
         guard let handle = lookupHandle(from: plugin, address: handleAddress) else { return ATRIUM_ERR_NOT_FOUND }
         registry.withLock { _ in handle.labels = labels }
         let text = tapLabelsText(labels)
-        media.post { [media] in media.labelsChanged(handle, labels: text) }
+        if let media = loops.engine(of: handle) { media.post { media.labelsChanged(handle, labels: text) } }
         let id = handle.id
         let full = labels.serialized
         for tapPlugin in plugins where tapPlugin.tap != nil && tapPlugin !== plugin {
@@ -377,7 +386,9 @@ public final class HostCore: Sendable {
     /// (waiting for the media thread, so no media callback can follow), the plugin hears
     /// hangup_media, and the client a `hangup` with reason "Detach" when it is still listening.
     func releaseMedia(_ handle: Handle, notifyClient: Bool) {
-        let hadPeer = media.sync { self.media.hangup(handle, reason: .detach, notifyClient: false, notifyPlugin: false) }
+        defer { loops.remove(handle) }
+        guard let media = loops.engine(of: handle) else { return }
+        let hadPeer = media.sync { media.hangup(handle, reason: .detach, notifyClient: false, notifyPlugin: false) }
         guard hadPeer else { return }
         if notifyClient {
             deliverEvent("hangup", about: handle, ["reason": .string(HangupReason.detach.text)])
@@ -402,7 +413,7 @@ public final class HostCore: Sendable {
         for p in plugins.reversed() { p.stopServices() }
         for s in sessions { destroySession(s, reason: "shutdown", answerPolls: true) }
         for p in plugins.reversed() { p.queue.sync {} }  // let queued handle_destroyed calls finish
-        media.stop()
+        loops.stop()
         for p in plugins.reversed() { p.destroy() }
     }
 }

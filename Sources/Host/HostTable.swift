@@ -36,12 +36,14 @@ nonisolated(unsafe) private let tapExtension: UnsafeMutablePointer<atrium_host_t
     t.initialize(to: atrium_host_tap_t())
     t.pointee.struct_size = UInt32(MemoryLayout<atrium_host_tap_t>.size)
     t.pointee.request_keyframe = { host, stream in
-        guard let media = owner(host).core?.media else { return ATRIUM_ERR_STATE }
+        guard let core = owner(host).core else { return ATRIUM_ERR_STATE }
+        guard let media = core.loops.engine(ofTapStream: stream) else { return ATRIUM_ERR_NOT_FOUND }
         media.post { _ = media.tapRequestKeyframe(stream) }
         return ATRIUM_OK
     }
     t.pointee.request_retransmission = { host, stream, seqs, count in
-        guard let media = owner(host).core?.media else { return ATRIUM_ERR_STATE }
+        guard let core = owner(host).core else { return ATRIUM_ERR_STATE }
+        guard let media = core.loops.engine(ofTapStream: stream) else { return ATRIUM_ERR_NOT_FOUND }
         guard count > 0, count <= 1024 else { return ATRIUM_ERR_INVALID_ARGUMENT }
         let copy = Array(UnsafeBufferPointer(start: seqs, count: Int(count)))
         media.post { _ = media.tapRequestRetransmission(stream, copy) }
@@ -80,6 +82,24 @@ nonisolated(unsafe) private let timerExtension: UnsafeMutablePointer<atrium_host
     return t
 }()
 
+nonisolated(unsafe) private let groupExtension: UnsafeMutablePointer<atrium_host_group_t> = {
+    let t = UnsafeMutablePointer<atrium_host_group_t>.allocate(capacity: 1)
+    t.initialize(to: atrium_host_group_t())
+    t.pointee.struct_size = UInt32(MemoryLayout<atrium_host_group_t>.size)
+    t.pointee.set_group = { host, handle, group in
+        let plugin = owner(host)
+        guard let core = plugin.core else { return ATRIUM_ERR_STATE }
+        return core.setGroup(from: plugin, handleAddress: UInt(bitPattern: handle), group: group)
+    }
+    t.pointee.media_loop = { host, handle in
+        let plugin = owner(host)
+        guard let core = plugin.core else { return ATRIUM_ERR_STATE }
+        guard let h = core.lookupHandle(from: plugin, address: UInt(bitPattern: handle)) else { return ATRIUM_ERR_NOT_FOUND }
+        return core.mediaEngine(for: h).map { Int32($0.index) } ?? -1
+    }
+    return t
+}()
+
 /// Runs a media call on the handle's PeerConnection, as the header's "Media from any thread" says.
 /// On the handle's own loop it runs at once, on the caller's borrowed data, and its status is
 /// returned. From any other thread `later` first copies what the call needs (nil: the input is
@@ -96,8 +116,11 @@ private func onPeer(_ host: UnsafePointer<atrium_host_t>, _ handle: UnsafePointe
     guard let target = core.lookupHandle(from: plugin, address: address) else { return ATRIUM_ERR_NOT_FOUND }
     let media = core.mediaEngine(for: target)
     // On the handle's own loop the lookup above was authoritative: there is no PeerConnection.
-    if media.isOnMediaThread { return ATRIUM_ERR_STATE }
+    if media?.isOnMediaThread == true { return ATRIUM_ERR_STATE }
     guard let task = later() else { return ATRIUM_ERR_INVALID_ARGUMENT }
+    // A handle never placed on a loop has no PeerConnection to act on: dropped, as queued calls
+    // that find none are.
+    guard let media else { return ATRIUM_OK }
     let queued = media.postPluginCall {
         if let peer = media.peer(address: address, plugin: plugin) { task(media, peer) }
     }
@@ -147,6 +170,7 @@ func makeHostTable() -> atrium_host_t {
         case ATRIUM_EXT_EVENTS: return UnsafeRawPointer(eventsExtension)
         case ATRIUM_EXT_TIMER: return UnsafeRawPointer(timerExtension)
         case ATRIUM_EXT_TAP: return UnsafeRawPointer(tapExtension)
+        case ATRIUM_EXT_GROUP: return UnsafeRawPointer(groupExtension)
         default: return nil
         }
     }
@@ -181,7 +205,7 @@ func makeHostTable() -> atrium_host_t {
     t.close_pc = { host, handle in
         let plugin = owner(host)
         guard let core = plugin.core, let h = core.lookupHandle(from: plugin, address: UInt(bitPattern: handle)) else { return ATRIUM_ERR_NOT_FOUND }
-        core.media.post { [media = core.media] in _ = media.hangup(h, reason: .closePC, notifyClient: true, notifyPlugin: true) }
+        if let media = core.mediaEngine(for: h) { media.post { _ = media.hangup(h, reason: .closePC, notifyClient: true, notifyPlugin: true) } }
         return ATRIUM_OK
     }
     t.relay_rtp = { host, handle, packet in

@@ -118,7 +118,7 @@ extension HostCore {
             gauges.largestSessionQueueBytes = max(gauges.largestSessionQueueBytes, bytes)
         }
         gauges.webSocketPendingBytes = webSocketPending.bytes
-        var text = metrics.render(gauges) + media.metrics.prometheus
+        var text = metrics.render(gauges) + MediaMetrics.prometheus(loops)
         for plugin in plugins {
             let part = plugin.collectMetrics()
             if !part.isEmpty {

@@ -25,15 +25,16 @@ final class Watchdog: Sendable {
 
     private struct State {
         var control: [String: Probe] = [:]
-        var media = Probe()
+        /// One per media loop.
+        var media: [Probe]
     }
 
     private let plugins: [LoadedPlugin]
-    private let media: MediaEngine
+    private let loops: [MediaEngine]
     private let logger: Logger
     private let controlThreshold: UInt64
     private let mediaThreshold: UInt64
-    private let state = Mutex(State())
+    private let state: Mutex<State>
     /// Touched only on the watchdog's own queue (the timer's handler), after `start`.
     nonisolated(unsafe) private var ticks = 0
     nonisolated(unsafe) private var controlEvery = 1
@@ -41,9 +42,10 @@ final class Watchdog: Sendable {
     /// only by start and stop, which the host calls in order from one task.
     nonisolated(unsafe) private var timer: (any DispatchSourceTimer)?
 
-    init(plugins: [LoadedPlugin], media: MediaEngine, logger: Logger, controlMilliseconds: Int, mediaMilliseconds: Int) {
+    init(plugins: [LoadedPlugin], loops: [MediaEngine], logger: Logger, controlMilliseconds: Int, mediaMilliseconds: Int) {
         self.plugins = plugins
-        self.media = media
+        self.loops = loops
+        state = Mutex(State(media: Array(repeating: Probe(), count: loops.count)))
         self.logger = logger
         controlThreshold = UInt64(controlMilliseconds) * 1_000_000
         mediaThreshold = UInt64(mediaMilliseconds) * 1_000_000
@@ -70,7 +72,7 @@ final class Watchdog: Sendable {
     private func tick() {
         let now = monotonicNanoseconds()
         ticks &+= 1
-        checkMedia(now: now)
+        for loop in loops { checkMedia(loop, now: now) }
         guard ticks % controlEvery == 0 else { return }
         for plugin in plugins {
             let id = plugin.id
@@ -85,27 +87,29 @@ final class Watchdog: Sendable {
         }
     }
 
-    /// The media thread is held when it has been working longer than its threshold without going
+    /// A media thread is held when it has been working longer than its threshold without going
     /// back to poll; the hold ends (and is counted) when it goes back.
-    private func checkMedia(now: UInt64) {
-        let held = media.heldFor(now: now)
+    private func checkMedia(_ loop: MediaEngine, now: UInt64) {
+        let i = loop.index
+        let held = loop.heldFor(now: now)
         if held > mediaThreshold {
             let first = state.withLock { s -> Bool in
-                s.media.longestNanos = max(s.media.longestNanos, held)
-                guard !s.media.reported else { return false }
-                s.media.reported = true
+                s.media[i].longestNanos = max(s.media[i].longestNanos, held)
+                guard !s.media[i].reported else { return false }
+                s.media[i].reported = true
                 return true
             }
             if first {
-                let blamed = media.pluginInCall.map(\.id) ?? "the host"
-                state.withLock { $0.media.lastBlamed = blamed }
-                logger.warning("\(blamed) has held the media thread for over \(mediaThreshold / 1_000_000) ms")
+                let blamed = loop.pluginInCall.map(\.id) ?? "the host"
+                state.withLock { $0.media[i].lastBlamed = blamed }
+                let which = loops.count > 1 ? "media thread \(i)" : "the media thread"
+                logger.warning("\(blamed) has held \(which) for over \(mediaThreshold / 1_000_000) ms")
             }
         } else {
             state.withLock { s in
-                if s.media.reported {
-                    s.media.reported = false
-                    s.media.stalls += 1
+                if s.media[i].reported {
+                    s.media[i].reported = false
+                    s.media[i].stalls += 1
                 }
             }
         }
@@ -144,8 +148,18 @@ final class Watchdog: Sendable {
             }
             var control = JSONObject()
             for (id, probe) in s.control.sorted(by: { $0.key < $1.key }) { control[id] = describe(probe) }
-            let ok = !s.media.reported && !s.control.values.contains { $0.reported }
-            return (ok, ["media": describe(s.media), "control": .object(control)])
+            // "media" sums the loops (one loop: that loop), so a reader of one media thread reads on.
+            var all = Probe()
+            for p in s.media {
+                all.reported = all.reported || p.reported
+                all.stalls += p.stalls
+                if p.longestNanos >= all.longestNanos, p.longestNanos > 0 {
+                    all.longestNanos = p.longestNanos
+                    all.lastBlamed = p.lastBlamed
+                }
+            }
+            let ok = !all.reported && !s.control.values.contains { $0.reported }
+            return (ok, ["media": describe(all), "media_loops": .array(s.media.map(describe)), "control": .object(control)])
         }
     }
 }

@@ -185,6 +185,7 @@ public struct PluginHost: @unchecked Sendable {
     private let events: UnsafePointer<atrium_host_events_t>?
     private let timer: UnsafePointer<atrium_host_timer_t>?
     private let tap: UnsafePointer<atrium_host_tap_t>?
+    private let group: UnsafePointer<atrium_host_group_t>?
     /// The host's post_control, if its table is of ABI 1.2 or later (an older one ends before it).
     private let post: (@convention(c) (UnsafePointer<atrium_host_t>, (@convention(c) (UnsafePointer<atrium_plugin_t>, UnsafeMutableRawPointer?) -> Void)?, UnsafeMutableRawPointer?) -> atrium_status_t)?
 
@@ -196,6 +197,7 @@ public struct PluginHost: @unchecked Sendable {
         self.events = lookup?(raw, ATRIUM_EXT_EVENTS)?.assumingMemoryBound(to: atrium_host_events_t.self)
         self.timer = lookup?(raw, ATRIUM_EXT_TIMER)?.assumingMemoryBound(to: atrium_host_timer_t.self)
         self.tap = lookup?(raw, ATRIUM_EXT_TAP)?.assumingMemoryBound(to: atrium_host_tap_t.self)
+        self.group = lookup?(raw, ATRIUM_EXT_GROUP)?.assumingMemoryBound(to: atrium_host_group_t.self)
     }
 
     public enum LogLevel: Int32 { case error = 0, warning = 1, info = 2, debug = 3 }
@@ -262,6 +264,18 @@ public struct PluginHost: @unchecked Sendable {
         let object = JSON.object(JSONObject(labels.sorted { $0.key < $1.key }.map { (key: $0.key, value: JSON.string($0.value)) }))
         let text = object.serialized
         return text.withCString { set(raw, handle.raw, $0, strlen($0)) }
+    }
+
+    /// Puts the handle in `group` (a room), so that its PeerConnection shares a media loop with the
+    /// group's others; call it before the handle's first offer or answer. 0 takes it out.
+    @discardableResult
+    public func setGroup(_ handle: PluginHandle, _ group: UInt64) -> Int32 {
+        self.group?.pointee.set_group?(raw, handle.raw, group) ?? ATRIUM_ERR_UNSUPPORTED
+    }
+
+    /// The media loop the handle lives on (-1: none yet), or a negative status.
+    public func mediaLoop(_ handle: PluginHandle) -> Int32 {
+        self.group?.pointee.media_loop?(raw, handle.raw) ?? ATRIUM_ERR_UNSUPPORTED
     }
 
     /// Asks the publisher of a tapped stream for a keyframe (the host throttles).

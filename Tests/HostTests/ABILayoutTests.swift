@@ -166,6 +166,11 @@ import Testing
             ("stream_ended", \.stream_ended, 32),
             ("labels_changed", \.labels_changed, 40),
         ])
+        check(atrium_host_group_t.self, size: 24, alignment: 8, [
+            ("struct_size", \.struct_size, 0),
+            ("set_group", \.set_group, 8),
+            ("media_loop", \.media_loop, 16),
+        ])
         check(atrium_host_timer_t.self, size: 24, alignment: 8, [
             ("struct_size", \.struct_size, 0),
             ("schedule", \.schedule, 8),

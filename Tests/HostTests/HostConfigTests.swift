@@ -1,4 +1,5 @@
 import AtriumJSON
+import Foundation
 import Testing
 @testable import Host
 
@@ -42,6 +43,16 @@ import Testing
         #expect(c.media.consentTimeoutSeconds == 12.5 && c.media.slowlinkThreshold == 4)
     }
 
+    @Test func mediaThreadsDefaultToTheCoresAndEachTakesTheNextPort() throws {
+        #expect(try parse("{}").media.threads == min(ProcessInfo.processInfo.activeProcessorCount, 64))
+        let c = try parse(#"{"media":{"threads":3,"udp_port":20000,"tcp_port":30000}}"#)
+        #expect(c.media.threads == 3)
+        #expect((0..<3).map { c.media.udpPort(loop: $0) } == [20000, 20001, 20002])
+        #expect((0..<3).map { c.media.tcpPort(loop: $0) } == [30000, 30001, 30002])
+        let ephemeral = try parse(#"{"media":{"threads":2,"udp_port":0}}"#)
+        #expect(ephemeral.media.udpPort(loop: 1) == 0 && ephemeral.media.tcpPort(loop: 1) == nil)
+    }
+
     @Test func pluginEntriesAreRead() throws {
         let c = try parse(#"{"plugins":[{"library":"libatrium_chat.so","aliases":["a","b"],"optional":true,"config":{"x":1}}]}"#)
         #expect(c.plugins.count == 1)
@@ -69,6 +80,10 @@ import Testing
         (#"{"media":{"certificate_file":"c.pem"}}"#, "media"),
         (#"{"media":{"tcp_port":"10001"}}"#, "media.tcp_port"),
         (#"{"media":{"udp":1}}"#, "media.udp"),
+        (#"{"media":{"threads":0}}"#, "media.threads"),
+        (#"{"media":{"threads":65}}"#, "media.threads"),
+        (#"{"media":{"threads":4,"udp_port":65534}}"#, "media.udp_port"),
+        (#"{"media":{"threads":2,"tcp_port":65535}}"#, "media.tcp_port"),
         (#"{"limits":{"sessions_per_address":0}}"#, "limits.sessions_per_address"),
         (#"{"limits":{"max_adresses":5}}"#, "limits.max_adresses"),
         (#"{"limits":{"http_connections_per_address":50,"max_http_connections":10}}"#, "limits.http_connections_per_address"),

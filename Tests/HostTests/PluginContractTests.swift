@@ -37,7 +37,7 @@ import Testing
 
     /// A loop that is not running holds what is queued, so the bound shows exactly.
     @Test func aLoopHoldsAtMost4096PluginCallsFromOtherThreads() throws {
-        let media = try MediaEngine(config: HostConfig.Media(), logger: Logger(label: "test"))
+        let media = try MediaLoops(config: HostConfig.Media(), logger: Logger(label: "test")).engines[0]
         for _ in 0..<MediaEngine.maximumQueuedPluginCalls {
             #expect(media.postPluginCall {})
         }

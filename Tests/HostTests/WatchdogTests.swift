@@ -10,7 +10,7 @@ import Testing
         let dir = try PluginPaths.directory()
         let text = #"""
         {"http":{"bind":"127.0.0.1","port":0},"websocket":{"bind":"127.0.0.1","port":0},
-         "media":{"bind":"127.0.0.1","udp_port":0},"watchdog":{"control_ms":50,"media_ms":50},
+         "media":{"bind":"127.0.0.1","udp_port":0,"threads":2},"watchdog":{"control_ms":50,"media_ms":50},
          "plugins_dir":"\#(dir)","plugins":\#(HostTests.chat)}
         """#
         return try AtriumHost(config: HostConfig.parse(bytes: Array(text.utf8)), logger: Logger(label: "test"))
@@ -48,17 +48,22 @@ import Testing
         await host.shutdown()
     }
 
-    @Test func namesThePluginHoldingTheMediaThread() async throws {
+    @Test func namesThePluginHoldingAMediaThread() async throws {
         let host = try Self.host()
         try await host.start()
         let core = host.core
         let plugin = try #require(core.plugins.first)
         let release = DispatchSemaphore(value: 0)
-        // What a slow incoming_rtp does: the media thread is inside the plugin's callback.
-        core.media.post { core.media.calling(plugin) { release.wait() } }
+        // What a slow incoming_rtp does: the second loop's thread is inside the plugin's callback.
+        let loop = core.loops.engines[1]
+        loop.post { loop.calling(plugin) { release.wait() } }
         let stalled = await Self.eventually { core.health()["threads"]?["media"]?["stalled"] == true }
         #expect(stalled)
         #expect(core.health()["threads"]?["media"]?["blamed"] == .string(plugin.id))
+        let loops = core.health()["threads"]?["media_loops"]?.arrayValue ?? []
+        #expect(loops.count == 2)
+        #expect(loops.last?["stalled"] == true)
+        #expect(loops.first?["stalled"] == false, "the other loop goes on")
         release.signal()
         let counted = await Self.eventually {
             let probe = core.health()["threads"]?["media"]

@@ -17,7 +17,8 @@ extension HostCore {
         } catch {
             return .failure(.invalid("the plugin's SDP does not parse: \(error)"))
         }
-        let outcome: Result<SessionDescription, NegotiationError> = media.sync { [media] in
+        let media = loops.place(handle)
+        let outcome: Result<SessionDescription, NegotiationError> = media.sync {
             Result { () throws(NegotiationError) in try media.completeLocal(type: type, parsed, handle: handle) }
         }
         return outcome.map { completed in
@@ -37,7 +38,8 @@ extension HostCore {
         } catch {
             return JanusError(.jsepInvalidSDP, "JSEP error: invalid SDP (\(error))")
         }
-        let failure: NegotiationError? = media.sync { [media] in
+        let media = loops.place(handle)
+        let failure: NegotiationError? = media.sync {
             do throws(NegotiationError) {
                 if type == "offer" {
                     try media.acceptRemoteOffer(parsed, handle: handle)
@@ -59,7 +61,8 @@ extension HostCore {
     /// The client's `hangup` request: whether there was a PeerConnection to close. The plugin hears
     /// hangup_media; the caller sends the client's event.
     func hangupRequested(_ handle: Handle) -> Bool {
-        media.sync { [media] in media.hangup(handle, reason: .client, notifyClient: false, notifyPlugin: true) }
+        guard let media = loops.engine(of: handle) else { return false }
+        return media.sync { media.hangup(handle, reason: .client, notifyClient: false, notifyPlugin: true) }
     }
 }
 

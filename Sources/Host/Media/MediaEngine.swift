@@ -15,6 +15,8 @@ import Glibc
 /// thread; what plugins relay is encrypted in the one send buffer. Control threads reach the
 /// PeerConnections only through `post`/`sync`.
 final class MediaEngine: @unchecked Sendable {
+    /// Which of the host's media loops this is (`MediaLoops.engines[index]`).
+    let index: Int
     let config: HostConfig.Media
     let logger: Logger
     let certificate: DTLSCertificate
@@ -64,31 +66,17 @@ final class MediaEngine: @unchecked Sendable {
     /// The payloads of what plugins fan out, kept once for every subscriber's retransmissions.
     let sharedPayloads = SharedPayloads()
 
-    init(config: HostConfig.Media, logger: Logger) throws(MediaSocketError) {
+    /// `certificate` and `addresses` are the host's (`MediaLoops`): every loop shows peers the same.
+    init(index: Int, config: HostConfig.Media, certificate: DTLSCertificate, addresses: [IPAddress], logger: Logger) throws(MediaSocketError) {
+        self.index = index
         self.config = config
         var mediaLogger = logger
         mediaLogger[metadataKey: "component"] = "media"
+        if config.threads > 1 { mediaLogger[metadataKey: "loop"] = "\(index)" }
         self.logger = mediaLogger
-        do {
-            if let certificateFile = config.certificateFile, let keyFile = config.keyFile {
-                let certificatePEM = try String(contentsOfFile: certificateFile, encoding: .utf8)
-                let keyPEM = try String(contentsOfFile: keyFile, encoding: .utf8)
-                certificate = try DTLSCertificate.load(certificatePEM: certificatePEM, keyPEM: keyPEM)
-            } else {
-                certificate = try DTLSCertificate.generate()
-            }
-        } catch {
-            throw MediaSocketError(description: "DTLS certificate (media.certificate_file/key_file): \(error)")
-        }
+        self.certificate = certificate
         fingerprint = Fingerprint(algorithm: "sha-256", hex: certificate.fingerprint)
-        var advertised = config.advertisedAddresses.compactMap { IPAddress($0) }
-        if advertised.isEmpty, config.bind != "0.0.0.0", let bound = IPAddress(config.bind) { advertised = [bound] }
-        if advertised.isEmpty { advertised = interfaceAddresses() }
-        if advertised.isEmpty {
-            mediaLogger.warning("no non-loopback IPv4 address: advertising 127.0.0.1 (set media.advertised_addresses)")
-            advertised = [.v4(0x7F00_0001)]
-        }
-        addresses = advertised
+        self.addresses = addresses
         var ends: [Int32] = [0, 0]
         guard pipe(&ends) == 0 else {
             throw MediaSocketError(description: "pipe: \(String(cString: strerror(errno)))")
@@ -116,8 +104,8 @@ final class MediaEngine: @unchecked Sendable {
     // MARK: - Thread
 
     func start() throws(MediaSocketError) {
-        socket = try UDPSocket(bind: config.bind, port: config.udpPort)
-        if let tcpPort = config.tcpPort { listener = try TCPListener(bind: config.bind, port: tcpPort) }
+        socket = try UDPSocket(bind: config.bind, port: config.udpPort(loop: index))
+        if let tcpPort = config.tcpPort(loop: index) { listener = try TCPListener(bind: config.bind, port: tcpPort) }
         running.store(true, ordering: .sequentiallyConsistent)
         let t = Thread { [self] in
             pthread_setspecific(Self.currentKey, Unmanaged.passUnretained(self).toOpaque())
@@ -125,7 +113,7 @@ final class MediaEngine: @unchecked Sendable {
             pthread_setspecific(Self.currentKey, nil)
             stopped.signal()
         }
-        t.name = "atrium-media"
+        t.name = config.threads > 1 ? "atrium-media-\(index)" : "atrium-media"
         thread = t
         t.start()
         let tcp = listener.map { ", ICE-TCP port \($0.port)" } ?? ""
@@ -143,10 +131,14 @@ final class MediaEngine: @unchecked Sendable {
         stopped.wait()
     }
 
+    /// Tap stream ids carry their loop in the top 16 bits, so any thread finds the loop of a stream
+    /// a tap plugin names (`MediaLoops.engine(ofTapStream:)`), and ids stay unique across loops.
     func nextTapStreamID() -> UInt64 {
         lastTapStreamID += 1
-        return lastTapStreamID
+        return UInt64(index) << Self.tapLoopShift | lastTapStreamID
     }
+
+    static let tapLoopShift: UInt64 = 48
 
     var isOnMediaThread: Bool { Self.current === self }
 
@@ -908,18 +900,29 @@ final class MediaMetrics: Sendable {
     let peers = Atomic<Int>(0)
     let tcpConnections = Atomic<Int>(0)
 
-    var prometheus: String {
+    /// The counters of every loop summed, then each loop's PeerConnections and handles placed on it.
+    static func prometheus(_ loops: MediaLoops) -> String {
+        func sum(_ counter: (MediaMetrics) -> Int) -> Int { loops.engines.reduce(0) { $0 + counter($1.metrics) } }
         let rows: [(String, String, String, Int)] = [
-            ("atrium_media_datagrams_received_total", "counter", "UDP datagrams and ICE-TCP frames received on the media ports", received.load(ordering: .relaxed)),
-            ("atrium_media_datagrams_sent_total", "counter", "UDP datagrams and ICE-TCP frames sent from the media ports", sent.load(ordering: .relaxed)),
-            ("atrium_media_datagrams_dropped_total", "counter", "Datagrams dropped: strangers, bad STUN, DTLS or SRTP", dropped.load(ordering: .relaxed)),
-            ("atrium_media_send_errors_total", "counter", "Datagrams the host could not protect or send", sendErrors.load(ordering: .relaxed)),
-            ("atrium_media_rtp_received_total", "counter", "RTP packets decrypted and handed to plugins", rtpIn.load(ordering: .relaxed)),
-            ("atrium_media_rtp_sent_total", "counter", "RTP packets relayed to peers", rtpOut.load(ordering: .relaxed)),
-            ("atrium_media_rtp_retransmitted_total", "counter", "RTP packets sent again to answer NACKs", retransmitted.load(ordering: .relaxed)),
-            ("atrium_media_peerconnections", "gauge", "PeerConnections open", peers.load(ordering: .relaxed)),
-            ("atrium_media_tcp_connections", "gauge", "ICE-TCP connections open", tcpConnections.load(ordering: .relaxed)),
+            ("atrium_media_datagrams_received_total", "counter", "UDP datagrams and ICE-TCP frames received on the media ports", sum { $0.received.load(ordering: .relaxed) }),
+            ("atrium_media_datagrams_sent_total", "counter", "UDP datagrams and ICE-TCP frames sent from the media ports", sum { $0.sent.load(ordering: .relaxed) }),
+            ("atrium_media_datagrams_dropped_total", "counter", "Datagrams dropped: strangers, bad STUN, DTLS or SRTP", sum { $0.dropped.load(ordering: .relaxed) }),
+            ("atrium_media_send_errors_total", "counter", "Datagrams the host could not protect or send", sum { $0.sendErrors.load(ordering: .relaxed) }),
+            ("atrium_media_rtp_received_total", "counter", "RTP packets decrypted and handed to plugins", sum { $0.rtpIn.load(ordering: .relaxed) }),
+            ("atrium_media_rtp_sent_total", "counter", "RTP packets relayed to peers", sum { $0.rtpOut.load(ordering: .relaxed) }),
+            ("atrium_media_rtp_retransmitted_total", "counter", "RTP packets sent again to answer NACKs", sum { $0.retransmitted.load(ordering: .relaxed) }),
+            ("atrium_media_peerconnections", "gauge", "PeerConnections open", sum { $0.peers.load(ordering: .relaxed) }),
+            ("atrium_media_tcp_connections", "gauge", "ICE-TCP connections open", sum { $0.tcpConnections.load(ordering: .relaxed) }),
         ]
-        return rows.map { "# HELP \($0.0) \($0.2)\n# TYPE \($0.0) \($0.1)\n\($0.0) \($0.3)\n" }.joined()
+        var text = rows.map { "# HELP \($0.0) \($0.2)\n# TYPE \($0.0) \($0.1)\n\($0.0) \($0.3)\n" }.joined()
+        let (placed, groups) = loops.load
+        text += "# HELP atrium_media_loop_peerconnections PeerConnections open on each media loop\n# TYPE atrium_media_loop_peerconnections gauge\n"
+        for engine in loops.engines {
+            text += "atrium_media_loop_peerconnections{loop=\"\(engine.index)\"} \(engine.metrics.peers.load(ordering: .relaxed))\n"
+        }
+        text += "# HELP atrium_media_loop_handles Handles placed on each media loop (what new groups are spread by)\n# TYPE atrium_media_loop_handles gauge\n"
+        for (i, n) in placed.enumerated() { text += "atrium_media_loop_handles{loop=\"\(i)\"} \(n)\n" }
+        text += "# HELP atrium_media_groups Handle groups (rooms) holding a media loop\n# TYPE atrium_media_groups gauge\natrium_media_groups \(groups)\n"
+        return text
     }
 }

@@ -598,6 +598,29 @@ typedef struct atrium_host_timer {
     void (*ATRIUM_NULLABLE cancel)(const atrium_host_t *host, uint64_t timer_id);
 } atrium_host_timer_t;
 
+/* ---- "atrium.group/1" (host side): keep the handles of a room on one media loop. ---------------
+ * The host runs `media.threads` media loops and puts a handle's PeerConnection on one of them when
+ * the handle's first PeerConnection is set up (the client's offer, or the plugin's); the handle
+ * stays on that loop while it lives. Handles a plugin puts in one group share a loop: the group
+ * takes its loop from its first member that needs one (the loop that member already has, else the
+ * loop with the fewest handles), and holds it while it has members. A handle placed before it
+ * joined its group keeps its own loop; relays between it and the group then go through the queue
+ * of "Media from any thread".
+ * Rationale: within a loop a relay is a call on the sender's buffer; between loops it is a copy and
+ * a queue. The plugin knows which handles exchange media (a room) and says so once, before their
+ * offers, rather than the host guessing from traffic after the PeerConnections are placed. */
+#define ATRIUM_EXT_GROUP "atrium.group/1"
+
+typedef struct atrium_host_group {
+    uint32_t struct_size;
+    /* [any & live handle] Put `handle` in the plugin's group `group`, a number the plugin chooses
+     * (a room id; groups of different plugins never meet); 0 takes it out of any group. */
+    atrium_status_t (*ATRIUM_NULLABLE set_group)(const atrium_host_t *host, atrium_handle_t *handle, uint64_t group);
+    /* [any & live handle] The index (0 .. media.threads-1) of the loop the handle lives on, or -1
+     * while it has never had a PeerConnection; ATRIUM_ERR_NOT_FOUND for a handle that is gone. */
+    int32_t (*ATRIUM_NULLABLE media_loop)(const atrium_host_t *host, atrium_handle_t *handle);
+} atrium_host_group_t;
+
 #if defined(__clang__)
 #pragma clang assume_nonnull end
 #pragma clang diagnostic pop

@@ -15,7 +15,7 @@ enum InMemoryHost {
             let config = try HostConfig.parse(bytes: Array(text.utf8))
             var logger = Logger(label: "fuzz")
             logger.logLevel = .critical
-            return HostCore(config: config, plugins: [], media: try MediaEngine(config: config.media, logger: logger), logger: logger)
+            return HostCore(config: config, plugins: [], loops: try MediaLoops(config: config.media, logger: logger), logger: logger)
         } catch {
             fuzzFailure("cannot build the in-memory host: \(error)")
         }

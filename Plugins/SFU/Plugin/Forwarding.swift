@@ -7,10 +7,10 @@ import SFUCore
 import Glibc
 #endif
 
-/// What the media thread needs to forward packets: every publishing handle's streams and, on each,
-/// the subscriber streams fed from it. The control context builds it from the rooms (always
-/// through `ForwardingTable.shared.withLock`, never calling the host while it holds the lock, because
-/// the host's media thread takes the same lock for every packet).
+/// What the media thread needs to forward one room's packets: every publishing handle's streams
+/// and, on each, the subscriber streams fed from it. The control context builds it from the room
+/// (always through `room.forwarding.withLock`, never calling the host while it holds the lock,
+/// because the room's media thread takes the same lock for every packet).
 struct ForwardingTable {
     var feeds: [UInt64: FeedMedia] = [:]
     var subscribers: [UInt64: SubscriberMedia] = [:]
@@ -223,12 +223,10 @@ final class SinkMedia {
 
 /// The media thread's work: one publisher packet in, one rewritten copy out per subscriber.
 enum Forwarder {
-    static let shared = Guarded(ForwardingTable())
-
-    /// [media] A publisher's RTP packet.
-    static func forward(_ packet: UnsafePointer<atrium_rtp_packet_t>, from handle: PluginHandle, host: PluginHost) {
+    /// [media] A publisher's RTP packet, forwarded in its room's `table`.
+    static func forward(_ packet: UnsafePointer<atrium_rtp_packet_t>, from handle: PluginHandle, in room: Guarded<ForwardingTable>, host: PluginHost) {
         let now = monotonicNanoseconds()
-        shared.withLock { table in
+        room.withLock { table in
             let p = packet.pointee
             guard let (feed, stream) = table.stream((handle.id, p.mindex)) else { return }
             forward(p, stream: stream, feed: feed, table: &table, host: host, now: now)
@@ -313,9 +311,10 @@ enum Forwarder {
 
     /// [media] RTCP from a subscriber: keyframe requests go to the publisher of that stream, REMB
     /// becomes the subscriber's bandwidth estimate.
-    static func subscriberFeedback(_ packets: [RTCPPacket], mindex: Int32, from handle: PluginHandle, host: PluginHost) {
+    static func subscriberFeedback(_ packets: [RTCPPacket], mindex: Int32, from handle: PluginHandle, in room: Guarded<ForwardingTable>,
+                                   host: PluginHost) {
         let now = monotonicNanoseconds()
-        shared.withLock { table in
+        room.withLock { table in
             guard let subscriber = table.subscribers[handle.id] else { return }
             for packet in packets {
                 switch packet {

@@ -19,14 +19,25 @@ final class Room {
     let createdAt = ContinuousClock.now
     /// Defined in the plugin's configuration (rather than made by `create`).
     let fromConfig: Bool
+    /// What the media thread forwards in this room, behind a lock of the room's own: rooms on
+    /// different media loops never wait for each other.
+    let forwarding = Guarded(ForwardingTable())
+    /// The host's group for the room's handles (atrium.group/1), so they share a media loop.
+    let group: UInt64
 
     init(id: SFUID, settings: RoomSettings, fromConfig: Bool = false) {
+        group = Room.groups.withLock { n in
+            n &+= 1
+            return n
+        }
         self.id = id
         self.settings = settings
         self.fromConfig = fromConfig
         checksTokens = settings.allowed != nil
         allowedTokens = settings.allowed ?? []
     }
+
+    private static let groups = Guarded<UInt64>(0)
 
     func participant(_ id: SFUID) -> Participant? { participants.first { $0.id == id } }
     /// Nobody is in it: no participant, subscriber or viewer.
@@ -198,6 +209,17 @@ final class HandleState {
     }
 
     var role = Role.none
+    /// The forwarding table of the room the handle last joined, for its packets: set on [control]
+    /// at a join, read on [media]; a lock per handle, so no lock is shared between rooms.
+    let forwarding = Guarded<Guarded<ForwardingTable>?>(nil)
+
+    /// [control] The handle is in `room` now: its packets use the room's table, and its
+    /// PeerConnection goes to the room's media loop.
+    func joined(_ room: Room, host: PluginHost, handle: PluginHandle) {
+        let table = room.forwarding
+        forwarding.withLock { $0 = table }
+        host.setGroup(handle, room.group)
+    }
 }
 
 /// A watch-only handle (`join` with `ptype: "viewer"` and `stream`): told about the room's

@@ -34,6 +34,7 @@ extension SFUPlugin {
         participant.streamInfo = try f.bool("stream_info") ?? false
         room.participants.append(participant)
         state.role = .publisher(participant)
+        state.joined(room, host: host, handle: handle)
         label(participant)
         // Announced before the room's access, so that a plugin hearing of the participant knows
         // already whether the room has a secret.
@@ -217,7 +218,7 @@ extension SFUPlugin {
         guard p.isPublishing else { return }
         p.isPublishing = false
         let handleID = p.handle.id
-        Forwarder.shared.withLock { $0.removeFeed(handleID) }
+        p.room.forwarding.withLock { $0.removeFeed(handleID) }
         // Subscribers hear first, as from Janus: a page that detaches its subscriber handle on
         // `unpublished` then never answers an offer on a handle it is closing.
         for s in p.room.subscriptions where s.streams.contains(where: { $0.active && $0.feed == p.id }) {
@@ -267,7 +268,7 @@ extension SFUPlugin {
         let room = p.room.id
         let participant = p.id
         let streams = p.streams
-        Forwarder.shared.withLock { t in
+        p.room.forwarding.withLock { t in
             let feed = FeedMedia(handle: handle, room: room, participant: participant)
             let count = (streams.map(\.mindex).max() ?? -1) + 1
             feed.streams = Array(repeating: nil, count: count)
@@ -307,7 +308,7 @@ extension SFUPlugin {
     /// Handle ids of publishers whose audio is "talking" now.
     func talkingParticipants(_ room: Room) -> Set<UInt64> {
         let ids = room.participants.filter(\.isPublishing).map(\.handle.id)
-        return Forwarder.shared.withLock { t in
+        return room.forwarding.withLock { t in
             Set(ids.filter { id in t.feeds[id]?.streams.contains { $0?.audioLevels.talking == true } == true })
         }
     }

@@ -84,7 +84,7 @@ extension SFUPlugin {
         } else {
             settings.streamID = freshStreamID()
         }
-        let room = Room(id: id, settings: settings)
+        let room = wired(Room(id: id, settings: settings))
         rooms.append(room)
         if !permanent { requestedRooms.created(id, address: requester.address, now: monotonicNanoseconds()) }
         publishStreamLink(room)

@@ -32,22 +32,27 @@ final class SFUPlugin: AtriumPlugin {
         rooms = config.rooms.map { room in
             var settings = room.settings
             if settings.description.isEmpty { settings.description = "Room \(room.id)" }
-            return Room(id: room.id, settings: settings, fromConfig: true)
+            return wired(Room(id: room.id, settings: settings, fromConfig: true))
         }
         requestedRooms = RequestedRooms(maxPerAddress: config.maxRoomsPerAddress, emptyRoomSeconds: config.emptyRoomSeconds)
         for room in rooms where room.settings.streamID == nil { room.settings.streamID = freshStreamID() }
         timer = host.schedule(everyMilliseconds: 1_000) { [weak self] in self?.tick() }
-        // Events from the media thread go out as soon as the control context is free, posted once
-        // per batch: nothing wakes while nothing happens (a periodic timer cost two dispatch
-        // threads a context switch per wake-up, a tenth of a small room's CPU at 50 a second).
-        Forwarder.shared.withLock { [host] table in
+    }
+
+    /// A new room, its forwarding table able to ask for event delivery. Events from the media
+    /// thread go out as soon as the control context is free, posted once per batch: nothing wakes
+    /// while nothing happens (a periodic timer cost two dispatch threads a context switch per
+    /// wake-up, a tenth of a small room's CPU at 50 a second).
+    func wired(_ room: Room) -> Room {
+        room.forwarding.withLock { [host] table in
             table.requestDelivery = { [weak self] in host.postControl { self?.deliverEvents() } }
         }
+        return room
     }
 
     func stop() {
         if timer != 0 { host.cancelTimer(timer) }
-        Forwarder.shared.withLock { $0 = ForwardingTable() }
+        for room in rooms { room.forwarding.withLock { $0 = ForwardingTable() } }
     }
 
     // MARK: - Handles
@@ -210,7 +215,7 @@ final class SFUPlugin: AtriumPlugin {
 
     /// Sends what the media thread queued (talking, substream changes) to handles still alive.
     func deliverEvents() {
-        let events = Forwarder.shared.withLock { $0.takeEvents() }
+        let events = rooms.flatMap { room in room.forwarding.withLock { $0.takeEvents() } }
         for e in events {
             guard let handle = handles[e.handleID] else { continue }
             // Talking events reach viewers too, under the stream id.
@@ -247,7 +252,8 @@ final class SFUPlugin: AtriumPlugin {
     }
 
     func incomingRTP(_ handle: PluginHandle, _ packet: UnsafePointer<atrium_rtp_packet_t>) {
-        Forwarder.forward(packet, from: handle, host: host)
+        guard let table = state(handle)?.forwarding.withLock({ $0 }) else { return }
+        Forwarder.forward(packet, from: handle, in: table, host: host)
     }
 
     func incomingRTCP(_ handle: PluginHandle, _ packet: UnsafePointer<atrium_rtcp_packet_t>) {
@@ -259,7 +265,8 @@ final class SFUPlugin: AtriumPlugin {
             default: false
             }
         }
-        if relevant { Forwarder.subscriberFeedback(packets, mindex: packet.pointee.mindex, from: handle, host: host) }
+        guard relevant, let table = state(handle)?.forwarding.withLock({ $0 }) else { return }
+        Forwarder.subscriberFeedback(packets, mindex: packet.pointee.mindex, from: handle, in: table, host: host)
     }
 
     func describe(_ handle: PluginHandle) -> JSONObject {
@@ -278,7 +285,9 @@ final class SFUPlugin: AtriumPlugin {
     }
 
     func metricsText() -> String {
-        let (feeds, subscribers) = Forwarder.shared.withLock { ($0.feeds.count, $0.subscribers.count) }
+        let (feeds, subscribers) = rooms.reduce((0, 0)) { sum, room in
+            room.forwarding.withLock { (sum.0 + $0.feeds.count, sum.1 + $0.subscribers.count) }
+        }
         return """
             # HELP atrium_sfu_publishers PeerConnections publishing into SFU rooms.
             # TYPE atrium_sfu_publishers gauge

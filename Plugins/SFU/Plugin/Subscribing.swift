@@ -45,6 +45,7 @@ extension SFUPlugin {
         guard !subscription.streams.isEmpty else { throw SFUError(.noSuchFeed, "No streams to subscribe to") }
         room.subscriptions.append(subscription)
         state.role = .subscriber(subscription)
+        state.joined(room, host: host, handle: handle)
         publishPresence(handle, room: room, role: "subscriber", present: true)
         syncMedia(subscription)
         var event: JSONObject = ["videoroom": "attached", "room": subscription.roomRef]
@@ -265,7 +266,7 @@ extension SFUPlugin {
         if let state = state(s.handle) { state.role = .none }
         publishPresence(s.handle, room: s.room, role: "subscriber", present: false)
         let id = s.handle.id
-        Forwarder.shared.withLock { t in
+        s.room.forwarding.withLock { t in
             guard let media = t.subscribers.removeValue(forKey: id) else { return }
             for sink in media.sinks.values { t.detach(sink) }
         }
@@ -277,7 +278,7 @@ extension SFUPlugin {
         let now = monotonicNanoseconds()
         let host = host
         let id = s.handle.id
-        Forwarder.shared.withLock { t in
+        s.room.forwarding.withLock { t in
             guard let media = t.subscribers[id] else { return }
             for sink in media.sinks.values {
                 guard let (feed, stream) = t.stream(sink.source) else { continue }
@@ -295,7 +296,7 @@ extension SFUPlugin {
         let packets = room.settings.audioActivePackets
         let average = room.settings.audioLevelAverage
         let feeds = room.publishers.map { ($0.handle.id, $0.streams.filter(\.moderated).map(\.mindex)) }
-        Forwarder.shared.withLock { t in
+        room.forwarding.withLock { t in
             for (id, muted) in feeds {
                 guard let feed = t.feeds[id] else { continue }
                 feed.talkingAudience = audience
@@ -334,7 +335,7 @@ extension SFUPlugin {
         let handle = s.handle
         let room = s.room.id
         let paused = s.paused
-        Forwarder.shared.withLock { t in
+        s.room.forwarding.withLock { t in
             let media: SubscriberMedia
             if let existing = t.subscribers[handle.id] {
                 media = existing

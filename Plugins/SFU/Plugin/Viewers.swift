@@ -19,6 +19,7 @@ extension SFUPlugin {
         let viewer = Viewer(id: id, handle: handle, room: room, stream: stream, display: display)
         room.viewers.append(viewer)
         state.role = .viewer(viewer)
+        state.joined(room, host: host, handle: handle)
         publishPresence(handle, room: room, role: "viewer", present: true)
         syncMedia(room)
         host.pushEvent(to: handle, transaction: transaction, event: [

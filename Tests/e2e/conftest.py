@@ -78,10 +78,15 @@ def sfu_plugin_entry(**config) -> dict:
             "optional": False, "config": config}
 
 
+# Media loops of every server the suite starts; a test that names a UDP port takes this many in a
+# row (free_udp_port(MEDIA_THREADS)): loop i binds udp_port + i.
+MEDIA_THREADS = 2
+
+
 def media_config(consent_timeout_seconds: float = 30, udp_port: int | None = None, **sections) -> dict:
     """A configuration with the chat and echotest plugins and a media section on a free UDP port.
     Atrium advertises the machine's non-loopback addresses (MEDIA_IP in the test namespace)."""
-    media = {"udp_port": udp_port or free_udp_port(), "consent_timeout_seconds": consent_timeout_seconds}
+    media = {"udp_port": udp_port or free_udp_port(MEDIA_THREADS), "consent_timeout_seconds": consent_timeout_seconds}
     plugins = [chat_plugin_entry(rooms=[{"id": "lobby", "history": 5}]), echotest_plugin_entry()]
     return base_config(plugins, media={**media, **sections.pop("media", {})}, **sections)
 
@@ -94,8 +99,9 @@ def base_config(plugins: list | None = None, **sections) -> dict:
         "http": {"bind": "127.0.0.1", "port": free_port()},
         "websocket": {"bind": "127.0.0.1", "port": free_port()},
         "admin": {"secret": "e2e-admin-secret"},
-        # An ephemeral media port, so servers started side by side never collide.
-        "media": {"udp_port": 0},
+        # Ephemeral media ports, so servers started side by side never collide; two media loops
+        # whatever the machine, so every test runs the multi-loop host the same way.
+        "media": {"udp_port": 0, "threads": MEDIA_THREADS},
         "plugins": plugins if plugins is not None else [chat_plugin_entry(rooms=[{"id": "lobby", "history": 5}])],
     }
     for key, value in sections.items():

@@ -45,19 +45,24 @@ def _free(port: int, kind: int, address: str) -> bool:
     return True
 
 
-def _take(kind: int, address: str) -> int:
+def _take(kind: int, address: str, count: int) -> int:
+    """The first of `count` consecutive free ports (a server with several media loops binds the
+    port it is given and the ones after it); the next call starts after them."""
     for _ in range(BLOCK):
-        port = next(_next)
-        if _free(port, kind, address):
-            return port
-    raise RuntimeError(f"no free port in this worker's block of {BLOCK}")
+        first = next(_next)
+        ports = [first] + [next(_next) for _ in range(count - 1)]
+        if ports[-1] == first + count - 1 and all(_free(p, kind, address) for p in ports):
+            return first
+    raise RuntimeError(f"no {count} free ports in a row in this worker's block of {BLOCK}")
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free now and that no other worker hands out."""
-    return _take(socket.SOCK_STREAM, "127.0.0.1")
+def free_port(count: int = 1) -> int:
+    """A TCP port on 127.0.0.1 (the first of `count` in a row) that is free now and that no other
+    worker hands out."""
+    return _take(socket.SOCK_STREAM, "127.0.0.1", count)
 
 
-def free_udp_port() -> int:
-    """A UDP port on every address that is free now and that no other worker hands out."""
-    return _take(socket.SOCK_DGRAM, "0.0.0.0")
+def free_udp_port(count: int = 1) -> int:
+    """A UDP port on every address (the first of `count` in a row) that is free now and that no
+    other worker hands out."""
+    return _take(socket.SOCK_DGRAM, "0.0.0.0", count)

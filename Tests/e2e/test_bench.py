@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from conftest import BUILD_DIR, MEDIA_IP, base_config, free_udp_port, require_build, require_media_ip, sfu_plugin_entry
+from conftest import BUILD_DIR, MEDIA_IP, MEDIA_THREADS, base_config, free_udp_port, require_build, require_media_ip, sfu_plugin_entry
 from janus_reference import start_janus
 
 # Every packet sent in a 2 s window must be counted at each subscriber within it: with other tests
@@ -60,7 +60,7 @@ def check_run(result: dict, label: str) -> None:
 
 def test_bench_drives_atrium(start_atrium, tmp_path):
     require_media_ip()
-    config = base_config([sfu_plugin_entry(rooms=[])], media={"udp_port": free_udp_port()}, log_level="info")
+    config = base_config([sfu_plugin_entry(rooms=[])], media={"udp_port": free_udp_port(MEDIA_THREADS)}, log_level="info")
     server = start_atrium(config)
     result = run_against(tmp_path, server.http_url, server.proc.pid, "atrium")
     check_run(result, "atrium")
@@ -80,7 +80,7 @@ def test_bench_drives_janus(tmp_path):
 def test_bench_drives_meshed_rooms(start_atrium, tmp_path):
     """Two N×N rooms of three: everyone publishes, and each receives the other two."""
     require_media_ip()
-    config = base_config([sfu_plugin_entry(rooms=[])], media={"udp_port": free_udp_port()}, log_level="info")
+    config = base_config([sfu_plugin_entry(rooms=[])], media={"udp_port": free_udp_port(MEDIA_THREADS)}, log_level="info")
     server = start_atrium(config)
     result = run_bench(tmp_path, "run", "--url", server.http_url, "--pid", str(server.proc.pid), "--label", "atrium",
                        "--rooms", "2", "--publishers", "3", "--subscribers", "3", "--meshed", "--window", "2", "--warmup", "1")

@@ -58,7 +58,7 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
-from conftest import (AtriumServer, MEDIA_IP, ServerUnderTest, media_config, require_media_ip)
+from conftest import (AtriumServer, MEDIA_IP, MEDIA_THREADS, ServerUnderTest, media_config, require_media_ip)
 from janus_reference import start_janus
 from janus_client import open_janus
 from rtc_peer import EchoPeer, candidates, ice_ufrag, media_summary, ssrcs
@@ -158,7 +158,10 @@ def assert_answer(peer: EchoPeer, server: EchoServer, kinds: list[str]):
     udp = [c for c in candidates(peer.answer_sdp) if c["protocol"] == "udp"]
     assert any(c["ip"] == MEDIA_IP for c in udp), f"no UDP candidate on {MEDIA_IP}:\n{peer.answer_sdp}"
     if server.udp_port is not None:
-        assert {c["port"] for c in udp} == {server.udp_port}, f"candidates not on media port {server.udp_port}: {udp}"
+        # One port, the one of the handle's media loop (loop i listens on udp_port + i).
+        ports = {c["port"] for c in udp}
+        loops = set(range(server.udp_port, server.udp_port + MEDIA_THREADS))
+        assert len(ports) == 1 and ports <= loops, f"candidates not on one of the media ports {sorted(loops)}: {udp}"
 
 
 # --------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from conftest import MEDIA_IP, free_port, media_config, require_media_ip
+from conftest import MEDIA_IP, MEDIA_THREADS, free_port, media_config, require_media_ip
 from rtc_peer import EchoPeer, ice_ufrag
 from browser import results, save_artifacts, wait_for
 from test_echotest import (AUDIO_FRAMES, ECHO, MAGIC, MEDIA_WAIT, VIDEO_FRAMES, atrium_echo_server, run,
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.atrium_only
 
 def tcp_media_config(**kw) -> dict:
     config = media_config(**kw)
-    config["media"]["tcp_port"] = free_port()
+    config["media"]["tcp_port"] = free_port(MEDIA_THREADS)
     return config
 
 
@@ -126,6 +126,7 @@ def test_checks_over_tcp_are_answered_and_strangers_disconnected(start_atrium, t
         try:
             # The answer offers the TCP port, passive, on the media address; aiortc uses UDP.
             found = {tuple(c.items()) for c in tcp_candidates(peer.answer_sdp)}  # one per bundled section
+            # The first handle of a fresh server goes to the first media loop, on the first port.
             assert [dict(c) for c in found] == [{"ip": MEDIA_IP, "port": tcp_port, "tcptype": "passive"}], peer.answer_sdp
             await peer.wait_frames(VIDEO_FRAMES, AUDIO_FRAMES, timeout=MEDIA_WAIT)
             server_ufrag, client_ufrag = ice_ufrag(peer.answer_sdp), ice_ufrag(peer.offer_sdp)

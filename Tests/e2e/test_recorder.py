@@ -28,7 +28,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from conftest import ATRIUM_BIN, base_config, chat_plugin_entry, free_udp_port, require_media_ip, sfu_plugin_entry
+from conftest import ATRIUM_BIN, MEDIA_THREADS, base_config, chat_plugin_entry, free_udp_port, require_media_ip, sfu_plugin_entry
 from test_chat import HttpParticipant
 from browser import results, save_artifacts, wait_for
 from test_sfu_chromium import LossyPort, start_pages
@@ -53,7 +53,7 @@ def recording_server(start_atrium, folder: Path, sfu_rooms: list[dict], **record
     require_media_ip()
     config = base_config(
         [sfu_plugin_entry(admin_key=ADMIN_KEY, rooms=sfu_rooms), chat_plugin_entry(), recorder_plugin_entry(directory=str(folder), **recorder)],
-        media={"udp_port": free_udp_port(), "consent_timeout_seconds": 30})
+        media={"udp_port": free_udp_port(MEDIA_THREADS), "consent_timeout_seconds": 30})
     return start_atrium(config)
 
 

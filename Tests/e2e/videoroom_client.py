@@ -39,7 +39,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcconfiguration import RTCBundlePolicy
 
-from conftest import (AtriumServer, BUILD_DIR, ServerUnderTest, MEDIA_IP, base_config, free_udp_port,
+from conftest import (AtriumServer, BUILD_DIR, ServerUnderTest, MEDIA_IP, MEDIA_THREADS, base_config, free_udp_port,
                       require_media_ip, sfu_plugin_entry)
 from janus_reference import start_janus
 from janus_client import AsyncJanus, JanusError, open_janus
@@ -81,7 +81,7 @@ def start_sfu(folder: Path, rooms: list[dict] = ROOMS, admin_key: str | None = A
             return None
         return server, stop
     if SFU_KIND == "atrium":
-        udp_port = free_udp_port()
+        udp_port = free_udp_port(MEDIA_THREADS)
         config = base_config([sfu_plugin_entry(admin_key=admin_key, rooms=rooms)],
                              media={"udp_port": udp_port, "consent_timeout_seconds": 30})
         atrium = AtriumServer(config, folder / "atrium")

@@ -1,0 +1,102 @@
+import AtriumJSON
+import Foundation
+import PluginAPI
+import RTC
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A media loop's timers: DTLS retransmissions, ICE consent, the no-media check, ICE-TCP
+/// connections that never proved themselves, and the RTCP reports once a second.
+extension MediaEngine {
+    /// Milliseconds until the next timer is due (a DTLS retransmission, the slow tick, the
+    /// reports), at least 1: an idle media thread wakes only when there is work, not every 20 ms.
+    func pollTimeout(now: UInt64) -> Int32 {
+        let due = min(lastSlowTick + Self.slowTickNanos, lastReportTick + Self.reportNanos)
+        var ms = due > now ? Int((due - now) / 1_000_000) + 1 : 1
+        if handshakesMayRun {
+            for peer in peersByHandle.values {
+                // Only a timer `tick` can act on: one without a selected path waits (no 1 ms spin).
+                if let dtls = peer.dtls, dtls.state == .connecting, peer.ice.selected != nil, let t = dtls.timeoutMilliseconds { ms = min(ms, t) }
+            }
+        }
+        return Int32(max(1, ms))
+    }
+
+    static let slowTickNanos: UInt64 = 250_000_000
+    static let reportNanos: UInt64 = 1_000_000_000
+
+    func tick(now: UInt64) {
+        if handshakesMayRun {
+            var connecting = false
+            for peer in peersByHandle.values {
+                guard let dtls = peer.dtls, dtls.state == .connecting else { continue }
+                connecting = true
+                guard let ms = dtls.timeoutMilliseconds, ms == 0, let to = peer.ice.selected else { continue }
+                sendAll(dtls.handleTimeout(), on: to, of: peer)
+                dtlsStateChanged(peer)
+            }
+            handshakesMayRun = connecting
+        }
+        if nanoseconds(from: lastSlowTick, to: now) >= Self.slowTickNanos {
+            lastSlowTick = now
+            let noMedia = UInt64(config.noMediaSeconds * 1e9)
+            for connection in Array(connections.values) where connection.peer == nil && nanoseconds(from: connection.acceptedAt, to: now) > Self.unboundTCPTimeout {
+                drop(connection)
+            }
+            for peer in Array(peersByHandle.values) {
+                if peer.ice.checkConsent(now: now) {
+                    logger.info("consent expired", metadata: ["handle": "\(peer.handle.id)"])
+                    close(peer, reason: .iceFailed, notifyClient: true, notifyPlugin: true)
+                    continue
+                }
+                for stream in peer.streams where stream.receiving && nanoseconds(from: stream.lastPacketAt, to: now) > noMedia {
+                    stream.receiving = false
+                    mediaStateChanged(peer, stream)
+                }
+            }
+        }
+        if nanoseconds(from: lastReportTick, to: now) >= Self.reportNanos {
+            lastReportTick = now
+            for peer in peersByHandle.values where peer.isConnected { report(peer, now: now) }
+        }
+    }
+
+    /// Receiver and sender reports (with the REMB cap, if any) once a second, and slowlink checks.
+    private func report(_ peer: PeerConnection, now: UInt64) {
+        var blocks: [ReportBlock] = []
+        let threshold = UInt32(config.slowlinkThreshold)
+        for stream in peer.streams {
+            var lost: UInt32 = 0
+            for ssrc in Array(stream.statistics.keys) {
+                guard let (block, lostInInterval) = stream.statistics[ssrc]?.reportBlock(now: now) else { continue }
+                blocks.append(block)
+                lost &+= lostInInterval
+            }
+            if threshold > 0 {
+                if lost >= threshold { slowLink(peer, stream, uplink: false, lost: lost) }
+                if stream.nackedThisInterval >= threshold { slowLink(peer, stream, uplink: true, lost: stream.nackedThisInterval) }
+            }
+            stream.nackedThisInterval = 0
+        }
+        var packets: [RTCPPacket] = []
+        let wallClock = SenderReport.ntpNow()
+        for stream in peer.streams where stream.sends && stream.packetsSent > 0 {
+            let elapsed = nanoseconds(from: stream.lastSentAt, to: now)
+            let rtp = stream.lastRTPTimestamp &+ RTPClock.ticks(nanoseconds: elapsed, clockRate: stream.sendClockRate)
+            let reports = packets.isEmpty ? Array(blocks.prefix(31)) : []
+            packets.append(.senderReport(SenderReport(ssrc: stream.localSSRC, ntpTimestamp: wallClock, rtpTimestamp: rtp,
+                                                      packetCount: stream.packetsSent, octetCount: stream.octetsSent, reports: reports)))
+        }
+        if packets.isEmpty {
+            packets.append(.receiverReport(ReceiverReport(ssrc: peer.hostSSRC, reports: Array(blocks.prefix(31)))))
+        }
+        let firstSSRC: UInt32 = switch packets[0] {
+        case .senderReport(let sr): sr.ssrc
+        default: peer.hostSSRC
+        }
+        packets.append(.sourceDescription(SourceDescription(ssrc: firstSSRC, cname: peer.cname)))
+        if let remb = remb(peer) { packets.append(remb) }
+        sendRTCP(peer, packets: packets)
+    }
+}

@@ -61,6 +61,7 @@ extension AtriumBench {
         @Option(help: "Publishers per room.") var publishers = 1
         @Option(help: "Subscribers per room, one step each (a ramp): e.g. 10,50.") var subscribers = "10,50"
         @Option(help: "Measuring windows per step; the median one (CPU per packet) is reported.") var rounds = 1
+        @Option(help: "End the ramp after a step that lost more than this many percent.") var stopAboveLoss: Double?
         @Flag(help: "An N×N meeting: subscriber i of a room stands for its publisher i and receives every feed but that one (one step, equal to --publishers).")
         var meshed = false
         @OptionGroup var options: ShapeOptions
@@ -76,7 +77,8 @@ extension AtriumBench {
             let scenario = Scenario(label: label, url: url, serverPID: pid, plugin: plugin, bind: options.bind, rooms: rooms,
                                     firstRoom: firstRoom, publishers: publishers, subscriberSteps: try steps(subscribers),
                                     meshed: meshed, shape: options.shape, warmupSeconds: options.warmup,
-                                    windowSeconds: options.window, rounds: max(1, rounds))
+                                    windowSeconds: options.window, rounds: max(1, rounds),
+                                    stopAboveLossPercent: stopAboveLoss ?? .infinity)
             try options.emit(try scenario.run())
         }
     }

@@ -25,6 +25,9 @@ struct Scenario {
     var windowSeconds: Double
     /// Windows measured at each step; the one with the median CPU per packet is reported.
     var rounds: Int
+    /// The ramp ends after a step that lost more than this many percent (a server past its limit
+    /// only loses more at the next step, and joins under overload take seconds each).
+    var stopAboveLossPercent = Double.infinity
 
     struct Room {
         let id: Int
@@ -134,6 +137,7 @@ struct Scenario {
                 + "p99 \(step["latency_p99_ms"]?.doubleValue.map { "\($0)" } ?? "-") ms, join p50 \(step["join_ms_p50"]?.doubleValue.map { "\($0)" } ?? "-") ms"
             progress.done(line)
             steps.append(.object(step))
+            if loss > stopAboveLossPercent { break }
         }
 
         // Leave: subscribers first, then publishers; the rooms go with the admin handle's destroy.

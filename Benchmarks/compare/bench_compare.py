@@ -13,6 +13,11 @@ and each receive the others (`atrium-bench run --meshed`; 4x6 by default: 4 room
 publishers and 120 forwarded streams per server), at a lighter video shape (a grid of six shows
 small pictures).
 
+Last, scaling: how many forwarded packets per second each server holds at most 0.5 % loss, for
+Atrium with one media thread, with two, and for Janus (its default threading). One server at a
+time has the machine: BENCH_SCALING_ROOMS rooms of one publisher, whose subscribers ramp through
+BENCH_SCALING_SUBSCRIBERS per room; the highest rate of a step within the loss bound counts.
+
 Prints side-by-side tables and writes bench-results.json at the repository root:
 {"atrium": {...}, "janus": {...}, "floor": {...}, "nxn": {"atrium": {...}, "janus": {...}}, ...},
 each server object holding the headline step (the last of the ramp: 1 publisher -> 50 subscribers
@@ -21,7 +26,9 @@ by default) at its top level and every step under "steps".
 Environment: BENCH_SUBSCRIBERS (10,50), BENCH_PUBLISHERS (1), BENCH_ROOMS (1), BENCH_WINDOW_S (10), BENCH_ROUNDS (3: windows per step, the median is reported),
 BENCH_WARMUP_S (3), BENCH_VIDEO_KBPS (1500), BENCH_VIDEO_PPS (150), BENCH_FPS (30),
 BENCH_NXN (4x6: rooms x participants; 0 for none), BENCH_NXN_VIDEO_KBPS (500), BENCH_NXN_VIDEO_PPS (50),
-BENCH_SERVERS (atrium,janus), BENCH_FLOOR_PROFILE (SRTP_AEAD_AES_128_GCM), BENCH_RESULTS (bench-results.json), BENCH_BUILD (release: the
+BENCH_SCALING_ROOMS (4; 0 for no scaling run), BENCH_SCALING_SUBSCRIBERS (25,50,100,150,175,...,350;
+the ramp of each server ends after a step past 5 % loss),
+BENCH_SCALING_WINDOW_S (4), BENCH_SERVERS (atrium,janus), BENCH_FLOOR_PROFILE (SRTP_AEAD_AES_128_GCM), BENCH_RESULTS (bench-results.json), BENCH_BUILD (release: the
 .build folder whose atrium, atrium-bench and libatrium_sfu.so are used).
 """
 from __future__ import annotations
@@ -56,6 +63,10 @@ NXN = os.environ.get("BENCH_NXN", "4x6")
 NXN_VIDEO_KBPS = os.environ.get("BENCH_NXN_VIDEO_KBPS", "500")
 NXN_VIDEO_PPS = os.environ.get("BENCH_NXN_VIDEO_PPS", "50")
 RESULTS = ROOT / os.environ.get("BENCH_RESULTS", "bench-results.json")
+SCALING_ROOMS = os.environ.get("BENCH_SCALING_ROOMS", "4")
+SCALING_SUBSCRIBERS = os.environ.get("BENCH_SCALING_SUBSCRIBERS", "25,50,100,150,175,200,225,250,275,300,350")
+SCALING_WINDOW_S = os.environ.get("BENCH_SCALING_WINDOW_S", "4")
+LOSS_BOUND = 0.5  # percent
 
 HEADLINE_KEYS = ("cpu_us_per_forwarded_packet", "packets_forwarded", "forwarded_packets_per_s", "loss_percent",
                  "latency_p50_ms", "latency_p99_ms", "memory_kb_per_subscriber", "join_ms_p50", "join_ms_p99",
@@ -121,17 +132,26 @@ def run_together(commands: dict[str, tuple[list[str], Path]]) -> dict:
     return {name: json.loads(out.read_text()) for name, (_, out) in commands.items()}
 
 
-def start_atrium(folder: Path, work: Path) -> tuple[subprocess.Popen, str]:
+def start_atrium(folder: Path, work: Path, threads: int | None = None) -> tuple[subprocess.Popen, str]:
+    """Atrium with the SFU; `threads` media loops (None: its default, one per core), each on an
+    ephemeral port (the candidates tell atrium-bench which)."""
     http = free_port()
+    media: dict = {"bind": IP, "udp_port": 0, "advertised_addresses": [IP]}
+    if threads is not None:
+        media["threads"] = threads
     config = {
         "server_name": "bench", "log_level": "warning", "plugins_dir": str(folder),
         "http": {"bind": "127.0.0.1", "port": http}, "websocket": {"bind": "127.0.0.1", "port": free_port()},
-        "media": {"bind": IP, "udp_port": free_port(socket.SOCK_DGRAM, IP), "advertised_addresses": [IP]},
+        "media": media,
+        # One load generator on one address plays hundreds of participants in one session.
+        "sessions": {"max_handles_per_session": 4096},
+        "limits": {"handles_per_address": 100_000, "requests_per_second": 100_000, "burst": 100_000,
+                   "address_requests_per_second": 100_000, "address_burst": 100_000},
         "plugins": [{"library": "libatrium_sfu.so", "aliases": ["janus.plugin.videoroom"], "config": {}}],
     }
-    path = work / "atrium.json"
+    path = work / f"atrium-{threads}.json"
     path.write_text(json.dumps(config))
-    log = work / "atrium.log"
+    log = work / f"atrium-{threads}.log"
     proc = subprocess.Popen([str(folder / "atrium"), "--config", str(path)], stdout=open(log, "wb"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{http}/janus"
     deadline = time.monotonic() + 20
@@ -146,9 +166,61 @@ def start_atrium(folder: Path, work: Path) -> tuple[subprocess.Popen, str]:
             time.sleep(0.1)
 
 
-def start_janus(work: Path) -> janus_reference.JanusServer:
+def start_janus(work: Path, name: str = "janus") -> janus_reference.JanusServer:
     os.environ.setdefault("ATRIUM_E2E_JANUS_DEBUG_LEVEL", "3")  # warnings and errors, like Atrium's log_level
-    return janus_reference.start_janus(work / "janus", ice_ip=IP, videoroom_rooms=[], ice_lite=True)
+    return janus_reference.start_janus(work / name, ice_ip=IP, videoroom_rooms=[], ice_lite=True)
+
+
+def held_rate(result: dict) -> float:
+    """The highest forwarded packet rate of a step within the loss bound (0 if none was)."""
+    rates = [s["forwarded_packets_per_s"] for s in result["steps"] if s.get("loss_percent") is not None and s["loss_percent"] <= LOSS_BOUND]
+    return round(max(rates, default=0.0), 1)
+
+
+def scaling(folder: Path, work: Path) -> dict:
+    """Each server alone on the machine, under a ramp of many 1->N rooms: the rate it holds."""
+    runs = {}
+    for name in ("threads_1", "threads_2", "janus"):
+        out = work / f"scaling-{name}.json"
+        server = None
+        try:
+            if name == "janus":
+                server = start_janus(work, "janus-scaling")
+                url, pid = server.http_url, server.proc.pid
+            else:
+                server, url = start_atrium(folder, work, threads=int(name[-1]))
+                pid = server.pid
+            cmd = [str(folder / "atrium-bench"), "run", "--url", url, "--pid", str(pid), "--label", name,
+                   "--first-room", "7000", "--rooms", SCALING_ROOMS, "--publishers", "1", "--subscribers", SCALING_SUBSCRIBERS,
+                   "--json", str(out), "--video-kbps", VIDEO_KBPS, "--video-pps", VIDEO_PPS, "--fps", FPS,
+                   "--warmup", "2", "--window", SCALING_WINDOW_S, "--rounds", "1", "--bind", IP,
+                   "--stop-above-loss", "5"]
+            if subprocess.run(cmd, stdout=subprocess.DEVNULL).returncode != 0:
+                raise SystemExit(f"atrium-bench failed for the scaling run of {name}")
+            runs[name] = json.loads(out.read_text())
+        finally:
+            if isinstance(server, subprocess.Popen):
+                server.terminate()
+                server.wait(timeout=10)
+            elif server is not None:
+                server.stop()
+    one, two, janus = (held_rate(runs[n]) for n in ("threads_1", "threads_2", "janus"))
+    steps = {name: [{k: s.get(k) for k in ("subscribers_per_room", "forwarded_packets_per_s", "loss_percent", "server_cpu_percent",
+                                           "client_cpu_percent")} for s in r["steps"]] for name, r in runs.items()}
+    return {"threads_1_pps": one, "threads_2_pps": two, "ratio": round(two / one, 2) if one else None, "janus_pps": janus,
+            "threads_2_over_janus": round(two / janus, 2) if janus else None, "loss_bound_percent": LOSS_BOUND,
+            "rooms": int(SCALING_ROOMS), "steps": steps}
+
+
+def scaling_table(s: dict) -> str:
+    lines = [f"\nScaling: {s['rooms']} rooms of 1 publisher, subscribers per room ramped; highest rate at <= {LOSS_BOUND} % loss",
+             f"{'':>12} {'held pps':>10}   steps (subscribers/room: pps, loss %, server CPU %)"]
+    for name, key in (("atrium x1", "threads_1"), ("atrium x2", "threads_2"), ("janus", "janus")):
+        steps = "  ".join(f"{st['subscribers_per_room']}: {fmt(st['forwarded_packets_per_s'])}, {fmt(st['loss_percent'])}, {fmt(st['server_cpu_percent'])}"
+                          for st in s["steps"][key])
+        lines.append(f"{name:>12} {fmt(s[key + '_pps']):>10}   {steps}")
+    lines.append(f"two threads over one: {fmt(s['ratio'])}; two threads over Janus: {fmt(s['threads_2_over_janus'])}")
+    return "\n".join(lines)
 
 
 def headline(result: dict) -> dict:
@@ -263,6 +335,7 @@ def main():
                 atrium.wait(timeout=10)
             if janus:
                 janus.stop()
+        scaled = scaling(folder, work) if SCALING_ROOMS not in ("", "0") and set(SERVERS) >= {"atrium", "janus"} else None
     print(table(results))
     if nxn:
         print(nxn_table(nxn, *nxn_size()))
@@ -271,6 +344,9 @@ def main():
         document["nxn"] = {name: headline(r) for name, r in nxn.items()}
         if "atrium" in nxn and "janus" in nxn:
             document["nxn"]["atrium_over_janus_cpu_per_packet"] = ratio(nxn["atrium"]["steps"][-1], nxn["janus"]["steps"][-1])
+    if scaled:
+        print(scaling_table(scaled))
+        document["scaling"] = scaled
     document["machine"] = {"cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version()}
     for a, b in (("atrium", "janus"), ("atrium", "floor")):
         if a in results and b in results:

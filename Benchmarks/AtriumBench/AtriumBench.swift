@@ -62,6 +62,7 @@ extension AtriumBench {
         @Option(help: "Subscribers per room, one step each (a ramp): e.g. 10,50.") var subscribers = "10,50"
         @Option(help: "Measuring windows per step; the median one (CPU per packet) is reported.") var rounds = 1
         @Option(help: "End the ramp after a step that lost more than this many percent.") var stopAboveLoss: Double?
+        @Option(help: "End the ramp after a step whose packets waited longer than this (p99, ms).") var stopAboveLatency: Double?
         @Flag(help: "An N×N meeting: subscriber i of a room stands for its publisher i and receives every feed but that one (one step, equal to --publishers).")
         var meshed = false
         @OptionGroup var options: ShapeOptions
@@ -78,7 +79,8 @@ extension AtriumBench {
                                     firstRoom: firstRoom, publishers: publishers, subscriberSteps: try steps(subscribers),
                                     meshed: meshed, shape: options.shape, warmupSeconds: options.warmup,
                                     windowSeconds: options.window, rounds: max(1, rounds),
-                                    stopAboveLossPercent: stopAboveLoss ?? .infinity)
+                                    stopAboveLossPercent: stopAboveLoss ?? .infinity,
+                                    stopAboveLatencyMilliseconds: stopAboveLatency ?? .infinity)
             try options.emit(try scenario.run())
         }
     }

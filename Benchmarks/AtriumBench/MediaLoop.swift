@@ -66,16 +66,23 @@ final class MediaLoop: @unchecked Sendable {
         var counts = WindowCounts()
     }
     private let state = Mutex(State())
-    private let running = Atomic<Bool>(true)
-    private var thread: pthread_t?
+    private let pollThread: PollThread
+    // The thread's own.
+    private var pollfds: [pollfd] = []
+    private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 2_048, alignment: 16)
+
+    init() throws(SocketError) {
+        pollThread = try PollThread()
+    }
+
+    deinit { buffer.deallocate() }
 
     func start() {
-        thread = startThread(name: "bench-loop") { [self] in run() }
+        pollThread.start(name: "bench-loop") { [self] in iterate() }
     }
 
     func stop() {
-        running.store(false, ordering: .relaxed)
-        if let thread { pthread_join(thread, nil) }
+        pollThread.stop()
     }
 
     func add(_ peer: BenchPeer) {
@@ -105,24 +112,23 @@ final class MediaLoop: @unchecked Sendable {
         }
     }
 
-    private func run() {
-        var pollfds: [pollfd] = []
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 2_048, alignment: 16)
-        defer { buffer.deallocate() }
-        while running.load(ordering: .relaxed) {
-            let peers = state.withLock { $0.peers }
-            if pollfds.count != peers.count || zip(pollfds, peers).contains(where: { $0.fd != $1.fd }) {
-                pollfds = peers.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
-            }
-            let ready = poll(&pollfds, nfds_t(pollfds.count), 5)
-            let now = monotonicNanoseconds()
-            state.withLock { s in
-                for (i, peer) in peers.enumerated() {
-                    if ready > 0 && pollfds[i].revents & Int16(POLLIN) != 0 {
-                        drain(peer, buffer: buffer, state: &s)
-                    }
-                    peer.tick(now: now)
+    /// One turn: wait up to 5 ms (the peers' ICE and DTLS timers) for datagrams, read them all,
+    /// run the timers. The wake pipe comes last in the poll set, after one entry per peer.
+    private func iterate() {
+        let peers = state.withLock { $0.peers }
+        if pollfds.count != peers.count + 1 || zip(pollfds, peers).contains(where: { $0.fd != $1.fd }) {
+            pollfds = peers.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
+                + [pollfd(fd: pollThread.wakeDescriptor, events: Int16(POLLIN), revents: 0)]
+        }
+        let ready = poll(&pollfds, nfds_t(pollfds.count), 5)
+        if let wake = pollfds.last, wake.revents != 0 { pollThread.runPosted() }
+        let now = monotonicNanoseconds()
+        state.withLock { s in
+            for (i, peer) in peers.enumerated() {
+                if ready > 0 && pollfds[i].revents & Int16(POLLIN) != 0 {
+                    drain(peer, buffer: buffer, state: &s)
                 }
+                peer.tick(now: now)
             }
         }
     }

@@ -25,9 +25,11 @@ struct Scenario {
     var windowSeconds: Double
     /// Windows measured at each step; the one with the median CPU per packet is reported.
     var rounds: Int
-    /// The ramp ends after a step that lost more than this many percent (a server past its limit
-    /// only loses more at the next step, and joins under overload take seconds each).
+    /// The ramp ends after a step that lost more than this many percent, or whose packets waited
+    /// longer than this (p99, ms): a server past its limit only does worse at the next step, and
+    /// joins under overload take seconds each.
     var stopAboveLossPercent = Double.infinity
+    var stopAboveLatencyMilliseconds = Double.infinity
 
     struct Room {
         let id: Int
@@ -41,7 +43,8 @@ struct Scenario {
         let http = try HTTPClient(url: url)
         let certificate: DTLSCertificate
         do { certificate = try DTLSCertificate.generate(commonName: "atrium-bench") } catch { throw BenchError("\(error)") }
-        let loop = MediaLoop()
+        let loop: MediaLoop
+        do { loop = try MediaLoop() } catch { throw BenchError("\(error)") }
         let pacer = Pacer(shape: shape)
         loop.start()
         pacer.start()
@@ -137,7 +140,7 @@ struct Scenario {
                 + "p99 \(step["latency_p99_ms"]?.doubleValue.map { "\($0)" } ?? "-") ms, join p50 \(step["join_ms_p50"]?.doubleValue.map { "\($0)" } ?? "-") ms"
             progress.done(line)
             steps.append(.object(step))
-            if loss > stopAboveLossPercent { break }
+            if loss > stopAboveLossPercent || (step["latency_p99_ms"]?.doubleValue ?? .infinity) > stopAboveLatencyMilliseconds { break }
         }
 
         // Leave: subscribers first, then publishers; the rooms go with the admin handle's destroy.

@@ -1,7 +1,7 @@
-/* Linux socket calls that Glibc's Swift module hides behind _GNU_SOURCE: sendmmsg and its
- * message header, declared under Atrium names bound to the C library's symbol. The structs
- * repeat the Linux layouts (struct msghdr, struct mmsghdr) so this header includes no system
- * header that Glibc's module already owns. */
+/* Linux calls that Glibc's Swift module hides behind _GNU_SOURCE (sendmmsg with its message
+ * header, pthread_setname_np), declared under Atrium names bound to the C library's symbols.
+ * The structs repeat the Linux layouts (struct msghdr, struct mmsghdr) so this header includes
+ * no system header that Glibc's module already owns. */
 #ifndef ATRIUM_CSOCKETS_SHIM_H
 #define ATRIUM_CSOCKETS_SHIM_H
 
@@ -26,5 +26,9 @@ struct atrium_mmsghdr {
 
 /* The corresponding C function is sendmmsg(2). */
 int atrium_sendmmsg(int fd, struct atrium_mmsghdr *messages, unsigned int count, int flags) __asm__("sendmmsg");
+
+/* pthread_setname_np(3): names a thread (15 bytes and the NUL) for top, ps and perf. pthread_t is
+ * an unsigned long on Linux. */
+int atrium_pthread_setname_np(unsigned long thread, const char *name) __asm__("pthread_setname_np");
 
 #endif

@@ -107,11 +107,8 @@ final class TURNLoop: TURNIO, @unchecked Sendable {
     private var owners: [Owner] = []
     private var pollSetStale = true
     private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536 + 64, alignment: 16)
-    private let running = Atomic<Bool>(false)
-    private let wakeRead: Int32
-    private let wakeWrite: Int32
-    private var thread: Thread?
-    private let stopped = DispatchSemaphore(value: 0)
+    /// The thread and its wake pipe.
+    private let pollThread: PollThread
     /// Every address a listener is bound to, for the start-up log and the credentials URLs.
     private(set) var listening: [String] = []
     private var ports: [ListenerKind: UInt16] = [:]
@@ -135,17 +132,11 @@ final class TURNLoop: TURNIO, @unchecked Sendable {
             throw SocketError(message: "no relay address: the machine has no non-loopback address; set config.relay_addresses")
         }
         relayFamilies = Set(relayAddresses.map { $0.isIPv4 ? AddressFamily.v4 : .v6 })
-        var ends: [Int32] = [0, 0]
-        guard pipe(&ends) == 0 else { throw SocketError("pipe") }
-        for fd in ends { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
-        wakeRead = ends[0]
-        wakeWrite = ends[1]
+        pollThread = try PollThread()
     }
 
     deinit {
         buffer.deallocate()
-        Glibc.close(wakeRead)
-        Glibc.close(wakeWrite)
         if let tlsContext { SSL_CTX_free(tlsContext) }
     }
 
@@ -177,21 +168,12 @@ final class TURNLoop: TURNIO, @unchecked Sendable {
             throw error
         }
         prepare(self)
-        running.store(true, ordering: .sequentiallyConsistent)
-        let t = Thread { [self] in
-            run()
-            stopped.signal()
-        }
-        t.name = "atrium-turn"
-        thread = t
-        t.start()
+        pollThread.start(name: "atrium-turn") { [self] in iterate() }
     }
 
     func stop() {
-        guard running.exchange(false, ordering: .sequentiallyConsistent) else { return }
-        var one: UInt8 = 1
-        _ = write(wakeWrite, &one, 1)
-        stopped.wait()
+        guard pollThread.isRunning else { return }
+        pollThread.stop()
         server.closeAll()
         for client in Array(clients.values) { dropClient(client) }
         for peer in Array(peers.values) { closePeer(peer, notify: false) }
@@ -222,50 +204,48 @@ final class TURNLoop: TURNIO, @unchecked Sendable {
 
     // MARK: - The loop
 
-    private func run() {
-        while running.load(ordering: .relaxed) {
-            if pollSetStale { rebuildPollSet() }
-            _ = poll(&pollSet, nfds_t(pollSet.count), 50)
-            var acceptOn: [(Int32, Bool)] = []
-            var acceptPeersOn: [RelayID] = []
-            for i in 0..<pollSet.count where pollSet[i].revents != 0 {
-                let events = pollSet[i].revents
-                switch owners[i] {
-                case .wake:
-                    var drain = (UInt64(0), UInt64(0))
-                    _ = withUnsafeMutableBytes(of: &drain) { read(wakeRead, $0.baseAddress, $0.count) }
-                case .udp(let index):
-                    readUDP(index)
-                case .listener(let tls):
-                    acceptOn.append((pollSet[i].fd, tls))
-                case .client(let id):
-                    if let client = clients[id] { serve(client, events: events) }
-                case .relay(let id):
-                    readRelay(id)
-                case .tcpRelay(let id):
-                    acceptPeersOn.append(id)
-                case .peer(let id):
-                    if let peer = peers[id] { serve(peer, events: events) }
-                }
+    /// One turn of the loop: wait for any socket or the next timer, then serve what is ready.
+    private func iterate() {
+        if pollSetStale { rebuildPollSet() }
+        _ = poll(&pollSet, nfds_t(pollSet.count), 50)
+        var acceptOn: [(Int32, Bool)] = []
+        var acceptPeersOn: [RelayID] = []
+        for i in 0..<pollSet.count where pollSet[i].revents != 0 {
+            let events = pollSet[i].revents
+            switch owners[i] {
+            case .wake:
+                pollThread.runPosted()
+            case .udp(let index):
+                readUDP(index)
+            case .listener(let tls):
+                acceptOn.append((pollSet[i].fd, tls))
+            case .client(let id):
+                if let client = clients[id] { serve(client, events: events) }
+            case .relay(let id):
+                readRelay(id)
+            case .tcpRelay(let id):
+                acceptPeersOn.append(id)
+            case .peer(let id):
+                if let peer = peers[id] { serve(peer, events: events) }
             }
-            // Accepted last, so a descriptor freed above and reused now never gets an old event.
-            for (fd, tls) in acceptOn { accept(fd, tls: tls) }
-            for id in acceptPeersOn { acceptPeers(on: id) }
-            let now = monotonicNanoseconds()
-            if nextResume != 0, now >= nextResume {
-                // Paused readers resume; a TLS one may hold decrypted bytes that poll cannot see.
-                nextResume = 0
-                pollSetStale = true
-                for client in Array(clients.values) where client.tls != nil {
-                    if let peer = client.peer { finishIfDrained(client, peer) }
-                }
-            }
-            server.tick(now: now)
         }
+        // Accepted last, so a descriptor freed above and reused now never gets an old event.
+        for (fd, tls) in acceptOn { accept(fd, tls: tls) }
+        for id in acceptPeersOn { acceptPeers(on: id) }
+        let now = monotonicNanoseconds()
+        if nextResume != 0, now >= nextResume {
+            // Paused readers resume; a TLS one may hold decrypted bytes that poll cannot see.
+            nextResume = 0
+            pollSetStale = true
+            for client in Array(clients.values) where client.tls != nil {
+                if let peer = client.peer { finishIfDrained(client, peer) }
+            }
+        }
+        server.tick(now: now)
     }
 
     private func rebuildPollSet() {
-        pollSet = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
+        pollSet = [pollfd(fd: pollThread.wakeDescriptor, events: Int16(POLLIN), revents: 0)]
         owners = [.wake]
         for (i, fd) in udpListeners.enumerated() {
             pollSet.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0))

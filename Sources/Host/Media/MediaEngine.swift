@@ -33,13 +33,8 @@ final class MediaEngine: @unchecked Sendable {
     let metrics = MediaMetrics()
     weak var core: HostCore?
 
-    /// A pipe that wakes the thread when a task is posted: read end polled, write end written.
-    private let wakeRead: Int32
-    private let wakeWrite: Int32
-    private let tasks = Mutex<[MediaTask]>([])
-    private let running = Atomic<Bool>(false)
-    private var thread: Thread?
-    private let stopped = DispatchSemaphore(value: 0)
+    /// The thread, its wake pipe and the tasks posted to it.
+    private let pollThread: PollThread
 
     // Owned by the media thread.
     var peersByHandle: [UInt: PeerConnection] = [:]
@@ -81,21 +76,14 @@ final class MediaEngine: @unchecked Sendable {
         self.certificate = certificate
         fingerprint = Fingerprint(algorithm: "sha-256", hex: certificate.fingerprint)
         self.addresses = addresses
-        var ends: [Int32] = [0, 0]
-        guard pipe(&ends) == 0 else {
-            throw MediaSocketError(description: "pipe: \(String(cString: strerror(errno)))")
+        do {
+            pollThread = try PollThread()
+        } catch {
+            throw MediaSocketError(description: "\(error)")
         }
-        for fd in ends {
-            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-        }
-        wakeRead = ends[0]
-        wakeWrite = ends[1]
     }
 
     deinit {
-        Glibc.close(wakeRead)
-        Glibc.close(wakeWrite)
         receiveBuffer.deallocate()
         tcpScratch.deallocate()
         sendBuffer.deallocate()
@@ -110,29 +98,20 @@ final class MediaEngine: @unchecked Sendable {
     func start() throws(MediaSocketError) {
         socket = try UDPSocket(bind: config.bind, port: config.udpPort(loop: index))
         if let tcpPort = config.tcpPort(loop: index) { listener = try TCPListener(bind: config.bind, port: tcpPort) }
-        running.store(true, ordering: .sequentiallyConsistent)
-        let t = Thread { [self] in
+        let name = config.threads > 1 ? "atrium-media-\(index)" : "atrium-media"
+        pollThread.start(name: name, setUp: { [self] in
             pthread_setspecific(Self.currentKey, Unmanaged.passUnretained(self).toOpaque())
-            run()
-            pthread_setspecific(Self.currentKey, nil)
-            stopped.signal()
-        }
-        t.name = config.threads > 1 ? "atrium-media-\(index)" : "atrium-media"
-        thread = t
-        t.start()
+        }) { [self] in iterate() }
         let tcp = listener.map { ", ICE-TCP port \($0.port)" } ?? ""
         logger.info("media on UDP port \(socket.port)\(tcp), advertising \(addresses.map(\.description).joined(separator: ", "))")
     }
 
     /// Stops the thread after closing every PeerConnection (no events: the host is going away).
     func stop() {
-        guard running.load(ordering: .sequentiallyConsistent) else { return }
-        post { [self] in
+        pollThread.stop { [self] in
             for peer in Array(peersByHandle.values) { close(peer, reason: .detach, notifyClient: false, notifyPlugin: false) }
             for connection in Array(connections.values) { drop(connection) }
-            running.store(false, ordering: .sequentiallyConsistent)
         }
-        stopped.wait()
     }
 
     /// Tap stream ids carry their loop in the top 16 bits, so any thread finds the loop of a stream
@@ -211,16 +190,13 @@ final class MediaEngine: @unchecked Sendable {
 
     /// Runs `task` on the media thread, soon.
     func post(_ task: @escaping () -> Void) {
-        let wrapped = MediaTask(run: task)
-        tasks.withLock { $0.append(wrapped) }
-        var one: UInt8 = 1
-        _ = write(wakeWrite, &one, 1)
+        pollThread.post(task)
     }
 
     /// Runs `body` on the media thread and waits for its result (never call it from a plugin's
     /// [media] callback: it is already on that thread, and runs inline).
     func sync<T>(_ body: @escaping () -> T) -> T {
-        if isOnMediaThread || !running.load(ordering: .sequentiallyConsistent) { return body() }
+        if isOnMediaThread || !pollThread.isRunning { return body() }
         let done = DispatchSemaphore(value: 0)
         nonisolated(unsafe) var result: T?
         post {
@@ -231,41 +207,32 @@ final class MediaEngine: @unchecked Sendable {
         return result!
     }
 
-    private func run() {
-        while running.load(ordering: .relaxed) {
-            if pollSetStale { rebuildPollSet() }
-            busySince.store(0, ordering: .relaxed)
-            _ = poll(&pollSet, nfds_t(pollSet.count), pollTimeout(now: monotonicNanoseconds()))
-            busySince.store(monotonicNanoseconds(), ordering: .relaxed)
-            if pollSet[1].revents != 0 {
-                var drain = (UInt64(0), UInt64(0), UInt64(0), UInt64(0))
-                _ = withUnsafeMutableBytes(of: &drain) { read(wakeRead, $0.baseAddress, $0.count) }
-                let pending = tasks.withLock { t in
-                    defer { t.removeAll() }
-                    return t
-                }
-                for task in pending { task.run() }
+    /// One turn of the loop: wait for packets, posted work or the next timer, then do it all.
+    private func iterate() {
+        if pollSetStale { rebuildPollSet() }
+        busySince.store(0, ordering: .relaxed)
+        _ = poll(&pollSet, nfds_t(pollSet.count), pollTimeout(now: monotonicNanoseconds()))
+        busySince.store(monotonicNanoseconds(), ordering: .relaxed)
+        if pollSet[1].revents != 0 { pollThread.runPosted() }
+        if pollSet[0].revents != 0 {
+            // A bounded batch, so timers and tasks keep their turn under load. What the batch
+            // produces goes out together below: the packets of one frame usually arrive
+            // together, so their fan-outs share one sendmmsg (the queue sends by itself when full).
+            for _ in 0..<512 {
+                guard let (length, from) = socket.receive(into: receiveBuffer) else { break }
+                metrics.received.add(1, ordering: .relaxed)
+                packet(length: length, path: .udp(from), peer: peersByAddress[from], connection: nil, now: monotonicNanoseconds())
             }
-            if pollSet[0].revents != 0 {
-                // A bounded batch, so timers and tasks keep their turn under load. What the batch
-                // produces goes out together below: the packets of one frame usually arrive
-                // together, so their fan-outs share one sendmmsg (the queue sends by itself when full).
-                for _ in 0..<512 {
-                    guard let (length, from) = socket.receive(into: receiveBuffer) else { break }
-                    metrics.received.add(1, ordering: .relaxed)
-                    packet(length: length, path: .udp(from), peer: peersByAddress[from], connection: nil, now: monotonicNanoseconds())
-                }
-            }
-            if let listener {
-                for entry in pollSet[3...] where entry.revents != 0 {
-                    if let connection = connections[entry.fd] { serve(connection, events: entry.revents) }
-                }
-                // Accepted last, so a number freed above and reused now never gets an old event.
-                if pollSet[2].revents != 0 { accept(from: listener, now: monotonicNanoseconds()) }
-            }
-            tick(now: monotonicNanoseconds())
-            flushSends()
         }
+        if let listener {
+            for entry in pollSet[3...] where entry.revents != 0 {
+                if let connection = connections[entry.fd] { serve(connection, events: entry.revents) }
+            }
+            // Accepted last, so a number freed above and reused now never gets an old event.
+            if pollSet[2].revents != 0 { accept(from: listener, now: monotonicNanoseconds()) }
+        }
+        tick(now: monotonicNanoseconds())
+        flushSends()
     }
 
     /// Hands the datagrams queued since the last flush to the kernel in one call.
@@ -275,7 +242,7 @@ final class MediaEngine: @unchecked Sendable {
     }
 
     private func rebuildPollSet() {
-        pollSet = [pollfd(fd: socket.fd, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
+        pollSet = [pollfd(fd: socket.fd, events: Int16(POLLIN), revents: 0), pollfd(fd: pollThread.wakeDescriptor, events: Int16(POLLIN), revents: 0)]
         if let listener {
             pollSet.append(pollfd(fd: listener.fd, events: Int16(POLLIN), revents: 0))
             for (fd, connection) in connections {
@@ -349,11 +316,4 @@ final class MediaEngine: @unchecked Sendable {
             handle.plugin.onControl(handle) { $0.hangupMedia(handle, reason: reason.code) }
         }
     }
-}
-
-
-/// Work for the media thread. Tasks capture thread-confined state (PeerConnections), which is
-/// safe because only the media thread runs them.
-private struct MediaTask: @unchecked Sendable {
-    let run: () -> Void
 }

@@ -53,4 +53,19 @@ import Testing
         p.setGroup(3, nil)
         #expect(p.groupCount == 1, "the last member out takes the group with it")
     }
+
+    @Test func aHandlePlacedBeforeItJoinedIsSeenMisplacedAndCanMove() {
+        var p = LoopPlacement(loops: 2)
+        p.setGroup(1, room)
+        #expect(p.place(1) == 0)
+        #expect(p.place(2) == 1, "an offer placed before its join")
+        #expect(p.misplaced(2) == nil, "no group yet")
+        p.setGroup(2, room)
+        #expect(p.misplaced(2)! == (from: 1, to: 0))
+        p.move(2, to: 0)
+        #expect(p.loop(of: 2) == 0 && p.misplaced(2) == nil)
+        #expect(p.handlesOnLoop == [2, 0])
+        p.move(2, to: 5)
+        #expect(p.loop(of: 2) == 0, "no loop 5: nothing moves")
+    }
 }

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import pytest
 
+from aiortc import RTCSessionDescription
+
 from conftest import MEDIA_THREADS
-from rtc_peer import candidates
+from rtc_peer import PatternVideoTrack, candidates, for_aiortc
 from test_sfu_media import FRAMES, cleanup, room_with, subscribe_all
-from videoroom_client import run, start_sfu
+from videoroom_client import Publisher, SwitchableTone, VideoRoomHandle, new_pc, run, session, start_sfu
 
 pytestmark = pytest.mark.atrium_only
 
@@ -92,5 +94,48 @@ def test_a_relay_to_a_handle_of_another_loop_arrives(fresh_sfu):
         finally:
             await cleanup(m1, sub, pub)
             await cleanup(m2, other)
+
+    run(body(), timeout=90)
+
+
+async def join_and_configure(server, room: int, name: str, trace: dict) -> Publisher:
+    """A publisher that joins with its offer in one request (joinandconfigure): the host sets up
+    its PeerConnection, and so places it, before the plugin knows the room."""
+    janus = await session(server, "websocket", trace)
+    pub = Publisher(janus, await VideoRoomHandle.attach(janus))
+    pc = pub.pc = new_pc()
+    pub.tone = SwitchableTone()
+    pc.addTrack(pub.tone)
+    pc.addTrack(PatternVideoTrack())
+    await pc.setLocalDescription(await pc.createOffer())
+    pub.offer_sdp = pc.localDescription.sdp
+    joined = await pub.handle.call({"request": "joinandconfigure", "ptype": "publisher", "room": room, "display": name},
+                                   {"type": "offer", "sdp": pub.offer_sdp})
+    assert joined.data.get("videoroom") == "joined" and joined.jsep and joined.jsep["type"] == "answer", joined.raw
+    pub.id = joined.data["id"]
+    pub.answer_sdp = joined.jsep["sdp"]
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=for_aiortc(pub.answer_sdp), type="answer"))
+    await pub.handle.wait(lambda m: True, 15, kind="webrtcup")
+    return pub
+
+
+def test_publishers_that_join_with_their_offer_meet_on_the_rooms_loop(fresh_sfu):
+    trace = {"janus": [], "notes": []}
+
+    async def body():
+        m, room, _ = await room_with(fresh_sfu, trace, [])
+        pubs, sub = [], None
+        try:
+            # Each offer is placed on the loop with the fewest handles (the second and third on the
+            # other loop), then the join puts the handle in the room's group: an unanswered
+            # PeerConnection moves to the room's loop before its candidates are given out.
+            for name in ("eve", "fay", "gus"):
+                pubs.append(await join_and_configure(fresh_sfu, room, name, trace))
+            assert [udp_port_of(p.answer_sdp) for p in pubs] == [fresh_sfu.udp_port] * 3
+            sub, mids = await subscribe_all(fresh_sfu, room, pubs[1], trace)
+            assert udp_port_of(sub.offers[0]) == fresh_sfu.udp_port
+            await sub.wait_frames({mids["audio"]: FRAMES["audio"], mids["video"]: FRAMES["video"]})
+        finally:
+            await cleanup(m, sub, *pubs)
 
     run(body(), timeout=90)

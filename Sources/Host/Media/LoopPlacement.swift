@@ -3,10 +3,12 @@
 /// one behind a lock.
 ///
 /// The rules: a handle is placed when its first PeerConnection is set up and stays on that loop
-/// while it lives (its SRTP state and paths belong to the loop). A handle in a group goes to its
-/// group's loop. A group gets a loop from its first member to need one: the loop that member
-/// already has, else the loop with the fewest handles. A group holds its loop while it has
-/// members, placed or not, so handles that join later still meet there.
+/// while it lives (its SRTP state and paths belong to the loop), with one exception: a handle
+/// that joins a group on another loop before its PeerConnection was answered (a `joinandconfigure`
+/// offer) moves there, since nobody has its candidates yet (`MediaLoops.setGroup`). A handle in a
+/// group goes to its group's loop. A group gets a loop from its first member to need one: the loop
+/// that member already has, else the loop with the fewest handles. A group holds its loop while it
+/// has members, placed or not, so handles that join later still meet there.
 struct LoopPlacement {
     /// A group as the host sees it: the plugin that named it, and the plugin's number.
     struct GroupKey: Hashable {
@@ -56,6 +58,20 @@ struct LoopPlacement {
         groupOfHandle[handle] = group
         groups[group, default: Group()].members += 1
         if groups[group]?.loop == nil, let loop = loopOfHandle[handle] { groups[group]?.loop = loop }
+    }
+
+    /// The loop the handle should be on and is not: its group's, when that differs from its own.
+    func misplaced(_ handle: UInt64) -> (from: Int, to: Int)? {
+        guard let from = loopOfHandle[handle], let key = groupOfHandle[handle], let to = groups[key]?.loop, to != from else { return nil }
+        return (from, to)
+    }
+
+    /// Moves a placed handle to `loop` (its PeerConnection moved there before anyone used it).
+    mutating func move(_ handle: UInt64, to loop: Int) {
+        guard let from = loopOfHandle[handle], from != loop, handlesOnLoop.indices.contains(loop) else { return }
+        handlesOnLoop[from] -= 1
+        handlesOnLoop[loop] += 1
+        loopOfHandle[handle] = loop
     }
 
     /// Forgets a handle that is gone.

@@ -269,6 +269,24 @@ final class MediaEngine: @unchecked Sendable {
         metrics.peers.store(peersByHandle.count, ordering: .relaxed)
     }
 
+    /// Takes the handle's PeerConnection off this loop if no packet can have been sent to it yet:
+    /// the client's offer is accepted, the answer (with this loop's candidates) not sent, no path
+    /// checked. Nil, and nothing changed, otherwise.
+    func releaseUnanswered(_ handle: Handle) -> PeerConnection? {
+        guard let peer = peer(for: handle), peer.awaitingLocalAnswer, peer.paths.isEmpty, peer.connections.isEmpty, !peer.webrtcUp else { return nil }
+        peersByHandle.removeValue(forKey: handle.address)
+        peersByUfrag.removeValue(forKey: peer.ice.local.ufrag)
+        metrics.peers.store(peersByHandle.count, ordering: .relaxed)
+        return peer
+    }
+
+    /// A PeerConnection another loop released (`releaseUnanswered`), on this loop from now on. If a
+    /// request made the handle a new one here meanwhile, that one stays and the moved one ends.
+    func adopt(_ peer: PeerConnection) {
+        guard self.peer(for: peer.handle) == nil else { return }
+        register(peer)
+    }
+
     func replaceUfrag(_ peer: PeerConnection, old: String) {
         peersByUfrag.removeValue(forKey: old)
         peersByUfrag[peer.ice.local.ufrag] = peer

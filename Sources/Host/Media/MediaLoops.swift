@@ -57,10 +57,21 @@ final class MediaLoops: Sendable {
         engines[placement.withLock { $0.place(handle.id) }]
     }
 
-    /// A plugin's group for the handle (0: none), for the loop of its next placement.
+    /// A plugin's group for the handle (0: none). A handle already placed on another loop than its
+    /// group's moves there if its PeerConnection has not been answered yet (a client's offer the
+    /// plugin answers after this call, as with `joinandconfigure`): no candidate of the old loop
+    /// has been given out, so no packet can be on its way there. Control context of the plugin.
     func setGroup(_ handle: Handle, _ group: UInt64) {
         let key = group == 0 ? nil : LoopPlacement.GroupKey(plugin: handle.plugin.queueTag, group: group)
-        placement.withLock { $0.setGroup(handle.id, key) }
+        let move = placement.withLock { p in
+            p.setGroup(handle.id, key)
+            return p.misplaced(handle.id)
+        }
+        guard let move else { return }
+        let from = engines[move.from], to = engines[move.to]
+        guard let peer = from.sync({ from.releaseUnanswered(handle) }) else { return }
+        placement.withLock { $0.move(handle.id, to: move.to) }
+        to.sync { to.adopt(peer) }
     }
 
     /// Forgets a handle that is gone (after its PeerConnection closed).

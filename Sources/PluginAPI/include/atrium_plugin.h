@@ -604,8 +604,9 @@ typedef struct atrium_host_timer {
  * stays on that loop while it lives. Handles a plugin puts in one group share a loop: the group
  * takes its loop from its first member that needs one (the loop that member already has, else the
  * loop with the fewest handles), and holds it while it has members. A handle placed before it
- * joined its group keeps its own loop; relays between it and the group then go through the queue
- * of "Media from any thread".
+ * joined its group moves to the group's loop if its PeerConnection is still unanswered (the
+ * client's offer came with the join, and the plugin answers after set_group); otherwise it keeps
+ * its loop, and relays between it and the group go through the queue of "Media from any thread".
  * Rationale: within a loop a relay is a call on the sender's buffer; between loops it is a copy and
  * a queue. The plugin knows which handles exchange media (a room) and says so once, before their
  * offers, rather than the host guessing from traffic after the PeerConnections are placed. */

@@ -35,6 +35,8 @@ import unicodedata
 import zlib
 from dataclasses import dataclass, field
 
+from ports import free_udp_port
+
 MAGIC = 0x2112A442
 MAGIC_BYTES = struct.pack("!I", MAGIC)
 
@@ -404,7 +406,10 @@ class TurnClient:
         family = socket.AF_INET6 if ":" in server[0] else socket.AF_INET
         if transport == "udp":
             self.sock = socket.socket(family, socket.SOCK_DGRAM)
-            self.sock.bind((local_ip or "", 0))
+            # An IPv4 port from this worker's block rather than the kernel's ephemeral pick: the
+            # kernel may hand back the port of an earlier client whose allocation still lives (a
+            # test that leaves without deallocating), and that server rightly answers 437.
+            self.sock.bind((local_ip or "", free_udp_port() if family == socket.AF_INET else 0))
         else:
             raw = socket.create_connection(server, timeout=timeout,
                                            source_address=(local_ip, 0) if local_ip else None)

@@ -298,7 +298,8 @@ CONTRACT = "atrium.plugin.contract"
 #  {"post": true}    posts 65537 calls to [control] while handle_message holds it; the last is refused;
 #                    the calls report, once all ran, whether they ran in order;
 #  {"relay": true}   media calls from [control], on a handle without a PeerConnection;
-#  {"thread": true}  acks; a thread of the plugin relays RTP and posts the event that reports it.
+#  {"thread": true}  acks; a thread of the plugin relays RTP and posts the event that reports it;
+#  {"group": N}      atrium.group/1 on its handle (no PeerConnection yet) and on a handle the host never made.
 # At shutdown each handle_destroyed posts 1000 calls, and destroy logs how many had run.
 CONTRACT_SOURCE = r"""
 #include <pthread.h>
@@ -390,6 +391,14 @@ static int32_t message(const atrium_plugin_t *plugin, atrium_handle_t *handle, c
                  (int)host->relay_rtp(host, handle, &empty), (int)host->relay_rtp(host, handle, &oversized),
                  (int)host->relay_rtp(host, handle, &fine), (int)host->relay_rtcp(host, handle, &rtcp),
                  (int)host->request_keyframe(host, handle, -1), (int)host->send_remb(host, handle, 300000));
+    } else if (strstr(body, "\"group\":")) {
+        const atrium_host_group_t *g = host->get_extension(host, ATRIUM_EXT_GROUP);
+        atrium_handle_t copy = *handle;  /* the same fields at another address: no handle of the host's */
+        uint64_t group = (uint64_t)atoll(strstr(body, "\"group\":") + strlen("\"group\":"));
+        atrium_status_t set = g->set_group(host, handle, group);
+        snprintf(json, sizeof json, "{\"set\":%d,\"loop\":%d,\"stranger_set\":%d,\"stranger_loop\":%d,\"out\":%d}",
+                 (int)set, (int)g->media_loop(host, handle), (int)g->set_group(host, &copy, group),
+                 (int)g->media_loop(host, &copy), (int)g->set_group(host, handle, 0));
     } else if (strstr(body, "\"thread\":true")) {
         struct job *job = calloc(1, sizeof *job);
         job->handle = handle;
@@ -531,3 +540,10 @@ def test_media_calls_from_other_threads_are_checked_then_queued(contract_server)
     assert message(http, session, handle, {"thread": True})["janus"] == "ack"
     assert next_event(http, session)["plugindata"]["data"] == {"from": "thread", "relay": 0}
     assert contract_server.alive()
+
+
+def test_the_group_extension_acts_on_live_handles_only(contract_server):
+    http, session, handle = contract_handle(contract_server)
+    # A handle with no PeerConnection is in no loop yet (-1); one the host never made is not found.
+    assert message(http, session, handle, {"group": 7})["plugindata"]["data"] == {
+        "set": 0, "loop": -1, "stranger_set": -2, "stranger_loop": -2, "out": 0}

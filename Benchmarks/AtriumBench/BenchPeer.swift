@@ -35,6 +35,8 @@ final class BenchPeer: @unchecked Sendable {
     private var inbound: SRTPContext?
     /// The media sources a subscriber received, by SSRC: for loss counting.
     var sources: [UInt32: SourceCount] = [:]
+    /// Per incoming SSRC, for the whole run (windows come and go).
+    var sequences: [UInt32: SequenceExtender] = [:]
 
     /// The sending context, published by the loop thread once DTLS is up (read by the pacer).
     let outbound = Mutex<SRTPContext?>(nil)
@@ -165,7 +167,11 @@ final class BenchPeer: @unchecked Sendable {
     }
 
     /// One datagram from `from`. Returns the RTP payload view for stamped media, via `media`.
-    func receive(_ buffer: UnsafeMutableRawBufferPointer, length: Int, from: TransportAddress, media: (UnsafeMutableRawBufferPointer, Int) -> Void) {
+    /// A datagram for this peer. For SRTP, `header` sees the packet's plaintext RTP header (SSRC,
+    /// sequence number, length) and says whether to decrypt it; `media` gets what was decrypted.
+    func receive(_ buffer: UnsafeMutableRawBufferPointer, length: Int, from: TransportAddress,
+                 header: (_ ssrc: UInt32, _ sequenceNumber: UInt16, _ length: Int) -> Bool = { _, _, _ in true },
+                 media: (UnsafeMutableRawBufferPointer, Int) -> Void) {
         guard length > 0 else { return }
         let first = buffer[0]
         switch first {
@@ -181,7 +187,9 @@ final class BenchPeer: @unchecked Sendable {
                 guard let n = try? inbound.unprotectRTCP(buffer, length: length) else { return }
                 rtcp(buffer, length: n)
             } else {
-                guard let n = try? inbound.unprotect(buffer, length: length) else { return }
+                guard let view = try? RTPPacketView(buffer: buffer, length: length),
+                      header(view.ssrc, view.sequenceNumber, length),
+                      let n = try? inbound.unprotect(buffer, length: length) else { return }
                 media(buffer, n)
             }
         default: return
@@ -256,6 +264,24 @@ final class BenchPeer: @unchecked Sendable {
 }
 
 /// What one subscriber received of one source during the measuring window.
+/// A 16-bit RTP sequence number extended across wraps (RFC 3550 A.1, without probation): the
+/// packets counted by sequence number need no decryption.
+struct SequenceExtender {
+    private var highest: UInt32 = 0
+
+    mutating func extend(_ sequenceNumber: UInt16) -> UInt32 {
+        // Starts a cycle up, so a packet just before the first never goes below zero.
+        guard highest != 0 else {
+            highest = 0x1_0000 | UInt32(sequenceNumber)
+            return highest
+        }
+        var value = (highest & 0xFFFF_0000) | UInt32(sequenceNumber)
+        if value &+ 0x8000 < highest { value &+= 0x1_0000 } else if value > highest &+ 0x8000, value >= 0x1_0000 { value &-= 0x1_0000 }
+        highest = max(highest, value)
+        return value
+    }
+}
+
 struct SourceCount {
     var received = 0
     var lowest = UInt32.max

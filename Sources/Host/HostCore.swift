@@ -287,9 +287,6 @@ public final class HostCore: Sendable {
         }
     }
 
-    /// The media loop the handle's PeerConnection lives on; nil while it never had one.
-    func mediaEngine(for handle: Handle) -> MediaEngine? { loops.engine(of: handle) }
-
     /// A plugin puts a handle in a group (a room): its next PeerConnection goes to the group's loop.
     func setGroup(from plugin: LoadedPlugin, handleAddress: UInt, group: UInt64) -> Int32 {
         guard let handle = lookupHandle(from: plugin, address: handleAddress) else { return ATRIUM_ERR_NOT_FOUND }

@@ -95,7 +95,7 @@ nonisolated(unsafe) private let groupExtension: UnsafeMutablePointer<atrium_host
         let plugin = owner(host)
         guard let core = plugin.core else { return ATRIUM_ERR_STATE }
         guard let h = core.lookupHandle(from: plugin, address: UInt(bitPattern: handle)) else { return ATRIUM_ERR_NOT_FOUND }
-        return core.mediaEngine(for: h).map { Int32($0.index) } ?? -1
+        return core.loops.engine(of: h).map { Int32($0.index) } ?? -1
     }
     return t
 }()
@@ -114,7 +114,7 @@ private func onPeer(_ host: UnsafePointer<atrium_host_t>, _ handle: UnsafePointe
     }
     guard let core = plugin.core else { return ATRIUM_ERR_STATE }
     guard let target = core.lookupHandle(from: plugin, address: address) else { return ATRIUM_ERR_NOT_FOUND }
-    let media = core.mediaEngine(for: target)
+    let media = core.loops.engine(of: target)
     // On the handle's own loop the lookup above was authoritative: there is no PeerConnection.
     if media?.isOnMediaThread == true { return ATRIUM_ERR_STATE }
     guard let task = later() else { return ATRIUM_ERR_INVALID_ARGUMENT }
@@ -205,7 +205,7 @@ func makeHostTable() -> atrium_host_t {
     t.close_pc = { host, handle in
         let plugin = owner(host)
         guard let core = plugin.core, let h = core.lookupHandle(from: plugin, address: UInt(bitPattern: handle)) else { return ATRIUM_ERR_NOT_FOUND }
-        if let media = core.mediaEngine(for: h) { media.post { _ = media.hangup(h, reason: .closePC, notifyClient: true, notifyPlugin: true) } }
+        if let media = core.loops.engine(of: h) { media.post { _ = media.hangup(h, reason: .closePC, notifyClient: true, notifyPlugin: true) } }
         return ATRIUM_OK
     }
     t.relay_rtp = { host, handle, packet in

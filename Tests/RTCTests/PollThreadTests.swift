@@ -12,12 +12,16 @@ import Glibc
         let lock = Mutex<[Int]>([])
         let onThread = Atomic<Int>(0)
         let iterations = Atomic<Int>(0)
+        /// The loop's thread, as its `setUp` saw it.
+        let thread = Mutex<pthread_t?>(nil)
+
+        var isLoopThread: Bool { thread.withLock { $0.map { pthread_equal($0, pthread_self()) != 0 } ?? false } }
     }
 
     /// A loop as its owners write it: poll the wake pipe (here with a long timeout, so only a wake
     /// ends the wait), run what was posted.
     static func start(_ thread: PollThread, _ record: Record) {
-        thread.start(name: "poll-test") {
+        thread.start(name: "poll-test", setUp: { record.thread.withLock { $0 = pthread_self() } }) {
             record.iterations.wrappingAdd(1, ordering: .relaxed)
             var fds = [pollfd(fd: thread.wakeDescriptor, events: Int16(POLLIN), revents: 0)]
             if poll(&fds, 1, 10_000) > 0 { thread.runPosted() }
@@ -31,7 +35,7 @@ import Glibc
         #expect(thread.isRunning)
         for i in 0..<1_000 {
             thread.post {
-                if thread.isCurrent { record.onThread.wrappingAdd(1, ordering: .relaxed) }
+                if record.isLoopThread { record.onThread.wrappingAdd(1, ordering: .relaxed) }
                 record.lock.withLock { $0.append(i) }
             }
         }
@@ -40,7 +44,7 @@ import Glibc
         let seen = record.lock.withLock { $0 }
         #expect(seen == Array(0..<1_000) + [-1], "in posting order, the stop's work last")
         #expect(record.onThread.load(ordering: .relaxed) == 1_000)
-        #expect(!thread.isCurrent)
+        #expect(!record.isLoopThread)
     }
 
     @Test func aPostWakesAPollThatWouldWaitTenSeconds() throws {

@@ -8,10 +8,10 @@ import Synchronization
 /// certificate and addresses; only the ports differ (docs/decisions.md says why one port per loop).
 final class MediaLoops: Sendable {
     let engines: [MediaEngine]
-    let certificate: DTLSCertificate
     private let placement: Mutex<LoopPlacement>
 
     init(config: HostConfig.Media, logger: Logger) throws(MediaSocketError) {
+        let certificate: DTLSCertificate
         do {
             if let certificateFile = config.certificateFile, let keyFile = config.keyFile {
                 let certificatePEM = try String(contentsOfFile: certificateFile, encoding: .utf8)

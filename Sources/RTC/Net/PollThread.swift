@@ -18,7 +18,7 @@ public final class PollThread: @unchecked Sendable {
     private var tasks: [() -> Void] = []
     private var tasksLock = pthread_mutex_t()
     private let running = Atomic<Bool>(false)
-    /// Set by `start` before the thread runs; read-only afterwards.
+    /// Set by `start`, for `stop` to join.
     private var thread: pthread_t?
 
     public init() throws(SocketError) {
@@ -41,12 +41,6 @@ public final class PollThread: @unchecked Sendable {
 
     /// True from `start` until the thread is told to stop.
     public var isRunning: Bool { running.load(ordering: .acquiring) }
-
-    /// Whether the caller is this loop's thread.
-    public var isCurrent: Bool {
-        guard let thread else { return false }
-        return pthread_equal(pthread_self(), thread) != 0
-    }
 
     /// Starts the thread (named `name`, of which 15 bytes show), which calls `setUp` once, then
     /// `iteration` until `stop`: one poll and what follows from it per call.

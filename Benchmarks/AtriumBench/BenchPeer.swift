@@ -33,10 +33,10 @@ final class BenchPeer: @unchecked Sendable {
     private var nominated = false
     private var nextCheck: UInt64 = 0
     private var inbound: SRTPContext?
-    /// The media sources a subscriber received, by SSRC: for loss counting.
-    var sources: [UInt32: SourceCount] = [:]
-    /// Per incoming SSRC, for the whole run (windows come and go).
-    var sequences: [UInt32: SequenceExtender] = [:]
+    /// What a subscriber received, per source: for loss counting.
+    var streams = ReceivedStreams()
+    /// Reads whole packets and decrypts some for their stamps (set before the loop has the peer).
+    var latencyProbe = false
 
     /// The sending context, published by the loop thread once DTLS is up (read by the pacer).
     let outbound = Mutex<SRTPContext?>(nil)
@@ -160,19 +160,35 @@ final class BenchPeer: @unchecked Sendable {
             send(request.encode(integrity: .shortTerm(password: remotePwd)), to: remote)
             nextCheck = now + (nominated ? 2_000_000_000 : 50_000_000)
         }
-        if let dtls, dtls.timeoutMilliseconds == 0 {
+        // Once SRTP is keyed the handshake's timers have nothing left to resend.
+        if inbound == nil, let dtls, dtls.timeoutMilliseconds == 0 {
             for d in dtls.handleTimeout() { send(d, to: remote) }
             checkDTLS()
         }
     }
 
-    /// One datagram from `from`. Returns the RTP payload view for stamped media, via `media`.
-    /// A datagram for this peer. For SRTP, `header` sees the packet's plaintext RTP header (SSRC,
-    /// sequence number, length) and says whether to decrypt it; `media` gets what was decrypted.
-    func receive(_ buffer: UnsafeMutableRawBufferPointer, length: Int, from: TransportAddress,
+    /// Whether to read this peer's datagrams whole: until SRTP is keyed (the handshake's packets
+    /// are read in full), and always for a publisher (its feedback) or a latency probe. The
+    /// other subscribers' are counted from their first `MediaLoop.headerBytes`.
+    var readsWhole: Bool { inbound == nil || role == .publisher || latencyProbe }
+
+    /// A datagram for this peer, `length` bytes of it in `buffer` (fewer than `wireLength` when
+    /// the read kept only its start). For SRTP, `header` sees the packet's plaintext RTP header
+    /// (SSRC, sequence number, length on the wire) and says whether to decrypt it; `media` gets
+    /// what was decrypted (only a packet read whole is).
+    func receive(_ buffer: UnsafeMutableRawBufferPointer, length: Int, wireLength: Int, from: TransportAddress,
                  header: (_ ssrc: UInt32, _ sequenceNumber: UInt16, _ length: Int) -> Bool = { _, _, _ in true },
                  media: (UnsafeMutableRawBufferPointer, Int) -> Void) {
         guard length > 0 else { return }
+        guard length == wireLength else {
+            // Cut short: media to count, or RTCP a subscriber does not need.
+            // The fixed header is all a count needs (the padding, at the end, was not read).
+            if length >= 12, buffer[0] >> 6 == 2, !(192...223).contains(buffer[1]) {
+                _ = header(UInt32(bigEndian: buffer.loadUnaligned(fromByteOffset: 8, as: UInt32.self)),
+                           UInt16(bigEndian: buffer.loadUnaligned(fromByteOffset: 2, as: UInt16.self)), wireLength)
+            }
+            return
+        }
         let first = buffer[0]
         switch first {
         case 0...3: stun(Array(buffer[0..<length]), from: from)
@@ -184,7 +200,8 @@ final class BenchPeer: @unchecked Sendable {
             guard let inbound else { return }
             let packetType = length > 1 ? buffer[1] : 0
             if packetType >= 192 && packetType <= 223 {
-                guard let n = try? inbound.unprotectRTCP(buffer, length: length) else { return }
+                // Only a publisher acts on feedback; a subscriber's reports are not worth decrypting.
+                guard role == .publisher, let n = try? inbound.unprotectRTCP(buffer, length: length) else { return }
                 rtcp(buffer, length: n)
             } else {
                 guard let view = try? RTPPacketView(buffer: buffer, length: length),
@@ -263,7 +280,6 @@ final class BenchPeer: @unchecked Sendable {
     var connected: Bool { outbound.withLock { $0 != nil } }
 }
 
-/// What one subscriber received of one source during the measuring window.
 /// A 16-bit RTP sequence number extended across wraps (RFC 3550 A.1, without probation): the
 /// packets counted by sequence number need no decryption.
 struct SequenceExtender {
@@ -282,9 +298,44 @@ struct SequenceExtender {
     }
 }
 
-struct SourceCount {
-    var received = 0
-    var lowest = UInt32.max
-    var highest = UInt32(0)
-    var expected: Int { received == 0 ? 0 : Int(highest &- lowest) + 1 }
+/// The sources one subscriber receives (a handful: two per publisher it watches), in an array
+/// searched in order: cheaper per packet than a dictionary at this size.
+struct ReceivedStreams {
+    private struct Stream {
+        let ssrc: UInt32
+        /// For the whole run (windows come and go).
+        var sequence = SequenceExtender()
+        /// In the current window.
+        var received = 0
+        var lowest = UInt32.max
+        var highest = UInt32(0)
+    }
+    private var streams: [Stream] = []
+
+    /// One packet of `ssrc`, counted in the window when `counting`.
+    mutating func add(ssrc: UInt32, sequenceNumber: UInt16, counting: Bool) {
+        let i = streams.firstIndex { $0.ssrc == ssrc } ?? {
+            streams.append(Stream(ssrc: ssrc))
+            return streams.count - 1
+        }()
+        let index = streams[i].sequence.extend(sequenceNumber)
+        guard counting else { return }
+        streams[i].received += 1
+        streams[i].lowest = min(streams[i].lowest, index)
+        streams[i].highest = max(streams[i].highest, index)
+    }
+
+    /// Forgets the window's counts (not the sequence numbers' history).
+    mutating func openWindow() {
+        for i in streams.indices {
+            streams[i].received = 0
+            streams[i].lowest = .max
+            streams[i].highest = 0
+        }
+    }
+
+    /// Packets the window should have held: from each source's lowest to highest index received.
+    var expected: Int {
+        streams.reduce(0) { $0 + ($1.received == 0 ? 0 : Int($1.highest &- $1.lowest) + 1) }
+    }
 }

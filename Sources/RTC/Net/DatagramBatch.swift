@@ -7,40 +7,9 @@ import Glibc
 /// pays one system call for the lot instead of one each. Every slot, address and header is
 /// allocated once; `append` copies the bytes in, `flush` hands them to the kernel.
 /// The corresponding C call is sendmmsg (Linux).
-public final class DatagramBatch {
-    public let capacity: Int
-    public let slotSize: Int
-    private let buffers: UnsafeMutableRawPointer
-    private let addresses: UnsafeMutablePointer<sockaddr_storage>
-    private let vectors: UnsafeMutablePointer<iovec>
-    private let messages: UnsafeMutablePointer<atrium_mmsghdr>
+public final class DatagramBatch: MessageSlots {
     /// Datagrams waiting.
     public private(set) var count = 0
-
-    public init(capacity: Int = 64, slotSize: Int = 1_500) {
-        precondition(capacity > 0 && slotSize > 0)
-        precondition(MemoryLayout<atrium_msghdr>.size == MemoryLayout<msghdr>.size, "struct msghdr layout differs from the shim's")
-        self.capacity = capacity
-        self.slotSize = slotSize
-        buffers = UnsafeMutableRawPointer.allocate(byteCount: capacity * slotSize, alignment: 16)
-        addresses = .allocate(capacity: capacity)
-        vectors = .allocate(capacity: capacity)
-        messages = .allocate(capacity: capacity)
-        for i in 0..<capacity {
-            vectors[i] = iovec(iov_base: buffers + i * slotSize, iov_len: 0)
-            messages[i] = atrium_mmsghdr()
-            messages[i].msg_hdr.msg_name = UnsafeMutableRawPointer(addresses + i)
-            messages[i].msg_hdr.msg_iov = UnsafeMutableRawPointer(vectors + i)
-            messages[i].msg_hdr.msg_iovlen = 1
-        }
-    }
-
-    deinit {
-        buffers.deallocate()
-        addresses.deallocate()
-        vectors.deallocate()
-        messages.deallocate()
-    }
 
     /// Queues a copy of `bytes` for `address`, sending the queue on `fd` first when it is full.
     /// Returns false (and queues nothing) for a datagram larger than a slot.

@@ -7,38 +7,9 @@ import Glibc
 /// pays one system call per batch instead of one per datagram. Every slot, address and header is
 /// allocated once (the receiving counterpart of `DatagramBatch`). After `receive`, `datagram(i)`,
 /// `wireLength(i)` and `sender(i)` read the batch until the next `receive`.
-public final class DatagramReceiver {
-    public let capacity: Int
-    public let slotSize: Int
-    private let buffers: UnsafeMutableRawPointer
-    private let addresses: UnsafeMutablePointer<sockaddr_storage>
-    private let vectors: UnsafeMutablePointer<iovec>
-    private let messages: UnsafeMutablePointer<atrium_mmsghdr>
+public final class DatagramReceiver: MessageSlots {
     /// Datagrams read by the last `receive`.
     public private(set) var count = 0
-
-    public init(capacity: Int = 32, slotSize: Int = 2_048) {
-        precondition(capacity > 0 && slotSize > 0)
-        self.capacity = capacity
-        self.slotSize = slotSize
-        buffers = UnsafeMutableRawPointer.allocate(byteCount: capacity * slotSize, alignment: 16)
-        addresses = .allocate(capacity: capacity)
-        vectors = .allocate(capacity: capacity)
-        messages = .allocate(capacity: capacity)
-        for i in 0..<capacity {
-            vectors[i] = iovec(iov_base: buffers + i * slotSize, iov_len: slotSize)
-            messages[i] = atrium_mmsghdr()
-            messages[i].msg_hdr.msg_iov = UnsafeMutableRawPointer(vectors + i)
-            messages[i].msg_hdr.msg_iovlen = 1
-        }
-    }
-
-    deinit {
-        buffers.deallocate()
-        addresses.deallocate()
-        vectors.deallocate()
-        messages.deallocate()
-    }
 
     /// Reads what waits on the non-blocking `fd`, at most `capacity` datagrams; returns how many
     /// (0 when none waits or the call failed). With `prefix`, only each datagram's first `prefix`

@@ -64,7 +64,9 @@ def start_atrium(work: Path, port: int) -> subprocess.Popen:
         "plugins": [{"library": "libatrium_turn.so", "config": {
             "listen": [IP], "udp_port": port, "tcp_port": None, "relay_addresses": [IP], "min_port": 42000, "max_port": 42999,
             "users": {"alice": "secretpw"}, "realm": "atrium", "allowed_peer_ips": [f"{IP}/32"],
-            "max_allocations_per_user": 1000, "max_allocations": 10000, "bandwidth_bytes_per_second": 0}}],
+            "max_allocations_per_user": 1000, "max_allocations": 10000, "bandwidth_bytes_per_second": 0,
+            # One load client on one address plays every user, and its allocations outlive a run.
+            "max_allocations_per_address": 10000}}],
     }
     path = work / "atrium.json"
     path.write_text(json.dumps(config))

@@ -69,9 +69,8 @@ struct WindowCounts {
 /// and copies out only the headers of most subscribers' packets.
 final class MediaLoop: @unchecked Sendable {
     private struct State {
-        var peers: [BenchPeer] = []
-        /// The same peers by socket: the tokens the epoll set reports.
-        var byDescriptor: [Int32: BenchPeer] = [:]
+        /// Every peer, by its socket: the tokens the epoll set reports.
+        var peers: [Int32: BenchPeer] = [:]
         var windowOpen = false
         var counts = WindowCounts()
     }
@@ -108,25 +107,19 @@ final class MediaLoop: @unchecked Sendable {
         } catch {
             throw BenchError("\(error)")
         }
-        state.withLock {
-            $0.peers.append(peer)
-            $0.byDescriptor[peer.fd] = peer
-        }
+        state.withLock { $0.peers[peer.fd] = peer }
     }
 
     func remove(_ peer: BenchPeer) {
         events.remove(peer.fd)
-        state.withLock {
-            $0.peers.removeAll { $0 === peer }
-            $0.byDescriptor[peer.fd] = nil
-        }
+        state.withLock { $0.peers[peer.fd] = nil }
     }
 
     /// Starts counting from zero.
     func openWindow() {
         state.withLock { s in
             s.counts = WindowCounts()
-            for p in s.peers { p.streams.openWindow() }
+            for p in s.peers.values { p.streams.openWindow() }
             s.windowOpen = true
         }
     }
@@ -136,7 +129,7 @@ final class MediaLoop: @unchecked Sendable {
         state.withLock { s in
             s.windowOpen = false
             var counts = s.counts
-            counts.expected = s.peers.reduce(0) { $0 + $1.streams.expected }
+            counts.expected = s.peers.values.reduce(0) { $0 + $1.streams.expected }
             return counts
         }
     }
@@ -156,11 +149,11 @@ final class MediaLoop: @unchecked Sendable {
                     woken = true
                     continue
                 }
-                guard let peer = s.byDescriptor[Int32(truncatingIfNeeded: token)] else { continue }
+                guard let peer = s.peers[Int32(truncatingIfNeeded: token)] else { continue }
                 drain(peer, state: &s)
             }
             let now = monotonicNanoseconds()
-            for peer in s.peers { peer.tick(now: now) }
+            for peer in s.peers.values { peer.tick(now: now) }
         }
         if woken { pollThread.runPosted() }
     }

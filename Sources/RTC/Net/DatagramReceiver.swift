@@ -19,7 +19,6 @@ public final class DatagramReceiver: MessageSlots {
         let length = min(prefix ?? slotSize, slotSize)
         for i in 0..<capacity {
             // The kernel shortens the name length and sets the flags on return: reset both.
-            messages[i].msg_hdr.msg_name = UnsafeMutableRawPointer(addresses + i)
             messages[i].msg_hdr.msg_namelen = socklen_t(MemoryLayout<sockaddr_storage>.size)
             messages[i].msg_hdr.msg_flags = 0
             vectors[i].iov_len = length

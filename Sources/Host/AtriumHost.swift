@@ -7,6 +7,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOWebSocket
+import RTC
 import Synchronization
 
 /// The Atrium host as a library: plugins loaded from the configuration, the Janus API on HTTP and
@@ -24,6 +25,10 @@ public final class AtriumHost: Service, Sendable {
     /// Finished when the host stops, however that happens: `run` waits on it (a timer polling a
     /// flag woke a thread five times a second for nothing).
     private let ended = AsyncStream.makeStream(of: Void.self)
+    /// The listeners' certificates, nil for a listener without TLS.
+    let httpCertificate: ListenerCertificate?
+    let webSocketCertificate: ListenerCertificate?
+    private let reloads: CertificateReloads
 
     /// Loads every enabled plugin (create + init). A plugin that fails stops this unless its entry
     /// is `optional`, in which case it is logged and skipped.
@@ -31,10 +36,45 @@ public final class AtriumHost: Service, Sendable {
         self.config = config
         self.logger = logger
         let loops = try MediaLoops(config: config.media, logger: logger)
+        (httpCertificate, webSocketCertificate) = try Self.listenerCertificates(config: config, advertised: loops.advertised, logger: logger)
+        reloads = CertificateReloads(listeners: Self.reloadable(httpCertificate, webSocketCertificate), logger: logger)
         let loaded = try Self.loadPlugins(config: config, logger: logger)
         core = HostCore(config: config, plugins: loaded, loops: loops, logger: logger)
         webApp = WebApp(root: Self.webRoot(for: config), janusPath: config.http.basePath)
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, System.coreCount))
+    }
+
+    /// The certificates of the HTTP and WebSocket listeners that have TLS; one certificate when
+    /// both are set up alike, so a self-signed one is trusted once for both.
+    static func listenerCertificates(config: HostConfig, advertised: [IPAddress], logger: Logger) throws(TLSSetupError)
+        -> (http: ListenerCertificate?, webSocket: ListenerCertificate?) {
+        let addresses = advertised.map(\.description) + ["127.0.0.1", "::1"]
+        var hostNames = ["localhost"]
+        if let name = machineHostName(), name != "localhost" { hostNames.append(name) }
+        func make(_ tls: HostConfig.TLS, _ listener: String) throws(TLSSetupError) -> ListenerCertificate? {
+            guard tls.enabled else { return nil }
+            return try ListenerCertificate(settings: tls, listener: listener, addresses: addresses, hostNames: hostNames, logger: logger)
+        }
+        let http = config.http.enabled ? try make(config.http.tls, "http") : nil
+        guard config.webSocket.enabled else { return (http, nil) }
+        if let http, http.settings == config.webSocket.tls { return (http, http) }
+        return (http, try make(config.webSocket.tls, "websocket"))
+    }
+
+    static func reloadable(_ http: ListenerCertificate?, _ webSocket: ListenerCertificate?) -> [(name: String, certificate: ListenerCertificate)] {
+        switch (http, webSocket) {
+        case let (h?, w?) where h === w: return [("http and websocket", h)]
+        default: return [("http", http), ("websocket", webSocket)].compactMap { name, c in c.map { (name, $0) } }
+        }
+    }
+
+    /// The machine's host name when it can go in a certificate as a DNS name.
+    static func machineHostName() -> String? {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return nil }
+        let name = cStringBuffer(buffer)
+        guard !name.isEmpty, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == ".") }) else { return nil }
+        return name
     }
 
     /// Where relative plugin library names are looked up: `ATRIUM_PLUGINS_DIR`, then `plugins_dir`
@@ -120,6 +160,10 @@ public final class AtriumHost: Service, Sendable {
         let core = self.core
         let webApp = self.webApp
         let config = self.config
+        let logger = self.logger
+        let httpCertificate = self.httpCertificate
+        let webSocketCertificate = self.webSocketCertificate
+        reloads.start()
         if config.http.enabled {
             let channel = try await ServerBootstrap(group: group)
                 .serverChannelOption(ChannelOptions.backlog, value: 256)
@@ -127,6 +171,9 @@ public final class AtriumHost: Service, Sendable {
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         guard core.admit(channel, .http) else { return }
+                        if let httpCertificate {
+                            try channel.pipeline.syncOperations.addHandler(TLSHandler(connection: try httpCertificate.context.accept(), logger: logger))
+                        }
                         let deadline = core.connectionDeadline(header: config.http.headerTimeoutSeconds, idle: config.http.idleTimeoutSeconds)
                         // No reading while the socket cannot take our writes: a client that pipelines
                         // requests and never reads the answers would otherwise have them pile up here.
@@ -140,9 +187,12 @@ public final class AtriumHost: Service, Sendable {
                 .bind(host: config.http.bind, port: config.http.port).get()
             channels.withLock { $0.append(channel) }
             httpPort = channel.localAddress?.port
-            logger.info("Janus API over HTTP", metadata: ["address": "\(config.http.bind):\(httpPort ?? 0)", "path": "\(config.http.basePath)"])
+            logger.info(httpCertificate == nil ? "Janus API over HTTP" : "Janus API over HTTPS",
+                        metadata: ["address": "\(config.http.bind):\(httpPort ?? 0)", "path": "\(config.http.basePath)"])
+            if let httpCertificate { logCertificate(httpCertificate, listener: "http") }
             if FileManager.default.fileExists(atPath: webApp.root + "/index.html") {
                 logger.info("meeting web app", metadata: ["address": "\(config.http.bind):\(httpPort ?? 0)", "folder": "\(webApp.root)"])
+                for url in meetingURLs() { logger.notice("open the meeting app at \(url)") }
             } else {
                 logger.notice("no meeting web app: \(webApp.root)/index.html does not exist (set http.web_root)")
             }
@@ -180,6 +230,9 @@ public final class AtriumHost: Service, Sendable {
                         }
                     )
                     return channel.eventLoop.makeCompletedFuture {
+                        if let webSocketCertificate {
+                            try channel.pipeline.syncOperations.addHandler(TLSHandler(connection: try webSocketCertificate.context.accept(), logger: logger))
+                        }
                         try channel.pipeline.syncOperations.addHandler(BackPressureHandler())
                         try channel.pipeline.syncOperations.addHandler(boundDeadline.value)
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline(
@@ -192,8 +245,15 @@ public final class AtriumHost: Service, Sendable {
                 .bind(host: config.webSocket.bind, port: config.webSocket.port).get()
             channels.withLock { $0.append(channel) }
             webSocketPort = channel.localAddress?.port
-            webApp.setWebSocketPort(webSocketPort)
-            logger.info("Janus API over WebSocket", metadata: ["address": "\(config.webSocket.bind):\(webSocketPort ?? 0)"])
+            // An https page may not open a ws:// socket (mixed content): it long-polls instead.
+            if httpCertificate != nil, webSocketCertificate == nil {
+                logger.notice("the web app uses HTTP long polls: its page is https and the WebSocket port has no TLS")
+            } else {
+                webApp.setWebSocketPort(webSocketPort)
+            }
+            logger.info(webSocketCertificate == nil ? "Janus API over WebSocket" : "Janus API over secure WebSocket",
+                        metadata: ["address": "\(config.webSocket.bind):\(webSocketPort ?? 0)"])
+            if let webSocketCertificate, webSocketCertificate !== httpCertificate { logCertificate(webSocketCertificate, listener: "websocket") }
         }
         let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "atrium.sessions.sweeper"))
         timer.schedule(deadline: .now() + .seconds(1), repeating: .milliseconds(500))
@@ -201,6 +261,22 @@ public final class AtriumHost: Service, Sendable {
         timer.resume()
         let entry = PluginTimer(source: timer)
         sweeper.withLock { $0 = entry }
+    }
+
+    /// What a browser needs to trust a certificate it cannot check with a CA: its fingerprints.
+    private func logCertificate(_ certificate: ListenerCertificate, listener: String) {
+        let context = certificate.context
+        logger.notice("TLS certificate", metadata: [
+            "listener": "\(listener)", "self_signed": "\(certificate.settings.selfSigned)", "sha256": "\(context.fingerprint)",
+            "spki_sha256": "\(context.publicKeyHash)", "expires": "\(CertificateTime.text(context.notAfter))",
+        ])
+    }
+
+    /// The web app's address at each advertised address: what people on other machines open.
+    func meetingURLs() -> [String] {
+        guard let port = httpPort else { return [] }
+        let scheme = httpCertificate == nil ? "http" : "https"
+        return core.loops.advertised.map { ip in ip.isIPv4 ? "\(scheme)://\(ip):\(port)/" : "\(scheme)://[\(ip)]:\(port)/" }
     }
 
     /// Closes the listeners, destroys every session, stops services and plugins.
@@ -211,6 +287,7 @@ public final class AtriumHost: Service, Sendable {
         }
         guard first else { return }
         ended.continuation.finish()
+        reloads.stop()
         sweeper.withLock { $0?.source.cancel(); $0 = nil }
         let open = channels.withLock { c in
             defer { c.removeAll() }

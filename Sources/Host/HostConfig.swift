@@ -47,6 +47,18 @@ public struct HostConfig: Sendable {
         /// Who may read /metrics, the admin API and the details of /health.
         public var privateFrom: [AddressPrefix] = HTTP.loopback
         static let loopback = [AddressPrefix("127.0.0.0/8")!, AddressPrefix("::1/128")!]
+        public var tls = TLS()
+    }
+
+    /// TLS on a listener: a certificate from files (certbot's fullchain.pem and privkey.pem), or a
+    /// self-signed one for trials on a LAN. Browsers give the camera only to https pages.
+    public struct TLS: Sendable, Hashable {
+        public var certificateFile: String? = nil
+        public var keyFile: String? = nil
+        /// Make a certificate for the advertised addresses; with the two files named, it is kept
+        /// in them (made when they are missing, or when the one in them ends within 30 days).
+        public var selfSigned = false
+        public var enabled: Bool { selfSigned || certificateFile != nil }
     }
 
     public struct WebSocket: Sendable {
@@ -61,6 +73,7 @@ public struct HostConfig: Sendable {
         /// Bytes written to a client but not yet taken by its socket; beyond it the client is
         /// closed, since it is not reading.
         public var maxPendingBytes = 8 << 20
+        public var tls = TLS()
     }
 
     public struct Sessions: Sendable {
@@ -204,7 +217,8 @@ public struct HostConfig: Sendable {
         if let http = top["http"] {
             let o = try root.object(http, path: "http", keys: [
                 "enabled", "bind", "port", "base_path", "admin_path", "long_poll_seconds", "max_body_bytes", "cors_origin",
-                "web_root", "header_timeout_seconds", "idle_timeout_seconds", "private_from",
+                "web_root", "header_timeout_seconds", "idle_timeout_seconds", "private_from", "certificate_file", "key_file",
+                "self_signed",
             ])
             config.http.enabled = try root.bool(o, "enabled", path: "http") ?? config.http.enabled
             config.http.bind = try root.string(o, "bind", path: "http") ?? config.http.bind
@@ -219,10 +233,12 @@ public struct HostConfig: Sendable {
             config.http.headerTimeoutSeconds = try root.number(o, "header_timeout_seconds", path: "http", range: 0.5...300) ?? config.http.headerTimeoutSeconds
             config.http.idleTimeoutSeconds = try root.number(o, "idle_timeout_seconds", path: "http", range: 0.5...3600) ?? config.http.idleTimeoutSeconds
             config.http.privateFrom = try root.prefixes(o, "private_from", path: "http") ?? config.http.privateFrom
+            config.http.tls = try root.tls(o, path: "http")
         }
         if let ws = top["websocket"] {
             let o = try root.object(ws, path: "websocket", keys: [
                 "enabled", "bind", "port", "max_message_bytes", "handshake_timeout_seconds", "idle_timeout_seconds", "max_pending_bytes",
+                "certificate_file", "key_file", "self_signed",
             ])
             config.webSocket.enabled = try root.bool(o, "enabled", path: "websocket") ?? config.webSocket.enabled
             config.webSocket.bind = try root.string(o, "bind", path: "websocket") ?? config.webSocket.bind
@@ -231,6 +247,7 @@ public struct HostConfig: Sendable {
             config.webSocket.handshakeTimeoutSeconds = try root.number(o, "handshake_timeout_seconds", path: "websocket", range: 0.5...300) ?? config.webSocket.handshakeTimeoutSeconds
             config.webSocket.idleTimeoutSeconds = try root.number(o, "idle_timeout_seconds", path: "websocket", range: 0...86400) ?? config.webSocket.idleTimeoutSeconds
             config.webSocket.maxPendingBytes = try root.int(o, "max_pending_bytes", path: "websocket", range: (64 << 10)...(1 << 30)) ?? config.webSocket.maxPendingBytes
+            config.webSocket.tls = try root.tls(o, path: "websocket")
         }
         if let sessions = top["sessions"] {
             let o = try root.object(sessions, path: "sessions", keys: [
@@ -451,6 +468,23 @@ struct ConfigReader {
             }
             return prefix
         }
+    }
+
+    /// `certificate_file`, `key_file` and `self_signed` of a listener. Whether the files can be
+    /// read and hold a valid pair is checked when the listener is set up (`check-config` does that
+    /// too), since certbot may put them there after the configuration was written.
+    func tls(_ o: JSONObject, path: String) throws(ConfigError) -> HostConfig.TLS {
+        var tls = HostConfig.TLS()
+        tls.certificateFile = try string(o, "certificate_file", path: path)
+        tls.keyFile = try string(o, "key_file", path: path)
+        tls.selfSigned = try bool(o, "self_signed", path: path) ?? false
+        if (tls.certificateFile == nil) != (tls.keyFile == nil) {
+            throw error(path, "certificate_file and key_file go together: give both or neither")
+        }
+        if tls.certificateFile == "" || tls.keyFile == "" {
+            throw error(path, "certificate_file and key_file must be file paths")
+        }
+        return tls
     }
 
     func bool(_ o: JSONObject, _ key: String, path: String) throws(ConfigError) -> Bool? {

@@ -8,6 +8,8 @@ import Synchronization
 /// certificate and addresses; only the ports differ (docs/decisions.md says why one port per loop).
 final class MediaLoops: Sendable {
     let engines: [MediaEngine]
+    /// The addresses candidates name (media.advertised_addresses, or the machine's own).
+    let advertised: [IPAddress]
     private let placement: Mutex<LoopPlacement>
 
     init(config: HostConfig.Media, logger: Logger) throws(MediaSocketError) {
@@ -35,6 +37,7 @@ final class MediaLoops: Sendable {
             engines.append(try MediaEngine(index: index, config: config, certificate: certificate, addresses: advertised, logger: logger))
         }
         self.engines = engines
+        self.advertised = advertised
         placement = Mutex(LoopPlacement(loops: engines.count))
     }
 

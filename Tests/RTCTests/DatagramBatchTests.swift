@@ -30,3 +30,45 @@ import Glibc
         #expect(got == [[1], [2, 2], [3, 3, 3]])
     }
 }
+
+/// One dual-stack IPv6 socket for IPv4 and IPv6 peers: IPv4 peers are seen and answered as the
+/// IPv4 addresses they are, never as ::ffff:a.b.c.d.
+@Suite struct DualStackTests {
+    @Test func anIPv6SocketTalksToIPv4AndIPv6PeersUnderTheirOwnAddresses() throws {
+        let server = try udpSocket(TransportAddress(ip: .v6(0, 0), port: 0), dualStack: true)
+        let v4Peer = try udpSocket(TransportAddress(ip: .v4(0x7F00_0001), port: 0))
+        let v6Peer = try udpSocket(TransportAddress(ip: .v6(0, 1), port: 0))
+        defer { close(server); close(v4Peer); close(v6Peer) }
+        let port = try #require(localAddress(server)).port
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 1)
+        defer { buffer.deallocate() }
+        func receive(_ fd: Int32) -> (Int, TransportAddress)? {
+            for _ in 0..<100 {
+                if let got = receiveDatagram(fd, into: buffer) { return got }
+                usleep(1_000)
+            }
+            return nil
+        }
+        let batch = DatagramBatch(capacity: 4, slotSize: 16)
+        batch.mapsIPv4 = true
+        for (peer, to) in [(v4Peer, TransportAddress(ip: .v4(0x7F00_0001), port: port)), (v6Peer, TransportAddress(ip: .v6(0, 1), port: port))] {
+            #expect([UInt8]([7]).withUnsafeBytes { sendDatagram(peer, $0, to: to) })
+            let (_, from) = try #require(receive(server))
+            #expect(from == localAddress(peer).map { TransportAddress(ip: $0.ip.unmapped, port: $0.port) })
+            #expect(from.ip.isIPv4 == (peer == v4Peer))
+            _ = [UInt8]([8]).withUnsafeBytes { batch.append($0, to: from, on: server) }
+            #expect(batch.flush(server) == 0, "an IPv4 address goes out IPv4-mapped on the IPv6 socket")
+            #expect(receive(peer)?.0 == 1)
+        }
+    }
+
+    @Test func hostAddressesAPeerCanReach() {
+        #expect(IPAddress("10.0.0.1")!.isRoutableHostAddress && IPAddress("2001:db8::1")!.isRoutableHostAddress)
+        #expect(IPAddress("fd00:97::1")!.isRoutableHostAddress)
+        for unreachable in ["0.0.0.0", "127.0.0.1", "::", "::1", "fe80::1", "febf::1", "::ffff:10.0.0.1"] {
+            #expect(!IPAddress(unreachable)!.isRoutableHostAddress, "\(unreachable)")
+        }
+        #expect(IPAddress("::ffff:10.0.0.1")!.unmapped == IPAddress("10.0.0.1"))
+        #expect(IPAddress("2001:db8::1")!.unmapped == IPAddress("2001:db8::1"))
+    }
+}

@@ -10,6 +10,8 @@ import Glibc
 public final class DatagramBatch: MessageSlots {
     /// Datagrams waiting.
     public private(set) var count = 0
+    /// Send IPv4 addresses IPv4-mapped: the batch is flushed on a dual-stack IPv6 socket.
+    public var mapsIPv4 = false
 
     /// Queues a copy of `bytes` for `address`, sending the queue on `fd` first when it is full.
     /// Returns false (and queues nothing) for a datagram larger than a slot.
@@ -33,7 +35,7 @@ public final class DatagramBatch: MessageSlots {
     public func commit(_ length: Int, to address: TransportAddress) {
         precondition(count < capacity && length >= 0 && length <= slotSize)
         vectors[count].iov_len = length
-        messages[count].msg_hdr.msg_namelen = SocketAddress.write(address, into: addresses + count)
+        messages[count].msg_hdr.msg_namelen = SocketAddress.write(address, into: addresses + count, mapIPv4: mapsIPv4)
         count += 1
     }
 

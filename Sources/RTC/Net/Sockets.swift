@@ -13,16 +13,19 @@ public struct SocketError: Error, CustomStringConvertible {
 /// IPv4 and IPv6 socket addresses, to and from `TransportAddress`. The corresponding C types are
 /// sockaddr_in, sockaddr_in6 and sockaddr_storage.
 public enum SocketAddress {
-    public static func with<R>(_ address: TransportAddress, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
+    public static func with<R>(_ address: TransportAddress, mapIPv4: Bool = false, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
         var storage = sockaddr_storage()
-        let length = write(address, into: &storage)
+        let length = write(address, into: &storage, mapIPv4: mapIPv4)
         return withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, length) } }
     }
 
     /// Writes `address` as a sockaddr_in or sockaddr_in6; returns its length. No closure, so
-    /// the send path can fill a batch's address slot directly.
-    public static func write(_ address: TransportAddress, into storage: UnsafeMutablePointer<sockaddr_storage>) -> socklen_t {
+    /// the send path can fill a batch's address slot directly. `mapIPv4` writes an IPv4 address
+    /// as IPv4-mapped IPv6 (::ffff:a.b.c.d), the form a dual-stack IPv6 socket sends to.
+    public static func write(_ address: TransportAddress, into storage: UnsafeMutablePointer<sockaddr_storage>, mapIPv4: Bool = false) -> socklen_t {
         switch address.ip {
+        case .v4(let ip) where mapIPv4:
+            return write(TransportAddress(ip: .v6(0, 0xFFFF_0000_0000 | UInt64(ip)), port: address.port), into: storage)
         case .v4(let ip):
             return storage.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { sin in
                 sin.pointee = sockaddr_in()
@@ -54,7 +57,9 @@ public enum SocketAddress {
         case AF_INET6:
             return storage.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { p in
                 let bytes = withUnsafeBytes(of: p.pointee.sin6_addr) { Array($0) }
-                return IPAddress(bytes: bytes).map { TransportAddress(ip: $0, port: UInt16(bigEndian: p.pointee.sin6_port)) }
+                // An IPv4 peer of a dual-stack socket arrives IPv4-mapped: it is that IPv4
+                // address, the one its candidates and STUN name.
+                return IPAddress(bytes: bytes).map { TransportAddress(ip: $0.unmapped, port: UInt16(bigEndian: p.pointee.sin6_port)) }
             }
         default:
             return nil
@@ -63,13 +68,15 @@ public enum SocketAddress {
 }
 
 /// Opens a non-blocking socket of `type` bound to `address` (port 0: the kernel picks).
-/// IPv6 sockets are IPv6-only, so "::" and "0.0.0.0" can both be bound on one port.
-public func boundSocket(_ address: TransportAddress, type: Int32, reuseAddress: Bool = false) throws(SocketError) -> Int32 {
+/// IPv6 sockets are IPv6-only, so "::" and "0.0.0.0" can both be bound on one port, unless
+/// `dualStack`: then an IPv6 socket takes IPv4 too (its peers IPv4-mapped).
+public func boundSocket(_ address: TransportAddress, type: Int32, reuseAddress: Bool = false, dualStack: Bool = false) throws(SocketError) -> Int32 {
     let family = address.ip.isIPv4 ? AF_INET : AF_INET6
     let fd = socket(family, type | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     guard fd >= 0 else { throw SocketError("socket") }
     var one: Int32 = 1
-    if family == AF_INET6 { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size)) }
+    var v6Only: Int32 = dualStack ? 0 : 1
+    if family == AF_INET6 { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &v6Only, socklen_t(MemoryLayout<Int32>.size)) }
     if reuseAddress { setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size)) }
     let bound = SocketAddress.with(address) { Glibc.bind(fd, $0, $1) }
     guard bound == 0 else {
@@ -80,16 +87,16 @@ public func boundSocket(_ address: TransportAddress, type: Int32, reuseAddress: 
     return fd
 }
 
-public func udpSocket(_ address: TransportAddress, bufferBytes: Int32 = 1 << 20) throws(SocketError) -> Int32 {
-    let fd = try boundSocket(address, type: Int32(SOCK_DGRAM.rawValue))
+public func udpSocket(_ address: TransportAddress, bufferBytes: Int32 = 1 << 20, dualStack: Bool = false) throws(SocketError) -> Int32 {
+    let fd = try boundSocket(address, type: Int32(SOCK_DGRAM.rawValue), dualStack: dualStack)
     var size = bufferBytes
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
     return fd
 }
 
-public func tcpListener(_ address: TransportAddress, backlog: Int32 = 256) throws(SocketError) -> Int32 {
-    let fd = try boundSocket(address, type: Int32(SOCK_STREAM.rawValue), reuseAddress: true)
+public func tcpListener(_ address: TransportAddress, backlog: Int32 = 256, dualStack: Bool = false) throws(SocketError) -> Int32 {
+    let fd = try boundSocket(address, type: Int32(SOCK_STREAM.rawValue), reuseAddress: true, dualStack: dualStack)
     guard listen(fd, backlog) == 0 else {
         let e = SocketError("listen \(address)")
         close(fd)

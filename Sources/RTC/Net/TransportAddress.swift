@@ -47,6 +47,24 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
 
     public var isIPv4: Bool { if case .v4 = self { return true } else { return false } }
 
+    /// An IPv4-mapped IPv6 address (::ffff:a.b.c.d) as the IPv4 address it stands for; any
+    /// other address as it is.
+    public var unmapped: IPAddress {
+        if case .v6(0, let lo) = self, lo >> 32 == 0xFFFF { return .v4(UInt32(truncatingIfNeeded: lo)) }
+        return self
+    }
+
+    /// Addresses a host candidate may name: not unspecified, loopback, IPv4-mapped or IPv6
+    /// link-local (which needs a zone no candidate carries).
+    public var isRoutableHostAddress: Bool {
+        switch self {
+        case .v4(let a): return a != 0 && a >> 24 != 127
+        case .v6(let hi, let lo):
+            if hi == 0 && (lo == 0 || lo == 1 || lo >> 32 == 0xFFFF) { return false }
+            return hi >> 54 != 0x3FA  // fe80::/10
+        }
+    }
+
     /// Text form. The corresponding C function is `inet_ntop`.
     public var description: String {
         var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))

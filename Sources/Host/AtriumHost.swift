@@ -184,7 +184,7 @@ public final class AtriumHost: Service, Sendable {
                     }
                 }
                 .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
-                .bind(host: config.http.bind, port: config.http.port).get()
+                .bind(to: listenAddress(config.http.bind, config.http.port)).get()
             channels.withLock { $0.append(channel) }
             httpPort = channel.localAddress?.port
             logger.info(httpCertificate == nil ? "Janus API over HTTP" : "Janus API over HTTPS",
@@ -242,7 +242,7 @@ public final class AtriumHost: Service, Sendable {
                     }
                 }
                 .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
-                .bind(host: config.webSocket.bind, port: config.webSocket.port).get()
+                .bind(to: listenAddress(config.webSocket.bind, config.webSocket.port)).get()
             channels.withLock { $0.append(channel) }
             webSocketPort = channel.localAddress?.port
             // An https page may not open a ws:// socket (mixed content): it long-polls instead.
@@ -261,6 +261,14 @@ public final class AtriumHost: Service, Sendable {
         timer.resume()
         let entry = PluginTimer(source: timer)
         sweeper.withLock { $0 = entry }
+    }
+
+    /// Where a listener binds. An IP address is taken as it is: resolving "::" goes through
+    /// getaddrinfo, which refuses IPv6 on a machine with no IPv6 address but loopback, though
+    /// binding "::" there still serves IPv4 (dual-stack).
+    private func listenAddress(_ host: String, _ port: Int) throws -> NIOCore.SocketAddress {
+        if let numeric = try? NIOCore.SocketAddress(ipAddress: host, port: port) { return numeric }
+        return try NIOCore.SocketAddress.makeAddressResolvingHost(host, port: port)
     }
 
     /// What a browser needs to trust a certificate it cannot check with a CA: its fingerprints.

@@ -119,7 +119,8 @@ public struct HostConfig: Sendable {
     /// WebRTC media: `threads` media loops, each with one UDP port for its peers (ICE-lite) and
     /// optionally a passive ICE-TCP port.
     public struct Media: Sendable {
-        public var bind = "0.0.0.0"
+        /// "::": IPv4 and IPv6 on one socket per port; "0.0.0.0": IPv4 only.
+        public var bind = "::"
         /// Media loops, each a thread of its own: by default one per core.
         public var threads = Media.defaultThreads
         /// The first loop's UDP port; loop i uses udp_port + i (0: each loop an ephemeral port).
@@ -376,7 +377,7 @@ extension HostConfig {
             "max_ssrcs_per_stream", "ice_restarts_per_minute",
         ])
         m.bind = try root.string(o, "bind", path: path) ?? m.bind
-        guard IPv4Text.isValid(m.bind) else { throw root.error("media.bind", "expected an IPv4 address, found \"\(m.bind)\"") }
+        guard IPText.isValid(m.bind) else { throw root.error("media.bind", "expected an IP address such as \"::\" or \"0.0.0.0\", found \"\(m.bind)\"") }
         m.threads = try root.int(o, "threads", path: path, range: 1...Media.maximumThreads) ?? m.threads
         m.udpPort = try root.int(o, "udp_port", path: path, range: 0...65535) ?? m.udpPort
         m.tcpPort = try root.int(o, "tcp_port", path: path, range: 0...65535)
@@ -386,11 +387,11 @@ extension HostConfig {
         }
         if let a = o["advertised_addresses"], !a.isNull {
             guard case .array(let items) = a else {
-                throw root.error("media.advertised_addresses", "expected an array of IPv4 addresses, found \(a.typeDescription)")
+                throw root.error("media.advertised_addresses", "expected an array of IP addresses, found \(a.typeDescription)")
             }
             for (i, item) in items.enumerated() {
-                guard case .string(let s) = item, IPv4Text.isValid(s), s != "0.0.0.0" else {
-                    throw root.error("media.advertised_addresses[\(i)]", "expected an IPv4 address such as \"203.0.113.7\", found \(item.typeDescription == "a string" ? "\"\(item.stringValue!)\"" : item.typeDescription)")
+                guard case .string(let s) = item, let ip = IPAddress(s), ip != .v4(0), ip != .v6(0, 0) else {
+                    throw root.error("media.advertised_addresses[\(i)]", "expected an IP address such as \"203.0.113.7\" or \"2001:db8::7\", found \(item.typeDescription == "a string" ? "\"\(item.stringValue!)\"" : item.typeDescription)")
                 }
                 m.advertisedAddresses.append(s)
             }
@@ -411,14 +412,6 @@ extension HostConfig {
         m.maxSSRCsPerStream = try root.int(o, "max_ssrcs_per_stream", path: path, range: 2...1024) ?? m.maxSSRCsPerStream
         m.iceRestartsPerMinute = try root.int(o, "ice_restarts_per_minute", path: path, range: 1...600) ?? m.iceRestartsPerMinute
         return m
-    }
-}
-
-/// Dotted-quad IPv4 text, as inet_pton reads it.
-enum IPv4Text {
-    static func isValid(_ text: String) -> Bool {
-        var address = in_addr()
-        return inet_pton(AF_INET, text, &address) == 1
     }
 }
 

@@ -13,8 +13,14 @@ import Testing
         #expect(c.http.port == 8088 && c.webSocket.port == 8188 && c.http.basePath == "/janus")
         #expect(c.sessions.timeoutSeconds == 60 && c.sessions.reclaimSeconds == 0)
         #expect(c.admin.secret == nil && c.plugins.isEmpty)
-        #expect(c.media.udpPort == 10_000 && c.media.bind == "0.0.0.0" && c.media.advertisedAddresses.isEmpty)
+        #expect(c.media.udpPort == 10_000 && c.media.bind == "::" && c.media.advertisedAddresses.isEmpty)
         #expect(c.media.consentTimeoutSeconds == 30 && c.media.slowlinkThreshold == 0 && c.media.tcpPort == nil)
+    }
+
+    @Test func mediaTakesIPv6AddressesToo() throws {
+        let c = try parse(#"{"media":{"bind":"2001:db8::5","advertised_addresses":["2001:db8::5","198.51.100.4"]}}"#)
+        #expect(c.media.bind == "2001:db8::5" && c.media.advertisedAddresses == ["2001:db8::5", "198.51.100.4"])
+        #expect(try parse(#"{"media":{"bind":"0.0.0.0"}}"#).media.bind == "0.0.0.0")
     }
 
     @Test func hostileClientLimitsHaveTheDocumentedDefaults() throws {
@@ -76,6 +82,8 @@ import Testing
         (#"{"media":{"bind":"localhost"}}"#, "media.bind"),
         (#"{"media":{"advertised_addresses":["198.51.100.4","not-an-ip"]}}"#, "media.advertised_addresses[1]"),
         (#"{"media":{"advertised_addresses":"198.51.100.4"}}"#, "media.advertised_addresses"),
+        (#"{"media":{"advertised_addresses":["2001:db8::7","::"]}}"#, "media.advertised_addresses[1]"),
+        (#"{"media":{"advertised_addresses":["0.0.0.0"]}}"#, "media.advertised_addresses[0]"),
         (#"{"media":{"consent_timeout_seconds":0}}"#, "media.consent_timeout_seconds"),
         (#"{"media":{"certificate_file":"c.pem"}}"#, "media"),
         (#"{"media":{"tcp_port":"10001"}}"#, "media.tcp_port"),

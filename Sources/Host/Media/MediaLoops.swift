@@ -26,10 +26,10 @@ final class MediaLoops: Sendable {
             throw MediaSocketError(description: "DTLS certificate (media.certificate_file/key_file): \(error)")
         }
         var advertised = config.advertisedAddresses.compactMap { IPAddress($0) }
-        if advertised.isEmpty, config.bind != "0.0.0.0", let bound = IPAddress(config.bind) { advertised = [bound] }
-        if advertised.isEmpty { advertised = interfaceAddresses() }
+        if advertised.isEmpty, let bound = IPAddress(config.bind), bound != .v4(0), bound != .v6(0, 0) { advertised = [bound] }
+        if advertised.isEmpty { advertised = interfaceAddresses(bind: config.bind) }
         if advertised.isEmpty {
-            logger.warning("no non-loopback IPv4 address: advertising 127.0.0.1 (set media.advertised_addresses)")
+            logger.warning("no address but loopback: advertising 127.0.0.1 (set media.advertised_addresses)")
             advertised = [.v4(0x7F00_0001)]
         }
         var engines: [MediaEngine] = []

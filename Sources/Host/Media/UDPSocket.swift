@@ -8,31 +8,39 @@ struct MediaSocketError: Error, CustomStringConvertible {
     var description: String
 }
 
-/// Opens one of the media ports on `address`:`port` (0: any) with `open`; a failure names the
-/// configuration key. Returns the descriptor and the port it got.
+/// Opens one of the media ports on `address`:`port` (0: any) with `open`, which is told whether
+/// the socket is dual-stack ("::" takes IPv4 too); a failure names the configuration key.
+/// Returns the descriptor and the port it got.
 func openMediaSocket(_ address: String, _ port: Int, _ failure: String, key: String,
-                     _ open: (TransportAddress) throws(SocketError) -> Int32) throws(MediaSocketError) -> (Int32, UInt16)
+                     _ open: (TransportAddress, Bool) throws(SocketError) -> Int32) throws(MediaSocketError) -> (Int32, UInt16)
 {
     guard let local = TransportAddress(address, port) else {
         throw MediaSocketError(description: "media.bind: \"\(address)\" is not an IP address")
     }
     let fd: Int32
     do {
-        fd = try open(local)
+        fd = try open(local, isDualStack(address))
     } catch {
         throw MediaSocketError(description: "\(failure) \(address):\(port) (\(key)): \(error)")
     }
     return (fd, localAddress(fd)?.port ?? UInt16(port))
 }
 
-/// A non-blocking IPv4 UDP socket: the one port every peer's ICE, DTLS, SRTP and SRTCP share.
-/// The corresponding C calls are socket, bind, recvfrom and sendto (RTC's socket helpers).
+/// "::" is bound dual-stack: one socket for IPv4 and IPv6 peers.
+func isDualStack(_ bind: String) -> Bool { IPAddress(bind) == .v6(0, 0) }
+
+/// A non-blocking UDP socket: the one port every peer's ICE, DTLS, SRTP and SRTCP share, IPv4,
+/// IPv6 or both ("::"). The corresponding C calls are socket, bind, recvfrom and sendto (RTC's
+/// socket helpers).
 final class UDPSocket {
     let fd: Int32
     let port: UInt16
 
     init(bind address: String, port: Int) throws(MediaSocketError) {
-        (fd, self.port) = try openMediaSocket(address, port, "cannot bind UDP", key: "media.udp_port") { (a) throws(SocketError) in try udpSocket(a, bufferBytes: 4 << 20) }
+        (fd, self.port) = try openMediaSocket(address, port, "cannot bind UDP", key: "media.udp_port") { (a, dual) throws(SocketError) in
+            try udpSocket(a, bufferBytes: 4 << 20, dualStack: dual)
+        }
+        batch.mapsIPv4 = isDualStack(address)
     }
 
     deinit { close(fd) }
@@ -64,7 +72,12 @@ final class UDPSocket {
     }
 }
 
-/// The machine's IPv4 addresses that are up and not loopback.
-func interfaceAddresses() -> [IPAddress] {
-    machineAddresses().filter(\.isIPv4)
+/// The machine's addresses that are up and a peer could reach, for a socket bound to `bind`:
+/// IPv4 ones for "0.0.0.0", IPv6 ones (not link-local) for another IPv6 address, both for "::"
+/// (IPv4 first: the one most peers will use).
+func interfaceAddresses(bind: String) -> [IPAddress] {
+    let all = machineAddresses().filter(\.isRoutableHostAddress)
+    let dual = isDualStack(bind)
+    let v6 = IPAddress(bind).map { !$0.isIPv4 } ?? false
+    return all.filter { $0.isIPv4 && (dual || !v6) } + all.filter { !$0.isIPv4 && v6 }
 }

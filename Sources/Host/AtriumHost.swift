@@ -40,7 +40,7 @@ public final class AtriumHost: Service, Sendable {
         reloads = CertificateReloads(listeners: Self.reloadable(httpCertificate, webSocketCertificate), logger: logger)
         let loaded = try Self.loadPlugins(config: config, logger: logger)
         core = HostCore(config: config, plugins: loaded, loops: loops, logger: logger)
-        webApp = WebApp(root: Self.webRoot(for: config), janusPath: config.http.basePath)
+        webApp = WebApp(root: Self.webRoot(for: config), janusPath: config.http.basePath, webSocketPath: config.http.webSocketPath)
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, System.coreCount))
     }
 
@@ -179,8 +179,16 @@ public final class AtriumHost: Service, Sendable {
                         // requests and never reads the answers would otherwise have them pile up here.
                         try channel.pipeline.syncOperations.addHandler(BackPressureHandler())
                         try channel.pipeline.syncOperations.addHandler(deadline)
-                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                        try channel.pipeline.syncOperations.addHandler(HTTPHandler(core: core, webApp: webApp, peer: channel.remoteAddress, deadline: deadline))
+                        if let path = config.http.webSocketPath {
+                            let upgrader = janusWebSocketUpgrader(core: core, peer: channel.remoteAddress, deadline: NIOLoopBound(deadline, eventLoop: channel.eventLoop),
+                                                                  path: path, replacing: HTTPHandler.name)
+                            try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                                withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }), withErrorHandling: true)
+                        } else {
+                            try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                        }
+                        try channel.pipeline.syncOperations.addHandler(HTTPHandler(core: core, webApp: webApp, peer: channel.remoteAddress, deadline: deadline),
+                                                                       name: HTTPHandler.name)
                     }
                 }
                 .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
@@ -198,37 +206,16 @@ public final class AtriumHost: Service, Sendable {
             }
         }
         if config.webSocket.enabled {
-            let maxFrame = config.webSocket.maxMessageBytes
-            let webSocketIdle = TimeAmount.nanoseconds(Int64(config.webSocket.idleTimeoutSeconds * 1e9))
             let channel = try await ServerBootstrap(group: group)
                 .serverChannelOption(ChannelOptions.backlog, value: 256)
                 .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
                 .childChannelInitializer { channel in
                     guard core.admit(channel, .webSocket) else { return channel.eventLoop.makeSucceededVoidFuture() }
-                    let client = ClientAddress(channel.remoteAddress)
                     // The handshake is HTTP: it gets the header timeout, and no idle phase before it.
                     let deadline = core.connectionDeadline(header: config.webSocket.handshakeTimeoutSeconds, idle: config.webSocket.handshakeTimeoutSeconds)
                     let boundDeadline = NIOLoopBound(deadline, eventLoop: channel.eventLoop)
-                    let upgrader = NIOWebSocketServerUpgrader(
-                        maxFrameSize: maxFrame,
-                        automaticErrorHandling: true,
-                        shouldUpgrade: { channel, head in
-                            guard offersJanusProtocol(head) else { return channel.eventLoop.makeSucceededFuture(nil) }
-                            var headers = HTTPHeaders()
-                            headers.add(name: "Sec-WebSocket-Protocol", value: "janus-protocol")
-                            return channel.eventLoop.makeSucceededFuture(headers)
-                        },
-                        upgradePipelineHandler: { channel, _ in
-                            channel.pipeline.removeHandler(name: UpgradeRequiredHandler.name).flatMap {
-                                channel.eventLoop.makeCompletedFuture {
-                                    boundDeadline.value.upgraded(idle: webSocketIdle)
-                                    try channel.pipeline.syncOperations.addHandler(
-                                        NIOWebSocketFrameAggregator(minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 1024, maxAccumulatedFrameSize: maxFrame))
-                                    try channel.pipeline.syncOperations.addHandler(WebSocketHandler(core: core, client: client))
-                                }
-                            }
-                        }
-                    )
+                    let upgrader = janusWebSocketUpgrader(core: core, peer: channel.remoteAddress, deadline: boundDeadline, path: nil,
+                                                          replacing: UpgradeRequiredHandler.name)
                     return channel.eventLoop.makeCompletedFuture {
                         if let webSocketCertificate {
                             try channel.pipeline.syncOperations.addHandler(TLSHandler(connection: try webSocketCertificate.context.accept(), logger: logger))

@@ -12,7 +12,10 @@ extension HostCore {
             channel.close(promise: nil)
             return false
         }
-        if let refusal = shares.openConnection(client, transport) {
+        // A trusted proxy carries many clients: its connections count towards the totals only,
+        // and each request is counted against the client it names (ProxyTrust).
+        let counted = proxyTrust.isTrusted(channel.remoteAddress) ? ClientAddress.unknown : client
+        if let refusal = shares.openConnection(counted, transport) {
             metrics.connectionRefused(transport: transport, refusal)
             let reason = switch refusal {
             case .addressCap: "Too many connections from your address"
@@ -23,7 +26,7 @@ extension HostCore {
             return false
         }
         let shares = shares
-        channel.closeFuture.whenComplete { _ in shares.closeConnection(client, transport) }
+        channel.closeFuture.whenComplete { _ in shares.closeConnection(counted, transport) }
         return true
     }
 

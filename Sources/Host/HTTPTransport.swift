@@ -49,15 +49,19 @@ extension HostCore {
 /// with Janus's CORS), the admin API, /metrics, /health and the meeting web app (GET and HEAD of
 /// any other path, see WebApp).
 final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
+    /// Its name in the pipeline, for the WebSocket upgrade on `http.websocket_path` to remove it.
+    static let name = "atrium.http"
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
     private let core: HostCore
     private let config: HostConfig.HTTP
     private let webApp: WebApp?
-    private let client: ClientAddress
+    /// The request's client: the peer, or behind a trusted proxy the client it names.
+    private var client: ClientAddress
     /// May read /metrics, the admin API and the details of /health (http.private_from).
-    private let isPrivate: Bool
+    private var isPrivate: Bool
+    private let peer: NIOCore.SocketAddress?
     private let deadline: ConnectionDeadline?
     private var head: HTTPRequestHead?
     private var body: [UInt8] = []
@@ -73,6 +77,7 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.core = core
         self.webApp = webApp
         self.config = core.config.http
+        self.peer = peer
         self.client = ClientAddress(peer)
         // No peer: an in-process caller (tests, the fuzz harness); sockets without one are refused at admit.
         self.isPrivate = peer.map { core.config.http.privateFrom.admits($0) } ?? true
@@ -84,6 +89,11 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         switch unwrapInboundIn(data) {
         case .head(let h):
             head = h
+            if core.proxyTrust.isTrusted(peer) {
+                let named = core.proxyTrust.client(peer: peer, headers: h.headers)
+                client = ClientAddress(named)
+                isPrivate = core.config.http.privateFrom.admits(named)
+            }
             body.removeAll(keepingCapacity: true)
             bodyTooLarge = false
         case .body(var buffer):

@@ -46,6 +46,8 @@ public struct HostConfig: Sendable {
         public var idleTimeoutSeconds = 60.0
         /// Who may read /metrics, the admin API and the details of /health.
         public var privateFrom: [AddressPrefix] = HTTP.loopback
+        /// The Janus WebSocket API on this port too, at this path (deployments that expose one port).
+        public var webSocketPath: String? = nil
         static let loopback = [AddressPrefix("127.0.0.0/8")!, AddressPrefix("::1/128")!]
         public var tls = TLS()
     }
@@ -165,6 +167,8 @@ public struct HostConfig: Sendable {
     public var logLevel = "info"
     public var pluginsDirectory: String? = nil
     public var apiSecret: String? = nil
+    /// Reverse proxies whose X-Forwarded-For is believed (see ProxyTrust).
+    public var trustedProxies: [AddressPrefix] = []
     public var http = HTTP()
     public var webSocket = WebSocket()
     public var sessions = Sessions()
@@ -203,7 +207,7 @@ public struct HostConfig: Sendable {
         let root = ConfigReader(source: source)
         let top = try root.object(json, path: "", keys: [
             "server_name", "log_level", "plugins_dir", "api_secret", "http", "websocket", "sessions", "limits",
-            "admin", "media", "watchdog", "plugins",
+            "admin", "media", "watchdog", "plugins", "trusted_proxies",
         ])
         config.serverName = try root.string(top, "server_name", path: "") ?? config.serverName
         if let level = try root.string(top, "log_level", path: "") {
@@ -214,12 +218,13 @@ public struct HostConfig: Sendable {
         }
         config.pluginsDirectory = try root.string(top, "plugins_dir", path: "")
         config.apiSecret = try root.string(top, "api_secret", path: "")
+        config.trustedProxies = try root.prefixes(top, "trusted_proxies", path: "") ?? []
 
         if let http = top["http"] {
             let o = try root.object(http, path: "http", keys: [
                 "enabled", "bind", "port", "base_path", "admin_path", "long_poll_seconds", "max_body_bytes", "cors_origin",
                 "web_root", "header_timeout_seconds", "idle_timeout_seconds", "private_from", "certificate_file", "key_file",
-                "self_signed",
+                "self_signed", "websocket_path",
             ])
             config.http.enabled = try root.bool(o, "enabled", path: "http") ?? config.http.enabled
             config.http.bind = try root.string(o, "bind", path: "http") ?? config.http.bind
@@ -235,6 +240,10 @@ public struct HostConfig: Sendable {
             config.http.idleTimeoutSeconds = try root.number(o, "idle_timeout_seconds", path: "http", range: 0.5...3600) ?? config.http.idleTimeoutSeconds
             config.http.privateFrom = try root.prefixes(o, "private_from", path: "http") ?? config.http.privateFrom
             config.http.tls = try root.tls(o, path: "http")
+            config.http.webSocketPath = try root.urlPath(o, "websocket_path", path: "http")
+            if let ws = config.http.webSocketPath, ws == config.http.basePath || ws == config.http.adminPath || ws.hasPrefix(config.http.basePath + "/") {
+                throw root.error("http.websocket_path", "must differ from base_path and admin_path, found \"\(ws)\"")
+            }
         }
         if let ws = top["websocket"] {
             let o = try root.object(ws, path: "websocket", keys: [

@@ -46,6 +46,8 @@ public final class HostCore: Sendable {
     let metrics = CoreMetrics()
     /// What each client address holds and may still ask for.
     let shares: ClientShares
+    /// Whose X-Forwarded-For names the client (`trusted_proxies`).
+    let proxyTrust: ProxyTrust
     /// Bytes written to WebSocket clients that their sockets have not taken yet.
     let webSocketPending = PendingBytes()
     let startedAt = monotonicNanoseconds()
@@ -65,6 +67,7 @@ public final class HostCore: Sendable {
         }
         pluginsByName = byName
         shares = ClientShares(limits: ClientShares.Limits(config.limits))
+        proxyTrust = ProxyTrust(proxies: config.trustedProxies)
         sessionTimeoutNanos = UInt64(config.sessions.timeoutSeconds * 1e9)
         reclaimNanos = UInt64(config.sessions.reclaimSeconds * 1e9)
         watchdog = Watchdog(plugins: plugins, loops: loops.engines, logger: logger,

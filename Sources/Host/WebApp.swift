@@ -13,7 +13,11 @@ final class WebApp: Sendable {
     let janusPath: String
     private let webSocketPort = Mutex<Int?>(nil)
 
-    init(root: String, janusPath: String) {
+    /// `http.websocket_path`: the Janus WebSocket API on the page's own host and port.
+    let webSocketPath: String?
+
+    init(root: String, janusPath: String, webSocketPath: String? = nil) {
+        self.webSocketPath = webSocketPath
         let absolute = root.hasPrefix("/") ? root : FileManager.default.currentDirectoryPath + "/" + root
         self.root = URL(fileURLWithPath: absolute).resolvingSymlinksInPath().standardizedFileURL.path
         self.janusPath = janusPath
@@ -24,7 +28,8 @@ final class WebApp: Sendable {
     /// What `/web-config.json` answers: the pages reach the Janus API at the same host.
     var pageConfig: JSON {
         let port = webSocketPort.withLock { $0 }
-        return ["janus_path": .string(janusPath), "websocket_port": port.map { JSON($0) } ?? .null]
+        return ["janus_path": .string(janusPath), "websocket_port": port.map { JSON($0) } ?? .null,
+                "websocket_path": webSocketPath.map { .string($0) } ?? .null]
     }
 
     /// The URL path the pages fetch their configuration from; answered by the host, never a file.

@@ -96,7 +96,7 @@ function setUpWatchLobby() {
 }
 
 async function loadServerConfig() {
-  const fallback = { janus_path: "/janus", websocket_port: null };
+  const fallback = { janus_path: "/janus", websocket_port: null, websocket_path: null };
   let cfg = fallback;
   try {
     const response = await fetch("/web-config.json", { cache: "no-store" });
@@ -105,8 +105,11 @@ async function loadServerConfig() {
     // The server may be unreachable: joining will say so.
   }
   const wsScheme = location.protocol === "https:" ? "wss" : "ws";
+  // A path on the page's own port (one port, or a reverse proxy) before a port of its own.
+  const websocketUrl = cfg.websocket_path ? `${wsScheme}://${location.host}${cfg.websocket_path}`
+    : cfg.websocket_port ? `${wsScheme}://${location.hostname}:${cfg.websocket_port}/` : null;
   return {
-    websocketUrl: cfg.websocket_port ? `${wsScheme}://${location.hostname}:${cfg.websocket_port}/` : null,
+    websocketUrl,
     httpUrl: `${location.origin}${cfg.janus_path}`,
   };
 }

@@ -100,8 +100,11 @@ def base_config(plugins: list | None = None, **sections) -> dict:
         "websocket": {"bind": "127.0.0.1", "port": free_port()},
         "admin": {"secret": "e2e-admin-secret"},
         # Ephemeral media ports, so servers started side by side never collide; two media loops
-        # whatever the machine, so every test runs the multi-loop host the same way.
-        "media": {"udp_port": 0, "threads": MEDIA_THREADS},
+        # whatever the machine, so every test runs the multi-loop host the same way. IPv4 only:
+        # test_turn gives the namespace's veth an IPv6 address midway, and from then on a
+        # dual-stack server would offer it too and browsers would prefer it, past the IPv4 loss
+        # filters some tests set up (test_tls runs the dual-stack default).
+        "media": {"udp_port": 0, "threads": MEDIA_THREADS, "bind": "0.0.0.0"},
         "plugins": plugins if plugins is not None else [chat_plugin_entry(rooms=[{"id": "lobby", "history": 5}])],
     }
     for key, value in sections.items():

@@ -31,7 +31,7 @@ from selenium.webdriver.support.ui import Select
 from conftest import chat_plugin_entry, base_config, require_media_ip, sfu_plugin_entry
 from janus_client import open_janus
 from browser import save_artifacts
-from test_webapp import STEP, Person, sfu_room_of, start_people, webapp_config
+from meeting_page import STEP, Person, sfu_room_of, start_people, webapp_config
 from videoroom_client import SECRET, VideoRoomHandle, close_janus, create_room, manager, run, session
 
 PARTICIPANTS = ["Alice", "Bob"]

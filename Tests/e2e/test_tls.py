@@ -31,25 +31,38 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from selenium import webdriver
 
-from conftest import ATRIUM_BIN, require_build, wait_until
+from conftest import ATRIUM_BIN, ROOT, require_build, wait_until
 from browser import CHROMEDRIVER, CHROMIUM, DRIVER_TIMEOUT
 from hosts import Host, link
 from meeting_page import Person, webapp_config
 
 SERVER_IP = "10.97.0.1"
 BROWSERS_IP = "10.97.0.2"
+SERVER_IP6 = "fd00:97::1"
+BROWSERS_IP6 = "fd00:97::2"
 HTTPS_PORT = 8443
 WSS_PORT = 8989
 CHROMEDRIVER_PORT = 9515
+NGINX_PORT = 443
+NGINX_SITE = ROOT / "docs" / "nginx" / "atrium.conf"
+
+
+def url_host(ip: str) -> str:
+    return f"[{ip}]" if ":" in ip else ip
 
 
 @pytest.fixture
-def lan():
-    """Two hosts on one link: (server, browsers)."""
+def lan(request):
+    """Two hosts on one link: (server, browsers, the server's address). IPv4 unless the test is
+    parametrized with "ipv6", which gives the link IPv6 addresses only."""
+    ipv6 = getattr(request, "param", "ipv4") == "ipv6"
     server, browsers = Host("server"), Host("browsers")
     try:
-        link(server, SERVER_IP, browsers, BROWSERS_IP)
-        yield server, browsers
+        if ipv6:
+            link(server, SERVER_IP6, browsers, BROWSERS_IP6, prefix=64)
+        else:
+            link(server, SERVER_IP, browsers, BROWSERS_IP)
+        yield server, browsers, SERVER_IP6 if ipv6 else SERVER_IP
     finally:
         browsers.close()
         server.close()
@@ -99,15 +112,25 @@ def spki_hash(certificate: x509.Certificate) -> str:
 
 
 class RemoteAtrium:
-    """Atrium in the server host, TLS on its HTTP and WebSocket ports."""
+    """Atrium in the server host, TLS on its HTTP and WebSocket ports; or, with `behind_proxy`,
+    plain HTTP on loopback with the WebSocket API under /janus-ws, for nginx in front of it
+    (docs/nginx/atrium.conf)."""
 
-    def __init__(self, server: Host, tmp: Path, tls: dict):
+    def __init__(self, server: Host, tmp: Path, tls: dict, address: str = SERVER_IP, behind_proxy: bool = False):
         require_build(ATRIUM_BIN)
         self.host = server
         config = webapp_config(tmp, recorder=False, turn=False)
-        config["http"].update(bind="0.0.0.0", port=HTTPS_PORT, **tls)
-        config["websocket"].update(bind="0.0.0.0", port=WSS_PORT, **tls)
-        config["media"].update(advertised_addresses=[SERVER_IP], udp_port=10000)
+        if behind_proxy:
+            config["trusted_proxies"] = ["127.0.0.1/32"]
+            config["http"].update(bind="127.0.0.1", port=8088, websocket_path="/janus-ws")
+            config["websocket"].update(enabled=False)
+            ready = "Janus API over HTTP"
+        else:
+            # "::" takes IPv4 and IPv6 alike (media: one dual-stack socket per port).
+            config["http"].update(bind="::", port=HTTPS_PORT, **tls)
+            config["websocket"].update(bind="::", port=WSS_PORT, **tls)
+            ready = "Janus API over secure WebSocket"
+        config["media"].update(bind="::", advertised_addresses=[address], udp_port=10000)
         self.workdir = tmp / "atrium"
         self.workdir.mkdir(parents=True, exist_ok=True)
         config_path = self.workdir / "config.json"
@@ -118,11 +141,10 @@ class RemoteAtrium:
             # nsenter execs atrium: the process is atrium's, for signals.
             self.proc = server.popen([str(ATRIUM_BIN), "--config", str(config_path)], stdout=log,
                                      stderr=subprocess.STDOUT, cwd=str(self.workdir))
-        wait_until(lambda: self.proc.poll() is not None or "Janus API over secure WebSocket" in self.log(), 20,
-                   "atrium listening with TLS")
+        wait_until(lambda: self.proc.poll() is not None or ready in self.log(), 20, "atrium listening")
         assert self.proc.poll() is None, f"atrium exited:\n{self.log()}"
-        self.https = server.forward(HTTPS_PORT)
-        self.base = f"https://{SERVER_IP}:{HTTPS_PORT}"
+        self.https = server.forward(NGINX_PORT if behind_proxy else HTTPS_PORT)
+        self.base = f"https://{url_host(address)}" + ("" if behind_proxy else f":{HTTPS_PORT}")
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -197,6 +219,8 @@ class RemoteChromium:
         return Person(name, driver, base)
 
     def close(self):
+        if self.proc.poll() is not None:
+            return
         for driver in self.drivers:
             try:
                 driver.quit()
@@ -213,7 +237,7 @@ def meet(chromium: RemoteChromium, base: str) -> list[Person]:
     that are secure contexts."""
     alice, bob = chromium.person("Alice", base), chromium.person("Bob", base)
     link_url = alice.create_room()
-    assert link_url.startswith(f"https://{SERVER_IP}:{HTTPS_PORT}/r/"), link_url
+    assert link_url.startswith(f"{base}/r/"), link_url
     assert alice.js("return window.isSecureContext") is True
     alice.open_and_join()
     bob.open_and_join(link_url)
@@ -229,23 +253,24 @@ def keeps_meeting(people: list[Person]):
         person.wait_remote_video(["Alice", "Bob"])
 
 
+@pytest.mark.parametrize("lan", ["ipv4", "ipv6"], indirect=True)
 def test_meeting_over_https_and_wss_from_another_host_with_a_self_signed_certificate(lan, tmp_path):
-    server, browsers = lan
-    atrium = RemoteAtrium(server, tmp_path, {"self_signed": True})
+    server, browsers, address = lan
+    atrium = RemoteAtrium(server, tmp_path, {"self_signed": True}, address)
     chromium = None
     try:
         log = atrium.log()
         spki = re.search(r"spki_sha256=(\S+)", log)
         assert spki, log
-        assert f"open the meeting app at https://{SERVER_IP}:{HTTPS_PORT}/" in log
+        assert f"open the meeting app at {atrium.base}/" in log
         served = atrium.served_certificate()
         assert spki_hash(served) == spki.group(1), "the logged hash is the served certificate's"
         names = served.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        assert ipaddress.ip_address(SERVER_IP) in names.get_values_for_type(x509.IPAddress)
+        assert ipaddress.ip_address(address) in names.get_values_for_type(x509.IPAddress)
         assert "localhost" in names.get_values_for_type(x509.DNSName)
 
         # Plain http on the TLS port: no page, the connection is closed.
-        plain = subprocess.run(browsers.command("curl", "-sS", "-m", "5", f"http://{SERVER_IP}:{HTTPS_PORT}/"),
+        plain = subprocess.run(browsers.command("curl", "-sS", "-m", "5", f"http://{url_host(address)}:{HTTPS_PORT}/"),
                                capture_output=True, text=True)
         assert plain.returncode != 0 and "<html" not in plain.stdout
 
@@ -262,7 +287,7 @@ def test_meeting_over_https_and_wss_from_another_host_with_a_self_signed_certifi
 
 
 def test_a_renewed_certificate_is_used_for_new_connections_while_the_meeting_goes_on(lan, tmp_path):
-    server, browsers = lan
+    server, browsers, _ = lan
     first = Certificate(tmp_path / "certs", "first")
     second = Certificate(tmp_path / "certs", "second")
     live = tmp_path / "live"
@@ -327,3 +352,73 @@ def test_check_config_names_what_is_wrong_with_a_certificate(tmp_path):
     path.write_text(json.dumps(config))
     done = subprocess.run([str(ATRIUM_BIN), "check-config", str(path)], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
+
+
+class Nginx:
+    """Debian's nginx in the server host, serving docs/nginx/atrium.conf as written but for the
+    certificate paths."""
+
+    def __init__(self, server: Host, tmp: Path, certificate: Certificate):
+        binary = Path("/usr/sbin/nginx")
+        if not binary.exists():
+            pytest.fail("nginx is missing: apt-get install nginx (make test installs it)", pytrace=False)
+        root = tmp / "nginx"
+        root.mkdir()
+        site = NGINX_SITE.read_text()
+        for placeholder, actual in (("/etc/letsencrypt/live/meet.example.org/fullchain.pem", certificate.chain_file),
+                                    ("/etc/letsencrypt/live/meet.example.org/privkey.pem", certificate.key_file)):
+            assert placeholder in site, placeholder
+            site = site.replace(placeholder, str(actual))
+        (root / "atrium.conf").write_text(site)
+        temp = "".join(f"{kind}_temp_path {root / kind};\n" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        (root / "nginx.conf").write_text(
+            f"daemon off;\npid {root / 'nginx.pid'};\nerror_log {root / 'error.log'} info;\nevents {{}}\n"
+            f"http {{\naccess_log {root / 'access.log'};\n{temp}include {root / 'atrium.conf'};\n}}\n")
+        self.log_path = root / "error.log"
+        self.proc = server.popen([str(binary), "-p", str(root), "-c", str(root / "nginx.conf")],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        wait_until(lambda: self.proc.poll() is not None or "start worker process" in self.log(), 10, "nginx started")
+        assert self.proc.poll() is None, f"nginx exited:\n{self.log()}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def access_log(self) -> str:
+        return (self.log_path.parent / "access.log").read_text(errors="replace")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def test_meeting_through_nginx_which_ends_tls_and_names_the_real_client(lan, tmp_path):
+    server, browsers, address = lan
+    certificate = Certificate(tmp_path / "certs", "proxy")
+    atrium = RemoteAtrium(server, tmp_path, {}, behind_proxy=True)
+    nginx = Nginx(server, tmp_path, certificate)
+    chromium = RemoteChromium(browsers, tmp_path, [certificate.spki])
+    try:
+        assert atrium.served_certificate().fingerprint(hashes.SHA256()).hex() == certificate.fingerprint
+        alice, bob = meet(chromium, atrium.base)
+        # The pages reached the WebSocket API through nginx, on the page's own port.
+        config = alice.js("return fetch('/web-config.json').then(r => r.json())")
+        assert config["websocket_path"] == "/janus-ws" and config["websocket_port"] is None, config
+        assert not re.search(r'"(GET|POST) /janus[/ ]', nginx.access_log()), "no Janus API over HTTP (long polls)"
+        # Atrium counted the browsers' address, not nginx's (the SFU logs who made a room).
+        log = atrium.log()
+        assert f"created by {BROWSERS_IP}" in log, log[-3000:]
+        assert "created by 127.0.0.1" not in log
+        # A client cannot pick its address: what it writes in X-Forwarded-For comes before what
+        # nginx appends and is not believed, so /metrics (private to loopback) stays closed to it.
+        forged = subprocess.run(browsers.command("curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}",
+                                                 "-H", "X-Forwarded-For: 127.0.0.1", f"{atrium.base}/metrics"),
+                                capture_output=True, text=True)
+        assert forged.stdout == "403", forged
+        # nginx logs a WebSocket when it closes: both pages' upgrades, once they are gone.
+        chromium.close()
+        wait_until(lambda: len(re.findall(r'"GET /janus-ws HTTP/1.1" 101 ', nginx.access_log())) >= 2, 10,
+                   "both WebSocket upgrades in nginx's log")
+    finally:
+        chromium.close()
+        nginx.stop()
+        atrium.stop()

@@ -49,7 +49,7 @@ def test_pages_and_files_are_served(start_atrium, tmp_path):
         again = requests.get(atrium.base + path, headers={"If-None-Match": r.headers["ETag"]}, timeout=5)
         assert again.status_code == 304 and again.content == b""
     config = requests.get(f"{atrium.base}/web-config.json", timeout=5).json()
-    assert config == {"janus_path": "/janus", "websocket_port": atrium.ws_port}
+    assert config == {"janus_path": "/janus", "websocket_port": atrium.ws_port, "websocket_path": None}
     # Raw paths, as a browser would never send them: nothing outside web/ comes back.
     for raw in ["/../config.json", "/js/../../Package.swift", "/%2e%2e/Package.swift", "/..%2fPackage.swift",
                 "/.gitignore", "/r/../index.html", "/js/%00.js"]:

@@ -10,17 +10,19 @@ PYTHON     ?= python3
 
 # Debian packages: what building and running needs, and what the tests need on top.
 DEBS_RUN   := pkg-config libssl-dev libsrtp2-dev libjansson-dev
-DEBS_TEST  := $(DEBS_RUN) iproute2 python3-venv chromium chromium-driver janus janus-demos libjs-janus-gateway coturn openssl ffmpeg mkvtoolnix opus-tools nginx
+DEBS_TEST  := $(DEBS_RUN) iproute2 python3-venv chromium chromium-driver janus janus-demos libjs-janus-gateway coturn openssl ffmpeg mkvtoolnix opus-tools nginx systemd
 
 # Networked tests run in a private network namespace: nothing leaves the machine, ports never collide.
 NETNS := $(if $(filter 0,$(shell id -u)),unshare -n,unshare -rn)
 
-.PHONY: help run test build release deps deps-test venv c-plugins unit e2e check-config bench bench-micro bench-compare bench-turn bench-sfu clean
+.PHONY: help run test build release deps deps-test venv c-plugins unit e2e check-config install bench bench-micro bench-compare bench-turn bench-sfu clean
 
 help:
 	@echo "make run    - install what is missing, build release, start atrium with $(CONFIG)"
 	@echo "make test   - install what tests need, build, run unit and e2e tests"
 	@echo "make build  - debug build of host, plugins and the C example plugin"
+	@echo "make install PREFIX=/usr/local - the release build, plugins, web app, a systemd unit, and a"
+	@echo "              config in SYSCONFDIR (/etc/atrium) unless one is there (docs/deploy.md)"
 	@echo "make bench  - Atrium and Janus under the same load, side by side with the floor (bench-compare,"
 	@echo "              writes bench-results.json), microbenchmarks of the media path, TURN against coturn"
 
@@ -47,6 +49,27 @@ run: release
 
 check-config: release
 	.build/release/atrium check-config $(CONFIG)
+
+# An installed Atrium: the binary, its plugins and the web app under PREFIX, a systemd unit, and
+# config/config.json under SYSCONFDIR with plugins_dir and web_root pointing at them (an existing
+# config is kept). INSTALL_FROM names the build to install (the tests install the debug one).
+PREFIX       ?= /usr/local
+SYSCONFDIR   ?= /etc/atrium
+INSTALL_FROM ?= .build/release
+install: $(if $(filter .build/release,$(INSTALL_FROM)),release)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/atrium $(DESTDIR)$(PREFIX)/share/atrium/docs \
+	  $(DESTDIR)$(PREFIX)/lib/systemd/system $(DESTDIR)$(SYSCONFDIR)
+	install -m 755 $(INSTALL_FROM)/atrium $(DESTDIR)$(PREFIX)/bin/atrium
+	install -m 644 $(INSTALL_FROM)/libatrium_*.so $(DESTDIR)$(PREFIX)/lib/atrium/
+	rm -rf $(DESTDIR)$(PREFIX)/share/atrium/web && cp -R web $(DESTDIR)$(PREFIX)/share/atrium/web
+	install -m 644 docs/deploy.md docs/configuration.md $(DESTDIR)$(PREFIX)/share/atrium/docs/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' config/systemd/atrium.service \
+	  > $(DESTDIR)$(PREFIX)/lib/systemd/system/atrium.service
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/config.json ]; then echo "kept $(DESTDIR)$(SYSCONFDIR)/config.json"; else \
+	  $(PYTHON) -c 'import json, sys; c = json.load(open("config/config.json")); \
+	    c["plugins_dir"] = sys.argv[1] + "/lib/atrium"; c["http"]["web_root"] = sys.argv[1] + "/share/atrium/web"; \
+	    json.dump(c, sys.stdout, indent=2); print()' $(PREFIX) > $(DESTDIR)$(SYSCONFDIR)/config.json; \
+	  chmod 640 $(DESTDIR)$(SYSCONFDIR)/config.json; echo "wrote $(DESTDIR)$(SYSCONFDIR)/config.json"; fi
 
 build: deps
 	swift build --build-tests

@@ -326,6 +326,20 @@ private func lines(_ text: String) -> [String] {
         #expect(answer.bundleGroup?.mids == ["0"])
     }
 
+    /// Firefox (bundlePolicy "max-bundle") offers every section after the first with port 0 and
+    /// `a=bundle-only`: on the BUNDLE transport, not rejected.
+    @Test func bundleOnlySectionsAreAccepted() throws {
+        var offer = try SDPFixture.parsed("chromium-audio-video")
+        offer.media[1].port = 0
+        offer.media[1].attributes.append(.other(name: "bundle-only", value: nil))
+        let reparsed = try SessionDescription.parse(offer.serialized)
+        #expect(reparsed.media[1].isBundleOnly && !reparsed.media[1].isRejected)
+        let answer = reparsed.answerSkeleton(origin: Origin(sessionID: "1", sessionVersion: 1))
+        #expect(answer.media[1].port == 9 && answer.media[1].direction != .inactive)
+        #expect(answer.bundleGroup?.mids == ["0", "1"])
+        #expect(!answer.media[1].isBundleOnly, "an answer never says bundle-only (RFC 8843)")
+    }
+
     @Test func removingCodecsRemovesTheirLines() throws {
         var video = try #require(SDPFixture.parsed("chromium-video-only").media.first)
         video.removeCodecs { !($0.hasName("VP8") || $0.payloadType == 97) }

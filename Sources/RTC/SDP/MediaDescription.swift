@@ -44,8 +44,16 @@ public struct MediaDescription: Sendable, Hashable {
         transportProtocol.uppercased().split(separator: "/").contains("RTP")
     }
 
-    /// Whether the port is 0: the section was rejected or its transceiver stopped.
-    public var isRejected: Bool { port == 0 }
+    /// Whether the section was rejected or its transceiver stopped: port 0, unless the section is
+    /// `bundle-only`.
+    public var isRejected: Bool { port == 0 && !isBundleOnly }
+
+    /// `a=bundle-only` (RFC 8843): an offered section that only goes on the BUNDLE transport, so it
+    /// comes with port 0 without being rejected. Firefox offers every section after the first
+    /// this way (bundlePolicy "max-bundle").
+    public var isBundleOnly: Bool {
+        attributes.contains { if case .other(let name, _) = $0 { name == "bundle-only" } else { false } }
+    }
 
     /// The payload types listed in the `m=` line, in preference order.
     public var payloadTypes: [UInt8] { formats.compactMap { SDPLexer.payloadType(Substring($0)) } }

@@ -10,7 +10,7 @@ PYTHON     ?= python3
 
 # Debian packages: what building and running needs, and what the tests need on top.
 DEBS_RUN   := pkg-config libssl-dev libsrtp2-dev libjansson-dev
-DEBS_TEST  := $(DEBS_RUN) iproute2 python3-venv chromium chromium-driver janus janus-demos libjs-janus-gateway coturn openssl ffmpeg mkvtoolnix opus-tools nginx systemd
+DEBS_TEST  := $(DEBS_RUN) iproute2 python3-venv chromium chromium-driver janus janus-demos libjs-janus-gateway coturn openssl ffmpeg mkvtoolnix opus-tools nginx systemd firefox-esr
 
 # Networked tests run in a private network namespace: nothing leaves the machine, ports never collide.
 NETNS := $(if $(filter 0,$(shell id -u)),unshare -n,unshare -rn)

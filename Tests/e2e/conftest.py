@@ -395,3 +395,23 @@ def trace(request):
         (ARTIFACTS / f"{label}-{srv.kind}{i}.log").write_text(srv.log())
     if items["notes"]:
         (ARTIFACTS / f"{label}-notes.txt").write_text("\n".join(map(str, items["notes"])) + "\n")
+
+
+@pytest.fixture
+def lan(request):
+    """Two hosts on one link (hosts.py): (server, browsers, the server's address). IPv4 unless
+    parametrized indirectly with "ipv6" (IPv6 addresses only) or "routed" (each host a default
+    route through the other, which Firefox needs to gather candidates)."""
+    from hosts import Host, link
+    from remote_meeting import BROWSERS_IP, BROWSERS_IP6, SERVER_IP, SERVER_IP6
+    kind = getattr(request, "param", "ipv4")
+    server, browsers = Host("server"), Host("browsers")
+    try:
+        if kind == "ipv6":
+            link(server, SERVER_IP6, browsers, BROWSERS_IP6, prefix=64)
+        else:
+            link(server, SERVER_IP, browsers, BROWSERS_IP, default_route=kind == "routed")
+        yield server, browsers, SERVER_IP6 if kind == "ipv6" else SERVER_IP
+    finally:
+        browsers.close()
+        server.close()

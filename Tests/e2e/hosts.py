@@ -56,9 +56,9 @@ def link(a: Host, a_address: str, b: Host, b_address: str, prefix: int = 24, nam
          default_route: bool = False):
     """A veth pair between two hosts with one address at each end. No IPv6 link-local addresses:
     their duplicate detection ends a second later, which a browser would see as a network change.
-    No default route unless asked (Firefox gathers no candidates without one): with one, name
-    lookups go to the machine's resolver through the other host and are lost, and Chromium's first
-    navigation waits 26 s for them to time out."""
+    No default route unless asked (Firefox gathers no candidates without one). With one, the
+    machine's resolvers are made unreachable in both hosts: name lookups would otherwise go out
+    through the other host and be lost, and a browser's first navigation waits 26 s for them."""
     a.run("ip", "link", "add", f"{name}0", "type", "veth", "peer", "name", f"{name}1", "netns", str(b.holder.pid))
     a.run("ip", "link", "set", f"{name}0", "addrgenmode", "none")
     b.run("ip", "link", "set", f"{name}1", "addrgenmode", "none")
@@ -69,10 +69,20 @@ def link(a: Host, a_address: str, b: Host, b_address: str, prefix: int = 24, nam
         host.run("ip", "link", "set", device, "up")
         if default_route:
             host.run("ip", family, "route", "add", "default", "via", gateway)
+            for resolver in _resolvers():
+                host.run("ip", "route", "add", "unreachable", resolver)
     deadline = time.monotonic() + 5
     while not all("state UP" in host.run("ip", "link", "show", device) for host, device in ((a, f"{name}0"), (b, f"{name}1"))):
         assert time.monotonic() < deadline, f"{name}: the link did not come up"
         time.sleep(0.02)
+
+
+def _resolvers() -> list[str]:
+    try:
+        lines = open("/etc/resolv.conf").read().splitlines()
+    except OSError:
+        return []
+    return [line.split()[1] for line in lines if line.startswith("nameserver") and len(line.split()) > 1]
 
 
 def _enter(netns: str):

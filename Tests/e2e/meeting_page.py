@@ -105,7 +105,7 @@ class Person:
         name = self.driver.find_element(By.ID, "display-name")
         name.clear()
         name.send_keys(self.name)
-        Select(self.driver.find_element(By.ID, "quality-select")).select_by_value(quality)
+        choose(self.driver, "quality-select", quality)
         self.wait("the low-quality preview", "return document.getElementById('preview').videoWidth <= 320")
         self.click("join-button")
         self.wait("the meeting", "return !document.getElementById('meeting').hidden")
@@ -127,8 +127,10 @@ class Person:
             mutedMarkerShown: !t.querySelector('.mic-state').hidden, video: t.dataset.video === 'true',
             talking: t.classList.contains('talking'), screen: t.classList.contains('screen'),
             width: t.querySelector('video').videoWidth,
+            // Firefox counts no playback-quality frames for a MediaStream, only painted ones.
             frames: (t.querySelector('video').getVideoPlaybackQuality
-                      ? t.querySelector('video').getVideoPlaybackQuality().totalVideoFrames : 0),
+                      ? t.querySelector('video').getVideoPlaybackQuality().totalVideoFrames : 0)
+                    || t.querySelector('video').mozPaintedFrames || 0,
             playing: !t.querySelector('video').paused && t.querySelector('video').readyState >= 2}))""")
 
     def wait_tiles(self, names: list[str], timeout: float = STEP) -> list[dict]:
@@ -187,6 +189,14 @@ class Person:
 
     def reset_size(self):
         self.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def choose(driver, element_id: str, value: str):
+    """Picks an option of a <select>: selenium's Select for Chromium, Firefox's own (firefox.py)."""
+    if hasattr(driver, "choose"):
+        driver.choose(element_id, value)
+    else:
+        Select(driver.find_element(By.ID, element_id)).select_by_value(value)
 
 
 def start_people(chromium, names: list[str], base: str, args: dict | None = None) -> list[Person]:  # noqa: F811

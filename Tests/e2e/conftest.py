@@ -72,8 +72,8 @@ def sfu_plugin_entry(**config) -> dict:
     """Atrium's SFU (libatrium_sfu.so, plugin id atrium.plugin.sfu), also reachable as
     janus.plugin.videoroom. Config: {"admin_key": None or str, "rooms": [{"room": 1234,
     "description": ..., "secret": ..., "publishers": ..., any Janus VideoRoom room property under
-    Janus's name}]}; without "rooms" it ships rooms 1234 and 5678 as Debian's
-    janus.plugin.videoroom.jcfg does."""
+    Janus's name}]}; without "rooms" it starts with none (config/config.json lists Debian's demo
+    rooms 1234 and 5678)."""
     return {"library": "libatrium_sfu.so", "aliases": ["janus.plugin.videoroom"], "enabled": True,
             "optional": False, "config": config}
 

@@ -49,10 +49,15 @@ class RemoteAtrium:
     plain HTTP on loopback with the WebSocket API under /janus-ws, for nginx in front of it
     (docs/nginx/atrium.conf)."""
 
-    def __init__(self, server: Host, tmp: Path, tls: dict, address: str = SERVER_IP, behind_proxy: bool = False):
+    def __init__(self, server: Host, tmp: Path, tls: dict, address: str = SERVER_IP, behind_proxy: bool = False,
+                 extra_plugins: list[dict] | None = None, sfu_rooms: list[dict] | None = None):
         require_build(ATRIUM_BIN)
         self.host = server
         config = webapp_config(tmp, recorder=False, turn=False)
+        config["plugins"] += extra_plugins or []
+        for plugin in config["plugins"]:
+            if plugin["library"] == "libatrium_sfu.so" and sfu_rooms:
+                plugin["config"]["rooms"] = sfu_rooms
         if behind_proxy:
             config["trusted_proxies"] = ["127.0.0.1/32"]
             config["http"].update(bind="127.0.0.1", port=8088, websocket_path="/janus-ws")

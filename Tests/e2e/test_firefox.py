@@ -9,13 +9,22 @@ anyone and Chromium showed the Firefox participant as an avatar.
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from selenium.webdriver.common.by import By
 
+from conftest import echotest_plugin_entry, wait_until
 from firefox import Firefox
+from hosts import Host
 from meeting_page import Person
-from remote_meeting import RemoteAtrium, RemoteChromium
+from remote_meeting import SERVER_IP, RemoteAtrium, RemoteChromium
+
+DEMOS = Path("/usr/share/janus/demos")
+DEMO_PORT = 8000
+MEDIA_WAIT = 25.0
 
 
 def sees_and_is_seen(people: list[Person]):
@@ -65,4 +74,106 @@ def test_firefox_and_chromium_meet_whoever_makes_the_room_and_viewers_watch_fire
     finally:
         firefox.quit()
         chromium.close()
+        atrium.stop()
+
+
+class DemoSite:
+    """Janus's own demo pages (janus-demos) served over HTTPS from the server host with the
+    certificate Atrium made, their settings.js pointing at Atrium's Janus API. (Atrium's web app
+    port would refuse their inline scripts: its pages' Content-Security-Policy allows none.)"""
+
+    SERVE = """
+import functools, http.server, ssl, sys
+root, certificate, key, address, port = sys.argv[1:6]
+class Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+httpd = http.server.ThreadingHTTPServer((address, int(port)), functools.partial(Quiet, directory=root))
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(certificate, key)
+httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+print("serving", flush=True)
+httpd.serve_forever()
+"""
+
+    def __init__(self, server: Host, tmp: Path, janus_url: str, certificate: Path, key: Path):
+        if not (DEMOS / "echotest.html").exists():
+            pytest.fail(f"{DEMOS}/echotest.html is missing: apt-get install janus-demos", pytrace=False)
+        site = tmp / "demos"
+        site.mkdir()
+        for entry in DEMOS.iterdir():
+            if entry.name != "settings.js":
+                (site / entry.name).symlink_to(entry)
+        # Debian's demo scripts read `token` and `apisecret`, which its settings.js never defines.
+        (site / "settings.js").write_text(f'var server = "{janus_url}";\nvar iceServers = [];\n'
+                                          'var token = null;\nvar apisecret = null;\n')
+        self.proc = server.popen([sys.executable, "-c", self.SERVE, str(site), str(certificate), str(key), SERVER_IP,
+                                  str(DEMO_PORT)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert self.proc.stdout.readline().strip() == "serving", self.proc.stdout.read()
+        self.base = f"https://{SERVER_IP}:{DEMO_PORT}"
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+DEMO_STATE = """
+const videos = (selector) => [...document.querySelectorAll(selector)].map(v => ({width: v.videoWidth, time: v.currentTime, paused: v.paused}));
+return {local: videos('#videoleft video, #videolocal video'), remote: videos('#videoright video, [id^=videoremote] video'),
+        alerts: [...document.querySelectorAll('.bootbox .bootbox-body')].map(e => e.textContent)};
+"""
+
+
+def remote_video_advances(driver, who: str):
+    """A remote <video> of the demo page plays and its time moves on; no alert on the page."""
+    first: dict = {}
+
+    def moving() -> bool:
+        state = driver.execute_script(DEMO_STATE)
+        assert not state["alerts"], f"{who}: the demo shows an alert: {state['alerts']}"
+        playing = [i for i, v in enumerate(state["remote"]) if v["width"] > 0 and not v["paused"]]
+        if not first:
+            first.update({i: state["remote"][i]["time"] for i in playing})
+            return False
+        return any(state["remote"][i]["time"] > t for i, t in first.items() if i < len(state["remote"]))
+    wait_until(moving, MEDIA_WAIT, f"{who}: a remote video of the demo playing and advancing")
+
+
+@pytest.mark.parametrize("lan", ["routed"], indirect=True)
+def test_janus_echotest_and_videoroom_demos_in_firefox(lan, tmp_path):
+    server, browsers, address = lan
+    tls = {"self_signed": True, "certificate_file": str(tmp_path / "self.pem"), "key_file": str(tmp_path / "self.key")}
+    # Room 1234, as Debian's janus.plugin.videoroom.jcfg has it: the demo joins it by number.
+    demo_room = {"room": 1234, "description": "Demo Room", "publishers": 6, "bitrate": 128000, "fir_freq": 10}
+    atrium = RemoteAtrium(server, tmp_path, tls, address, extra_plugins=[echotest_plugin_entry()], sfu_rooms=[demo_room])
+    spki = re.search(r"spki_sha256=(\S+)", atrium.log())
+    assert spki, atrium.log()
+    site = DemoSite(server, tmp_path, f"{atrium.base}/janus", tmp_path / "self.pem", tmp_path / "self.key")
+    firefox = Firefox(browsers, tmp_path, "Fox")
+    chromium = RemoteChromium(browsers, tmp_path, [spki.group(1)])
+    try:
+        # EchoTest: what Firefox sends comes back to it.
+        firefox.get(f"{site.base}/echotest.html")
+        wait_until(lambda: firefox.execute_script("return !!document.getElementById('start') && typeof Janus !== 'undefined'"),
+                   15, "the echotest page")
+        firefox.find_element("id", "start").click()
+        remote_video_advances(firefox, "Firefox on echotest.html")
+
+        # VideoRoom: Firefox and Chromium in room 1234, each playing the other's video.
+        chrome = chromium.person("chrome", atrium.base).driver
+        for name, driver in (("fox", firefox), ("chrome", chrome)):
+            driver.get(f"{site.base}/videoroomtest.html")
+            wait_until(lambda: driver.execute_script("return !!document.getElementById('start') && typeof Janus !== 'undefined'"),
+                       15, f"{name}: the videoroom page")
+            driver.find_element(By.ID, "start").click()
+            wait_until(lambda: driver.execute_script("const u = document.getElementById('username'); return !!u && u.offsetParent !== null"),
+                       15, f"{name}: the name field")
+            driver.find_element(By.ID, "username").send_keys(name)
+            driver.find_element(By.ID, "register").click()
+        for name, driver in (("fox", firefox), ("chrome", chrome)):
+            remote_video_advances(driver, f"{name} on videoroomtest.html")
+    finally:
+        chromium.close()
+        firefox.quit()
+        site.stop()
         atrium.stop()

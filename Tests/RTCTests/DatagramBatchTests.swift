@@ -62,6 +62,27 @@ import Glibc
         }
     }
 
+    /// ICE-TCP's listener the same way: one dual-stack socket accepts IPv4 and IPv6 peers.
+    @Test func aDualStackListenerAcceptsBothFamiliesUnderTheirOwnAddresses() throws {
+        let listener = try tcpListener(TransportAddress(ip: .v6(0, 0), port: 0), dualStack: true)
+        defer { close(listener) }
+        let port = try #require(localAddress(listener)).port
+        for (family, loopback) in [(AF_INET, TransportAddress(ip: .v4(0x7F00_0001), port: port)), (AF_INET6, TransportAddress(ip: .v6(0, 1), port: port))] {
+            let client = socket(family, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(client) }
+            #expect(SocketAddress.with(loopback) { connect(client, $0, $1) } == 0)
+            var accepted: (fd: Int32, remote: TransportAddress)?
+            for _ in 0..<100 where accepted == nil {
+                accepted = acceptConnection(listener)
+                if accepted == nil { usleep(1_000) }
+            }
+            let (fd, remote) = try #require(accepted)
+            close(fd)
+            #expect(remote.ip.isIPv4 == (family == AF_INET), "\(remote)")
+            #expect(remote.ip == loopback.ip)
+        }
+    }
+
     @Test func hostAddressesAPeerCanReach() {
         #expect(IPAddress("10.0.0.1")!.isRoutableHostAddress && IPAddress("2001:db8::1")!.isRoutableHostAddress)
         #expect(IPAddress("fd00:97::1")!.isRoutableHostAddress)

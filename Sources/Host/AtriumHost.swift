@@ -134,11 +134,16 @@ public final class AtriumHost: Service, Sendable {
         get { ports.withLock { $0.http } }
         set { ports.withLock { $0.http = newValue } }
     }
+    /// The plain-HTTP port that redirects to HTTPS (`http.redirect_port`), once bound.
+    public private(set) var redirectPort: Int? {
+        get { ports.withLock { $0.redirect } }
+        set { ports.withLock { $0.redirect = newValue } }
+    }
     public private(set) var webSocketPort: Int? {
         get { ports.withLock { $0.ws } }
         set { ports.withLock { $0.ws = newValue } }
     }
-    private let ports = Mutex<(http: Int?, ws: Int?)>((nil, nil))
+    private let ports = Mutex<(http: Int?, ws: Int?, redirect: Int?)>((nil, nil, nil))
 
     /// Starts plugin services and binds the listeners.
     public func start() async throws {
@@ -198,6 +203,9 @@ public final class AtriumHost: Service, Sendable {
             logger.info(httpCertificate == nil ? "Janus API over HTTP" : "Janus API over HTTPS",
                         metadata: ["address": "\(config.http.bind):\(httpPort ?? 0)", "path": "\(config.http.basePath)"])
             if let httpCertificate { logCertificate(httpCertificate, listener: "http") }
+            if let port = config.http.redirectPort, let httpsPort = httpPort {
+                try await bindRedirect(port: port, to: httpsPort)
+            }
             if FileManager.default.fileExists(atPath: webApp.root + "/index.html") {
                 logger.info("meeting web app", metadata: ["address": "\(config.http.bind):\(httpPort ?? 0)", "folder": "\(webApp.root)"])
                 for url in meetingURLs() { logger.notice("open the meeting app at \(url)") }
@@ -256,6 +264,29 @@ public final class AtriumHost: Service, Sendable {
     private func listenAddress(_ host: String, _ port: Int) throws -> NIOCore.SocketAddress {
         if let numeric = try? NIOCore.SocketAddress(ipAddress: host, port: port) { return numeric }
         return try NIOCore.SocketAddress.makeAddressResolvingHost(host, port: port)
+    }
+
+    /// The plain-HTTP listener that redirects to the HTTPS port: admitted and timed like the HTTP
+    /// port's connections, one answer each.
+    private func bindRedirect(port: Int, to httpsPort: Int) async throws {
+        let core = core
+        let config = config
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.backlog, value: 256)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    guard core.admit(channel, .http) else { return }
+                    let deadline = core.connectionDeadline(header: config.http.headerTimeoutSeconds, idle: config.http.headerTimeoutSeconds)
+                    try channel.pipeline.syncOperations.addHandler(deadline)
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(HTTPSRedirectHandler(httpsPort: httpsPort))
+                }
+            }
+            .bind(to: listenAddress(config.http.bind, port)).get()
+        channels.withLock { $0.append(channel) }
+        redirectPort = channel.localAddress?.port
+        logger.info("plain HTTP redirected to HTTPS", metadata: ["address": "\(config.http.bind):\(redirectPort ?? 0)"])
     }
 
     /// What a browser needs to trust a certificate it cannot check with a CA: its fingerprints.

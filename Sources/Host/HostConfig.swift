@@ -48,6 +48,8 @@ public struct HostConfig: Sendable {
         public var privateFrom: [AddressPrefix] = HTTP.loopback
         /// The Janus WebSocket API on this port too, at this path (deployments that expose one port).
         public var webSocketPath: String? = nil
+        /// With TLS: a plain-HTTP port on the same address that redirects to the HTTPS one.
+        public var redirectPort: Int? = nil
         static let loopback = [AddressPrefix("127.0.0.0/8")!, AddressPrefix("::1/128")!]
         public var tls = TLS()
     }
@@ -224,7 +226,7 @@ public struct HostConfig: Sendable {
             let o = try root.object(http, path: "http", keys: [
                 "enabled", "bind", "port", "base_path", "admin_path", "long_poll_seconds", "max_body_bytes", "cors_origin",
                 "web_root", "header_timeout_seconds", "idle_timeout_seconds", "private_from", "certificate_file", "key_file",
-                "self_signed", "websocket_path",
+                "self_signed", "websocket_path", "redirect_port",
             ])
             config.http.enabled = try root.bool(o, "enabled", path: "http") ?? config.http.enabled
             config.http.bind = try root.string(o, "bind", path: "http") ?? config.http.bind
@@ -241,6 +243,13 @@ public struct HostConfig: Sendable {
             config.http.privateFrom = try root.prefixes(o, "private_from", path: "http") ?? config.http.privateFrom
             config.http.tls = try root.tls(o, path: "http")
             config.http.webSocketPath = try root.urlPath(o, "websocket_path", path: "http")
+            config.http.redirectPort = try root.int(o, "redirect_port", path: "http", range: 0...65535)
+            if config.http.redirectPort != nil, !config.http.tls.enabled {
+                throw root.error("http.redirect_port", "redirects to HTTPS, so it needs TLS on http (certificate_file and key_file, or self_signed)")
+            }
+            if let r = config.http.redirectPort, r != 0, r == config.http.port {
+                throw root.error("http.redirect_port", "must differ from http.port (\(r))")
+            }
             if let ws = config.http.webSocketPath, ws == config.http.basePath || ws == config.http.adminPath || ws.hasPrefix(config.http.basePath + "/") {
                 throw root.error("http.websocket_path", "must differ from base_path and admin_path, found \"\(ws)\"")
             }

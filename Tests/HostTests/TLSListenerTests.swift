@@ -189,3 +189,69 @@ final class TLSClientSocket {
         }
     }
 }
+
+/// http.redirect_port: a plain port that sends browsers to the HTTPS one, and nothing else.
+@Suite struct HTTPSRedirectTests {
+    @Test func hostNamesThatMayGoInALocation() {
+        #expect(HTTPSRedirectHandler.hostName("meet.example.org:80") == "meet.example.org")
+        #expect(HTTPSRedirectHandler.hostName("10.0.0.5") == "10.0.0.5")
+        #expect(HTTPSRedirectHandler.hostName("[2001:db8::5]:80") == "[2001:db8::5]")
+        for bad in [nil, "", "a b", "evil.org/x", "[2001:db8::5", "[]", "a\"b", "ex@mple.org", String(repeating: "a", count: 300)] {
+            #expect(HTTPSRedirectHandler.hostName(bad) == nil, "\(String(describing: bad))")
+        }
+    }
+
+    @Test func configurationNeedsTLS() throws {
+        #expect(throws: ConfigError.self) { try HostConfig.parse(bytes: Array(#"{"http":{"redirect_port":80}}"#.utf8)) }
+        #expect(throws: ConfigError.self) {
+            try HostConfig.parse(bytes: Array(#"{"http":{"self_signed":true,"port":8443,"redirect_port":8443}}"#.utf8))
+        }
+        #expect(try HostConfig.parse(bytes: Array(#"{"http":{"self_signed":true,"redirect_port":80}}"#.utf8)).http.redirectPort == 80)
+    }
+
+    @Test func everyRequestIsSentToTheSamePathOverHTTPS() async throws {
+        let text = #"{"http":{"bind":"127.0.0.1","port":0,"self_signed":true,"redirect_port":0},"websocket":{"enabled":false},"media":{"udp_port":0}}"#
+        let host = try AtriumHost(config: HostConfig.parse(bytes: Array(text.utf8)), logger: Logger(label: "redirect-test"))
+        try await host.start()
+        do {
+            let port = try #require(host.redirectPort)
+            let https = try #require(host.httpPort)
+            let get = try plainExchange(port: port, "GET /r/abc?x=1 HTTP/1.1\r\nHost: meet.example.org\r\n\r\n")
+            #expect(get.hasPrefix("HTTP/1.1 301 Moved Permanently"), "\(get)")
+            #expect(get.contains("location: https://meet.example.org:\(https)/r/abc?x=1\r\n") || get.contains("Location: https://meet.example.org:\(https)/r/abc?x=1\r\n"), "\(get)")
+            let post = try plainExchange(port: port, "POST /janus HTTP/1.1\r\nHost: [::1]:80\r\nContent-Length: 2\r\n\r\n{}")
+            #expect(post.hasPrefix("HTTP/1.1 308 Permanent Redirect") && post.contains("https://[::1]:\(https)/janus"), "\(post)")
+            let noHost = try plainExchange(port: port, "GET / HTTP/1.1\r\nHost: a b\r\n\r\n")
+            #expect(noHost.hasPrefix("HTTP/1.1 400"), "\(noHost)")
+        } catch {
+            await host.shutdown()
+            throw error
+        }
+        await host.shutdown()
+    }
+
+    /// Sends `request` on a new loopback connection and reads until the server closes it.
+    func plainExchange(port: Int, _ request: String) throws -> String {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw TLSError("connect failed") }
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        _ = Array(request.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+        var answer: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { break }
+            answer += buffer.prefix(n)
+        }
+        return String(decoding: answer, as: UTF8.self)
+    }
+}

@@ -170,9 +170,7 @@ public final class AtriumHost: Service, Sendable {
         let webSocketCertificate = self.webSocketCertificate
         reloads.start()
         if config.http.enabled {
-            let channel = try await ServerBootstrap(group: group)
-                .serverChannelOption(ChannelOptions.backlog, value: 256)
-                .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            let channel = try await listener()
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         guard core.admit(channel, .http) else { return }
@@ -214,9 +212,7 @@ public final class AtriumHost: Service, Sendable {
             }
         }
         if config.webSocket.enabled {
-            let channel = try await ServerBootstrap(group: group)
-                .serverChannelOption(ChannelOptions.backlog, value: 256)
-                .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            let channel = try await listener()
                 .childChannelInitializer { channel in
                     guard core.admit(channel, .webSocket) else { return channel.eventLoop.makeSucceededVoidFuture() }
                     // The handshake is HTTP: it gets the header timeout, and no idle phase before it.
@@ -266,14 +262,19 @@ public final class AtriumHost: Service, Sendable {
         return try NIOCore.SocketAddress.makeAddressResolvingHost(host, port: port)
     }
 
+    /// A TCP listener as every port of the host has one.
+    private func listener() -> ServerBootstrap {
+        ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.backlog, value: 256)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+    }
+
     /// The plain-HTTP listener that redirects to the HTTPS port: admitted and timed like the HTTP
     /// port's connections, one answer each.
     private func bindRedirect(port: Int, to httpsPort: Int) async throws {
         let core = core
         let config = config
-        let channel = try await ServerBootstrap(group: group)
-            .serverChannelOption(ChannelOptions.backlog, value: 256)
-            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+        let channel = try await listener()
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     guard core.admit(channel, .http) else { return }

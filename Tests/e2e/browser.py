@@ -43,6 +43,28 @@ WAIT = 10.0  # seconds for any one step
 DRIVER_TIMEOUT = 30.0
 
 
+DEMOS = Path("/usr/share/janus/demos")
+
+
+def janus_demo_folder(site: Path, server_url: str) -> Path:
+    """A copy of Debian's Janus demo pages (janus-demos) in `site`: symlinks to the installed
+    files, so the pages' own javascript/, css/ and fonts/ folders (Debian's jquery, bootstrap,
+    bootbox, spin.js, toastr, webrtc-adapter, janus.js, font-awesome) are used as they are, and a
+    settings.js of our own: `server` is the server under test, `iceServers` is [] (Debian's leaves
+    it null, and janus.js then falls back to a public STUN server), `token` and `apisecret` are
+    null (Debian's demo scripts read them, and its settings.js never defines them, so the pages as
+    installed stop with "ReferenceError: token is not defined" on Start)."""
+    if not (DEMOS / "videoroomtest.html").exists():
+        pytest.fail(f"{DEMOS}/videoroomtest.html is missing: apt-get install janus-demos", pytrace=False)
+    site.mkdir(exist_ok=True)
+    for entry in DEMOS.iterdir():
+        if entry.name != "settings.js" and not (site / entry.name).is_symlink():
+            (site / entry.name).symlink_to(entry)
+    (site / "settings.js").write_text(f'var server = "{server_url}";\nvar iceServers = [];\n'
+                                      'var token = null;\nvar apisecret = null;\n')
+    return site
+
+
 class QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, format, *args):  # noqa: A002 - signature from the base class
         pass

@@ -125,6 +125,18 @@ def wait_until(predicate, timeout: float, what: str):
     raise AssertionError(f"not within {timeout} s: {what}")
 
 
+def stop_process(proc: subprocess.Popen, timeout: float = 10) -> int | None:
+    """SIGTERM, then SIGKILL if it has not ended within `timeout`; returns its exit status."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
 class ServerUnderTest:
     """What tests that run against Atrium or the Janus reference need of either server. `metric`
     and `admin` are Atrium's /metrics and admin API (None for Janus)."""
@@ -222,14 +234,7 @@ class AtriumServer:
     def stop(self) -> int | None:
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return stop_process(self.proc)
 
     def admin(self, request: dict) -> dict:
         body = {"transaction": "adm", "admin_secret": self.config["admin"]["secret"], **request}

@@ -8,7 +8,6 @@ import base64
 import hashlib
 import json
 import re
-import signal
 import socket
 import ssl
 import subprocess
@@ -20,7 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from selenium import webdriver
 
-from conftest import ATRIUM_BIN, require_build, wait_until
+from conftest import ATRIUM_BIN, require_build, stop_process, wait_until
 from browser import CHROMEDRIVER, CHROMIUM, DRIVER_TIMEOUT
 from hosts import Host
 from meeting_page import Person, webapp_config
@@ -107,13 +106,7 @@ class RemoteAtrium:
 
     def stop(self):
         self.https.close()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 class RemoteChromium:

@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from selenium.webdriver.common.by import By
 
-from conftest import echotest_plugin_entry, wait_until
+from browser import janus_demo_folder
+from conftest import echotest_plugin_entry, stop_process, wait_until
 from firefox import Firefox
 from hosts import Host
 from meeting_page import Person
 from remote_meeting import SERVER_IP, RemoteAtrium, RemoteChromium
 
-DEMOS = Path("/usr/share/janus/demos")
 DEMO_PORT = 8000
 MEDIA_WAIT = 25.0
 
@@ -97,24 +97,14 @@ httpd.serve_forever()
 """
 
     def __init__(self, server: Host, tmp: Path, janus_url: str, certificate: Path, key: Path):
-        if not (DEMOS / "echotest.html").exists():
-            pytest.fail(f"{DEMOS}/echotest.html is missing: apt-get install janus-demos", pytrace=False)
-        site = tmp / "demos"
-        site.mkdir()
-        for entry in DEMOS.iterdir():
-            if entry.name != "settings.js":
-                (site / entry.name).symlink_to(entry)
-        # Debian's demo scripts read `token` and `apisecret`, which its settings.js never defines.
-        (site / "settings.js").write_text(f'var server = "{janus_url}";\nvar iceServers = [];\n'
-                                          'var token = null;\nvar apisecret = null;\n')
+        site = janus_demo_folder(tmp / "demos", janus_url)
         self.proc = server.popen([sys.executable, "-c", self.SERVE, str(site), str(certificate), str(key), SERVER_IP,
                                   str(DEMO_PORT)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         assert self.proc.stdout.readline().strip() == "serving", self.proc.stdout.read()
         self.base = f"https://{SERVER_IP}:{DEMO_PORT}"
 
     def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
+        stop_process(self.proc)
 
 
 DEMO_STATE = """

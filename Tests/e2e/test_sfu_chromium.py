@@ -26,12 +26,11 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from http.server import ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
 
-from browser import QuietHandler, brief, results, save_artifacts, wait_for
+from browser import QuietHandler, brief, janus_demo_folder, results, save_artifacts, wait_for
 from videoroom_client import create_room_sync, sync_request
 
 MEDIA_WAIT = 25.0
@@ -370,32 +369,14 @@ def test_nack_recovers_loss_on_one_subscriber_path(sfu, page_server, chromium): 
 # --------------------------------------------------------------------------------------------
 # 7. Janus's own VideoRoom demo pages (Debian janus-demos), unmodified but for settings.js
 
-DEMOS = Path("/usr/share/janus/demos")
-
-
 @pytest.fixture
 def demo_site(tmp_path):
-    """Serves a copy of /usr/share/janus/demos (symlinks to the installed files, so the pages'
-    own javascript/, css/ and fonts/ folders — Debian's jquery, bootstrap, bootbox, spin.js,
-    toastr, webrtc-adapter, janus.js, font-awesome — are used as they are) with its settings.js
-    replaced: `server` is the server under test, `iceServers` is [] (Debian's settings.js leaves
-    it null, and janus.js then falls back to a public STUN server), `token`/`apisecret` are null.
-    Call it with the server URL; returns the site's base URL."""
-    if not (DEMOS / "mvideoroomtest.html").exists():
-        pytest.fail(f"{DEMOS}/mvideoroomtest.html is missing: apt-get install janus-demos", pytrace=False)
-    site = tmp_path / "demos"
-    site.mkdir()
-    for entry in DEMOS.iterdir():
-        if entry.name != "settings.js":
-            (site / entry.name).symlink_to(entry)
+    """Serves Debian's Janus demo pages (browser.janus_demo_folder) on a loopback port. Call it
+    with the server URL; returns the site's base URL."""
     servers: list[ThreadingHTTPServer] = []
 
     def start(server_url: str) -> str:
-        # Debian's demo scripts also read `token` and `apisecret` (a Debian change: new Janus({...,
-        # token: token, apisecret: apisecret})), which its own settings.js never defines, so the
-        # pages as installed stop with "ReferenceError: token is not defined" on Start.
-        (site / "settings.js").write_text(f'var server = "{server_url}";\nvar iceServers = [];\n'
-                                          'var token = null;\nvar apisecret = null;\n')
+        site = janus_demo_folder(tmp_path / "demos", server_url)
         httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(site)))
         httpd.daemon_threads = True
         threading.Thread(target=httpd.serve_forever, name="janus-demos", daemon=True).start()

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from conftest import ATRIUM_BIN, ROOT, wait_until
+from conftest import ATRIUM_BIN, ROOT, stop_process, wait_until
 from hosts import Host
 from meeting_page import webapp_config
 from remote_meeting import (BROWSERS_IP, HTTPS_PORT, SERVER_IP, WSS_PORT, RemoteAtrium, RemoteChromium, keeps_meeting, meet,
@@ -206,8 +206,7 @@ class Nginx:
         return (self.log_path.parent / "access.log").read_text(errors="replace")
 
     def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
+        stop_process(self.proc)
 
 
 def test_meeting_through_nginx_which_ends_tls_and_names_the_real_client(lan, tmp_path):

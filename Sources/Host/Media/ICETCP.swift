@@ -11,7 +11,7 @@ final class TCPListener {
     let port: UInt16
 
     init(bind address: String, port: Int) throws(MediaSocketError) {
-        (fd, self.port) = try openMediaSocket(address, port, "cannot listen on TCP", key: "media.tcp_port") { (a, dual) throws(SocketError) in try tcpListener(a, backlog: 128, dualStack: dual) }
+        (fd, self.port, _) = try openMediaSocket(address, port, "cannot listen on TCP", key: "media.tcp_port") { (a, dual) throws(SocketError) in try tcpListener(a, backlog: 128, dualStack: dual) }
     }
 
     deinit { close(fd) }

@@ -10,20 +10,22 @@ struct MediaSocketError: Error, CustomStringConvertible {
 
 /// Opens one of the media ports on `address`:`port` (0: any) with `open`, which is told whether
 /// the socket is dual-stack ("::" takes IPv4 too); a failure names the configuration key.
-/// Returns the descriptor and the port it got.
+/// "::" (the default) on a kernel without IPv6 falls back to "0.0.0.0". Returns the descriptor,
+/// the port it got, and whether it is dual-stack.
 func openMediaSocket(_ address: String, _ port: Int, _ failure: String, key: String,
-                     _ open: (TransportAddress, Bool) throws(SocketError) -> Int32) throws(MediaSocketError) -> (Int32, UInt16)
+                     _ open: (TransportAddress, Bool) throws(SocketError) -> Int32) throws(MediaSocketError) -> (Int32, UInt16, dual: Bool)
 {
     guard let local = TransportAddress(address, port) else {
         throw MediaSocketError(description: "media.bind: \"\(address)\" is not an IP address")
     }
-    let fd: Int32
     do {
-        fd = try open(local, isDualStack(address))
+        let fd = try open(local, isDualStack(address))
+        return (fd, localAddress(fd)?.port ?? UInt16(port), isDualStack(address))
+    } catch where isDualStack(address) && error.code == EAFNOSUPPORT {
+        return try openMediaSocket("0.0.0.0", port, failure, key: key, open)
     } catch {
         throw MediaSocketError(description: "\(failure) \(address):\(port) (\(key)): \(error)")
     }
-    return (fd, localAddress(fd)?.port ?? UInt16(port))
 }
 
 /// "::" is bound dual-stack: one socket for IPv4 and IPv6 peers.
@@ -37,10 +39,11 @@ final class UDPSocket {
     let port: UInt16
 
     init(bind address: String, port: Int) throws(MediaSocketError) {
-        (fd, self.port) = try openMediaSocket(address, port, "cannot bind UDP", key: "media.udp_port") { (a, dual) throws(SocketError) in
+        let dual: Bool
+        (fd, self.port, dual) = try openMediaSocket(address, port, "cannot bind UDP", key: "media.udp_port") { (a, dual) throws(SocketError) in
             try udpSocket(a, bufferBytes: 4 << 20, dualStack: dual)
         }
-        batch.mapsIPv4 = isDualStack(address)
+        batch.mapsIPv4 = dual
     }
 
     deinit { close(fd) }

@@ -5,9 +5,17 @@ import Glibc
 /// A socket call that failed, for the start-up message.
 public struct SocketError: Error, CustomStringConvertible {
     public var description: String
+    /// The errno of the call that failed (0 when the error is not a call's).
+    public var code: Int32 = 0
     /// `what` failed with the current errno.
-    public init(_ what: String) { description = "\(what): \(String(cString: strerror(errno)))" }
-    public init(message: String) { description = message }
+    public init(_ what: String) {
+        code = errno
+        description = "\(what): \(String(cString: strerror(code)))"
+    }
+    public init(message: String, code: Int32 = 0) {
+        description = message
+        self.code = code
+    }
 }
 
 /// IPv4 and IPv6 socket addresses, to and from `TransportAddress`. The corresponding C types are

@@ -168,7 +168,7 @@ if ProcessInfo.processInfo.environment["ATRIUM_BENCHMARKS"] != nil {
 // replay compiles in the ordinary build.
 let fuzzHarnesses = [
     "json", "sdp", "stun", "turn", "rtp", "rtcp", "vp8", "vp9", "h264", "av1", "opus",
-    "matroska-repair", "http", "janus-api",
+    "matroska-repair", "http", "janus-api", "tls",
 ]
 if ProcessInfo.processInfo.environment["ATRIUM_FUZZ"] != nil {
     package.targets.removeAll { $0.name == "FuzzTests" }

@@ -16,5 +16,6 @@ public enum FuzzHarness {
         ("matroska-repair", fuzzMatroskaRepair),
         ("http", fuzzHTTP),
         ("janus-api", fuzzJanusAPI),
+        ("tls", fuzzTLS),
     ]
 }

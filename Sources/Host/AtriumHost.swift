@@ -303,7 +303,7 @@ public final class AtriumHost: Service, Sendable {
     func meetingURLs() -> [String] {
         guard let port = httpPort else { return [] }
         let scheme = httpCertificate == nil ? "http" : "https"
-        return core.loops.advertised.map { ip in ip.isIPv4 ? "\(scheme)://\(ip):\(port)/" : "\(scheme)://[\(ip)]:\(port)/" }
+        return core.loops.advertised.map { "\(scheme)://\(TransportAddress(ip: $0, port: UInt16(clamping: port)))/" }
     }
 
     /// Closes the listeners, destroys every session, stops services and plugins.

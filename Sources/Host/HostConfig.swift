@@ -409,7 +409,7 @@ extension HostConfig {
             }
             for (i, item) in items.enumerated() {
                 guard case .string(let s) = item, let ip = IPAddress(s), ip != .v4(0), ip != .v6(0, 0) else {
-                    throw root.error("media.advertised_addresses[\(i)]", "expected an IP address such as \"203.0.113.7\" or \"2001:db8::7\", found \(item.typeDescription == "a string" ? "\"\(item.stringValue!)\"" : item.typeDescription)")
+                    throw root.error("media.advertised_addresses[\(i)]", "expected an IP address such as \"203.0.113.7\" or \"2001:db8::7\", found \(item.stringValue.map { "\"\($0)\"" } ?? item.typeDescription)")
                 }
                 m.advertisedAddresses.append(s)
             }

@@ -43,28 +43,88 @@ public enum OutgoingRTP {
     /// block holding only the elements given in `values` whose ids are negotiated (what the sender
     /// put there is dropped: its ids belong to its own negotiation). Returns the length written, or
     /// nil when `out` is too small or the packet carries no payload (padding-only probes).
+    ///
+    /// With `repair`, the packet is written as its RFC 4588 retransmission instead: the repair
+    /// stream's payload type and sequence number in the header, and the original sequence number
+    /// before the payload.
     public static func write(_ packet: RTPPacketView, ssrc: UInt32, ids: OutgoingExtensionIDs,
-                             values: OutgoingExtensionValues, into out: UnsafeMutableRawBufferPointer) -> Int? {
+                             values: OutgoingExtensionValues, into out: UnsafeMutableRawBufferPointer,
+                             repair: (payloadType: UInt8, sequenceNumber: UInt16)? = nil) -> Int? {
         guard packet.payloadLength > 0 else { return nil }
         let csrcBytes = packet.csrcCount * 4
+        let prefix = repair == nil ? 0 : 2
+        let extensionBytes = Self.extensionBlockLength(extensionElementsLength(ids: ids, values: values))
+        let total = 12 + csrcBytes + extensionBytes + prefix + packet.payloadLength
+        guard out.count >= total else { return nil }
+        out[0] = 0x80 | (extensionBytes > 0 ? 0x10 : 0) | UInt8(packet.csrcCount)
+        out[1] = packet.buffer[1]
+        out[2] = packet.buffer[2]
+        out[3] = packet.buffer[3]
+        if let repair {
+            out[1] = (packet.buffer[1] & 0x80) | (repair.payloadType & 0x7F)
+            out.storeBigEndian(repair.sequenceNumber, at: 2)
+        }
+        for i in 4..<8 { out[i] = packet.buffer[i] }
+        out.storeBigEndian(ssrc, at: 8)
+        var o = 12
+        for i in 0..<csrcBytes { out[o + i] = packet.buffer[12 + i] }
+        o += csrcBytes
+        o = writeExtensions(ids: ids, values: values, length: extensionBytes, into: out, at: o)
+        if repair != nil {
+            out[o] = packet.buffer[2]
+            out[o + 1] = packet.buffer[3]
+            o += 2
+        }
+        UnsafeMutableRawBufferPointer(rebasing: out[o..<(o + packet.payloadLength)])
+            .copyMemory(from: UnsafeRawBufferPointer(rebasing: packet.buffer[packet.payloadOffset..<(packet.payloadOffset + packet.payloadLength)]))
+        return total
+    }
+
+    /// A padding-only packet (a probe's filler): `padding` bytes (1...255) after the header, the
+    /// last of them their count (RFC 3550 §5.1). Returns the length written, nil when `out` is too small.
+    public static func writePadding(ssrc: UInt32, payloadType: UInt8, sequenceNumber: UInt16, timestamp: UInt32, padding: Int,
+                                    ids: OutgoingExtensionIDs, values: OutgoingExtensionValues,
+                                    into out: UnsafeMutableRawBufferPointer) -> Int? {
+        let padding = min(max(padding, 1), 255)
+        let extensionBytes = Self.extensionBlockLength(extensionElementsLength(ids: ids, values: values))
+        let total = 12 + extensionBytes + padding
+        guard out.count >= total else { return nil }
+        out[0] = 0x80 | 0x20 | (extensionBytes > 0 ? 0x10 : 0)
+        out[1] = payloadType & 0x7F
+        out.storeBigEndian(sequenceNumber, at: 2)
+        out.storeBigEndian(timestamp, at: 4)
+        out.storeBigEndian(ssrc, at: 8)
+        var o = writeExtensions(ids: ids, values: values, length: extensionBytes, into: out, at: 12)
+        while o < total - 1 {
+            out[o] = 0
+            o += 1
+        }
+        out[total - 1] = UInt8(padding)
+        return total
+    }
+
+    /// The one-byte-header extension block for elements of `elements` bytes: 0 for none, else the
+    /// 4-byte header and the elements padded to 32 bits.
+    static func extensionBlockLength(_ elements: Int) -> Int {
+        elements == 0 ? 0 : 4 + (elements + 3) / 4 * 4
+    }
+
+    /// The bytes of the elements `values` and `ids` give (each its header byte and data).
+    static func extensionElementsLength(ids: OutgoingExtensionIDs, values: OutgoingExtensionValues) -> Int {
         var elements = 0
         if let mid = values.mid, ids.mid != 0, (1...16).contains(mid.count) { elements += 1 + mid.count }
         if values.audioLevel != nil, ids.audioLevel != 0 { elements += 2 }
         if values.absSendTime != nil, ids.absSendTime != 0 { elements += 4 }
         if values.transportSequence != nil, ids.transportWideCC != 0 { elements += 3 }
         if values.videoOrientation != nil, ids.videoOrientation != 0 { elements += 2 }
-        let extensionBytes = elements == 0 ? 0 : 4 + (elements + 3) / 4 * 4
-        let total = 12 + csrcBytes + extensionBytes + packet.payloadLength
-        guard out.count >= total else { return nil }
-        out[0] = 0x80 | (extensionBytes > 0 ? 0x10 : 0) | UInt8(packet.csrcCount)
-        out[1] = packet.buffer[1]
-        out[2] = packet.buffer[2]
-        out[3] = packet.buffer[3]
-        for i in 4..<8 { out[i] = packet.buffer[i] }
-        out.storeBigEndian(ssrc, at: 8)
-        var o = 12
-        for i in 0..<csrcBytes { out[o + i] = packet.buffer[12 + i] }
-        o += csrcBytes
+        return elements
+    }
+
+    /// Writes the extension block of `length` bytes (from `extensionBlockLength`) at `o`; returns
+    /// the offset after it.
+    private static func writeExtensions(ids: OutgoingExtensionIDs, values: OutgoingExtensionValues, length extensionBytes: Int,
+                                        into out: UnsafeMutableRawBufferPointer, at start: Int) -> Int {
+        var o = start
         if extensionBytes > 0 {
             out[o] = 0xBE
             out[o + 1] = 0xDE
@@ -103,9 +163,7 @@ public enum OutgoingRTP {
                 o += 1
             }
         }
-        UnsafeMutableRawBufferPointer(rebasing: out[o..<(o + packet.payloadLength)])
-            .copyMemory(from: UnsafeRawBufferPointer(rebasing: packet.buffer[packet.payloadOffset..<(packet.payloadOffset + packet.payloadLength)]))
-        return total
+        return o
     }
 
     /// abs-send-time for a monotonic time: seconds in 6.18 fixed point, modulo 64 s.

@@ -100,6 +100,21 @@ nonisolated(unsafe) private let groupExtension: UnsafeMutablePointer<atrium_host
     return t
 }()
 
+nonisolated(unsafe) private let bandwidthExtension: UnsafeMutablePointer<atrium_host_bandwidth_t> = {
+    let t = UnsafeMutablePointer<atrium_host_bandwidth_t>.allocate(capacity: 1)
+    t.initialize(to: atrium_host_bandwidth_t())
+    t.pointee.struct_size = UInt32(MemoryLayout<atrium_host_bandwidth_t>.size)
+    t.pointee.estimate = { host, handle in
+        let plugin = owner(host)
+        guard let core = plugin.core, let h = core.lookupHandle(from: plugin, address: UInt(bitPattern: handle)) else { return 0 }
+        return h.bandwidthEstimate.load(ordering: .relaxed)
+    }
+    t.pointee.set_desired = { host, handle, bitrate in
+        onPeer(host, handle) { _, peer in peer.bandwidth?.desired = bitrate }
+    }
+    return t
+}()
+
 /// Runs a media call on the handle's PeerConnection, as the header's "Media from any thread" says.
 /// On the handle's own loop it runs at once, on the caller's borrowed data, and its status is
 /// returned. From any other thread `later` first copies what the call needs (nil: the input is
@@ -171,6 +186,7 @@ func makeHostTable() -> atrium_host_t {
         case ATRIUM_EXT_TIMER: return UnsafeRawPointer(timerExtension)
         case ATRIUM_EXT_TAP: return UnsafeRawPointer(tapExtension)
         case ATRIUM_EXT_GROUP: return UnsafeRawPointer(groupExtension)
+        case ATRIUM_EXT_BANDWIDTH: return UnsafeRawPointer(bandwidthExtension)
         default: return nil
         }
     }

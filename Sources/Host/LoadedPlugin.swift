@@ -32,6 +32,7 @@ final class LoadedPlugin: @unchecked Sendable {
     private(set) var admin: atrium_plugin_admin_t?
     private(set) var events: atrium_plugin_events_t?
     private(set) var tap: atrium_plugin_tap_t?
+    private(set) var bandwidth: atrium_plugin_bandwidth_t?
 
     /// The host table given to this plugin; host_data is this object (unretained: it lives as long
     /// as the process keeps the plugin).
@@ -135,6 +136,7 @@ final class LoadedPlugin: @unchecked Sendable {
         admin = lookupExtension(ATRIUM_EXT_ADMIN, as: atrium_plugin_admin_t.self)
         events = lookupExtension(ATRIUM_EXT_EVENTS, as: atrium_plugin_events_t.self)
         tap = lookupExtension(ATRIUM_EXT_TAP, as: atrium_plugin_tap_t.self)
+        bandwidth = lookupExtension(ATRIUM_EXT_BANDWIDTH, as: atrium_plugin_bandwidth_t.self)
     }
 
     private func lookupExtension<T>(_ extensionID: String, as type: T.Type) -> T? {

@@ -178,6 +178,9 @@ final class Handle: @unchecked Sendable {
     /// Set on the plugin's control context once handle_destroyed ran; control callbacks queued
     /// from the media thread after that are dropped. Touched only on that context.
     var released = false
+    /// The send-side bandwidth estimate of its PeerConnection, bits/s (0: none), written by its
+    /// media loop and read by plugins from any thread.
+    let bandwidthEstimate = Atomic<UInt64>(0)
 
     init(id: UInt64, session: Session, plugin: LoadedPlugin, opaqueID: String, attachedName: String?, client: ClientAddress) {
         self.id = id

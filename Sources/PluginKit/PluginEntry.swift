@@ -146,6 +146,7 @@ final class PluginBox {
     let adminTable: UnsafeMutablePointer<atrium_plugin_admin_t>
     let serviceTable: UnsafeMutablePointer<atrium_plugin_service_t>
     let tapTable: UnsafeMutablePointer<atrium_plugin_tap_t>
+    let bandwidthTable: UnsafeMutablePointer<atrium_plugin_bandwidth_t>
 
     init(plugin: any AtriumPlugin, host: PluginHost) {
         self.plugin = plugin
@@ -197,6 +198,11 @@ final class PluginBox {
         tapTable.pointee.labels_changed = { p, handle, json, length in
             PluginBox.from(p).plugin.tapLabelsChanged(handleID: handle, labels: parseObject(json, length) ?? [:])
         }
+        bandwidthTable = zeroedTable(atrium_plugin_bandwidth_t.self)
+        bandwidthTable.pointee.struct_size = UInt32(MemoryLayout<atrium_plugin_bandwidth_t>.size)
+        bandwidthTable.pointee.estimate_changed = { p, handle, bitrate in
+            PluginBox.from(p).plugin.bandwidthEstimateChanged(PluginHandle(raw: handle), bitrate: bitrate)
+        }
         adminTable = zeroedTable(atrium_plugin_admin_t.self)
         adminTable.pointee.struct_size = UInt32(MemoryLayout<atrium_plugin_admin_t>.size)
         adminTable.pointee.handle_admin_message = { p, body, length, reply in
@@ -223,6 +229,7 @@ final class PluginBox {
         case ATRIUM_EXT_ADMIN: return UnsafeRawPointer(adminTable)
         case ATRIUM_EXT_SERVICE: return plugin.hasService ? UnsafeRawPointer(serviceTable) : nil
         case ATRIUM_EXT_TAP: return plugin.isTap ? UnsafeRawPointer(tapTable) : nil
+        case ATRIUM_EXT_BANDWIDTH: return plugin.followsBandwidth ? UnsafeRawPointer(bandwidthTable) : nil
         default: return nil
         }
     }

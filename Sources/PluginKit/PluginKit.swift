@@ -120,6 +120,10 @@ public protocol AtriumPlugin: AnyObject {
     func tapStreamEnded(stream: UInt64)
     /// [control] A handle's labels changed.
     func tapLabelsChanged(handleID: UInt64, labels: JSONObject)
+    /// Whether the plugin hears the host's send-side bandwidth estimates (`atrium.bandwidth/1`).
+    var followsBandwidth: Bool { get }
+    /// [media] The estimate of what the host may send the handle moved (bits per second).
+    func bandwidthEstimateChanged(_ handle: PluginHandle, bitrate: UInt64)
 }
 
 /// A stream offered to a tap plugin, as `atrium_tap_stream_t` describes it.
@@ -177,6 +181,8 @@ extension AtriumPlugin {
     public func tapRTCP(stream: UInt64, _ packet: UnsafePointer<atrium_rtcp_packet_t>, arrivalMicros: UInt64) {}
     public func tapStreamEnded(stream: UInt64) {}
     public func tapLabelsChanged(handleID: UInt64, labels: JSONObject) {}
+    public var followsBandwidth: Bool { false }
+    public func bandwidthEstimateChanged(_ handle: PluginHandle, bitrate: UInt64) {}
 }
 
 /// The host, as a plugin calls it. Safe from any thread.
@@ -186,6 +192,7 @@ public struct PluginHost: @unchecked Sendable {
     private let timer: UnsafePointer<atrium_host_timer_t>?
     private let tap: UnsafePointer<atrium_host_tap_t>?
     private let group: UnsafePointer<atrium_host_group_t>?
+    private let bandwidth: UnsafePointer<atrium_host_bandwidth_t>?
     /// The host's post_control, if its table is of ABI 1.2 or later (an older one ends before it).
     private let post: (@convention(c) (UnsafePointer<atrium_host_t>, (@convention(c) (UnsafePointer<atrium_plugin_t>, UnsafeMutableRawPointer?) -> Void)?, UnsafeMutableRawPointer?) -> atrium_status_t)?
 
@@ -198,6 +205,7 @@ public struct PluginHost: @unchecked Sendable {
         self.timer = lookup?(raw, ATRIUM_EXT_TIMER)?.assumingMemoryBound(to: atrium_host_timer_t.self)
         self.tap = lookup?(raw, ATRIUM_EXT_TAP)?.assumingMemoryBound(to: atrium_host_tap_t.self)
         self.group = lookup?(raw, ATRIUM_EXT_GROUP)?.assumingMemoryBound(to: atrium_host_group_t.self)
+        self.bandwidth = lookup?(raw, ATRIUM_EXT_BANDWIDTH)?.assumingMemoryBound(to: atrium_host_bandwidth_t.self)
     }
 
     public enum LogLevel: Int32 { case error = 0, warning = 1, info = 2, debug = 3 }
@@ -276,6 +284,17 @@ public struct PluginHost: @unchecked Sendable {
     /// The media loop the handle lives on (-1: none yet), or a negative status.
     public func mediaLoop(_ handle: PluginHandle) -> Int32 {
         self.group?.pointee.media_loop?(raw, handle.raw) ?? ATRIUM_ERR_UNSUPPORTED
+    }
+
+    /// The host's send-side estimate for the handle's PeerConnection, bits/s; 0 when it has none.
+    public func bandwidthEstimate(_ handle: PluginHandle) -> UInt64 {
+        self.bandwidth?.pointee.estimate?(raw, handle.raw) ?? 0
+    }
+
+    /// What the plugin would send the handle if the path allowed (the host probes toward it); 0 stops probing.
+    @discardableResult
+    public func setDesiredBitrate(_ handle: PluginHandle, _ bitrate: UInt64) -> Int32 {
+        self.bandwidth?.pointee.set_desired?(raw, handle.raw, bitrate) ?? ATRIUM_ERR_UNSUPPORTED
     }
 
     /// Asks the publisher of a tapped stream for a keyframe (the host throttles).

@@ -622,6 +622,38 @@ typedef struct atrium_host_group {
     int32_t (*ATRIUM_NULLABLE media_loop)(const atrium_host_t *host, atrium_handle_t *handle);
 } atrium_host_group_t;
 
+/* ---- "atrium.bandwidth/1" (both sides): what the host may send one handle's PeerConnection. ------
+ * When a PeerConnection negotiated transport-wide congestion control (the transport-cc header
+ * extension on what the host sends), the host numbers every packet it sends there, reads the
+ * peer's transport feedback and keeps a send-side bandwidth estimate (delay- and loss-based, as
+ * Google Congestion Control). The plugin decides what to send under it (a simulcast layer, a
+ * temporal layer, pausing video); the host does not drop media on its own.
+ * Rationale: only the plugin knows which of its streams matter more (screen share over camera,
+ * audio over video), and only the host sees every packet that leaves and the feedback on it.
+ * A path that carries more than the plugin sends is found by probing: the plugin says how much it
+ * would send if it could (`set_desired`), and while the estimate is under that the host sends short
+ * bursts of retransmission-stream filler (RFC 4588) and raises the estimate when they arrive well.
+ * Without RTX negotiated on a video section the host cannot probe, and the estimate only follows
+ * what the plugin sends. */
+#define ATRIUM_EXT_BANDWIDTH "atrium.bandwidth/1"
+
+typedef struct atrium_host_bandwidth {
+    uint32_t struct_size;
+    /* [any & live handle] The estimate in bits per second; 0 while there is none (no transport-cc
+     * on this PeerConnection, or no feedback yet). */
+    uint64_t (*ATRIUM_NULLABLE estimate)(const atrium_host_t *host, const atrium_handle_t *handle);
+    /* [any & live handle] What the plugin would send the handle if the path allowed, bits per
+     * second; the host probes toward it while its estimate is lower. 0 (the start) stops probing. */
+    atrium_status_t (*ATRIUM_NULLABLE set_desired)(const atrium_host_t *host, const atrium_handle_t *handle,
+                                    uint64_t bitrate);
+} atrium_host_bandwidth_t;
+
+typedef struct atrium_plugin_bandwidth {
+    uint32_t struct_size;
+    /* [media] The estimate for `handle` moved by 5 % or more (or is the first): bits per second. */
+    void (*ATRIUM_NULLABLE estimate_changed)(const atrium_plugin_t *plugin, atrium_handle_t *handle, uint64_t bitrate);
+} atrium_plugin_bandwidth_t;
+
 #if defined(__clang__)
 #pragma clang assume_nonnull end
 #pragma clang diagnostic pop

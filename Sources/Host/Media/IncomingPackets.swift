@@ -187,6 +187,8 @@ extension MediaEngine {
                     for seq in lost { retransmit(peer, stream, sequenceNumber: seq, now: now) }
                     answeredNACK = true
                 }
+            case .transportFeedback(let feedback):
+                transportFeedback(feedback, peer: peer, now: now)
             case .pictureLossIndication(let pli):
                 about = about ?? peer.streams.first { $0.localSSRC == pli.mediaSSRC }
             case .fullIntraRequest(let fir):

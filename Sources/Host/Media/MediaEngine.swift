@@ -47,6 +47,10 @@ final class MediaEngine: @unchecked Sendable {
     let tcpScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536, alignment: 16)
     let receiveBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 16)
     let sendBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 16)
+    /// A stored packet on its way to being resent on a repair stream.
+    let repairScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 16)
+    /// PeerConnections with a probe cluster running, by handle address: the poll wakes for them.
+    var probing: [UInt: PeerConnection] = [:]
     /// Plugins offering the tap extension (set before start), and the tap streams by id.
     var tapPlugins: [LoadedPlugin] = []
     var tapStreamsByID: [UInt64: TapStream] = [:]
@@ -87,6 +91,7 @@ final class MediaEngine: @unchecked Sendable {
         receiveBuffer.deallocate()
         tcpScratch.deallocate()
         sendBuffer.deallocate()
+        repairScratch.deallocate()
     }
 
     var candidates: [Candidate] {
@@ -316,6 +321,8 @@ final class MediaEngine: @unchecked Sendable {
         guard !peer.closed else { return }
         peer.closed = true
         peersByHandle.removeValue(forKey: peer.handle.address)
+        probing.removeValue(forKey: peer.handle.address)
+        peer.handle.bandwidthEstimate.store(0, ordering: .relaxed)
         peersByUfrag.removeValue(forKey: peer.ice.local.ufrag)
         for path in peer.paths where path.transport == .udp && peersByAddress[path.address] === peer {
             peersByAddress.removeValue(forKey: path.address)

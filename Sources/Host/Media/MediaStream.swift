@@ -44,6 +44,13 @@ final class MediaStream {
     var lastSentAt: UInt64 = 0
     var retransmissions: RetransmissionBuffer?
     var nackedThisInterval: UInt32 = 0
+    /// The RFC 4588 repair stream, when the section negotiated RTX for the codec sent: NACKs are
+    /// answered on it (a receiver then tells repairs from media and counts them), and probes
+    /// send their filler on it.
+    var repair: (ssrc: UInt32, payloadType: UInt8)?
+    var repairSequence = UInt16.random(in: 0...UInt16.max)
+    /// The last media sequence number sent: probes resend recent packets as filler.
+    var lastSequenceSent: UInt16?
 
     init(index: Int, mid: String, isVideo: Bool) {
         self.index = index
@@ -85,10 +92,12 @@ final class MediaStream {
     }
 
     /// What this side's description says: whether it sends, with which SSRC and extension ids.
-    func applyLocal(_ m: MediaDescription, ssrc: UInt32, retransmissionPackets: Int, sharedPayloads: SharedPayloads) {
+    func applyLocal(_ m: MediaDescription, ssrc: UInt32, repairSSRC: UInt32?, retransmissionPackets: Int, sharedPayloads: SharedPayloads) {
         sends = !m.isRejected && m.direction.sends
         receives = !m.isRejected && m.direction.receives
         localSSRC = ssrc
+        repair = nil
+        if sends, isVideo, let repairSSRC, let rtx = Self.repairPayloadType(m) { repair = (repairSSRC, rtx) }
         outgoingIDs = OutgoingExtensionIDs(m)
         if let first = m.payloadTypes.first, let map = m.rtpMaps.first(where: { $0.payloadType == first }) {
             sendClockRate = map.clockRate
@@ -96,5 +105,11 @@ final class MediaStream {
         if sends && isVideo && retransmissions == nil {
             retransmissions = RetransmissionBuffer(capacity: retransmissionPackets, shared: sharedPayloads)
         }
+    }
+
+    /// The RTX payload type for the codec a section sends (its first), if it negotiated one.
+    static func repairPayloadType(_ m: MediaDescription) -> UInt8? {
+        guard let first = m.payloadTypes.first else { return nil }
+        return m.codecs.first { $0.isRetransmission && $0.associatedPayloadType == first }?.payloadType
     }
 }

@@ -12,7 +12,8 @@ extension MediaEngine {
     /// Milliseconds until the next timer is due (a DTLS retransmission, the slow tick, the
     /// reports), at least 1: an idle media thread wakes only when there is work, not every 20 ms.
     func pollTimeout(now: UInt64) -> Int32 {
-        let due = min(lastSlowTick + Self.slowTickNanos, lastReportTick + Self.reportNanos)
+        var due = min(lastSlowTick + Self.slowTickNanos, lastReportTick + Self.reportNanos)
+        if !probing.isEmpty, let filler = nextFillerAt() { due = min(due, filler) }
         var ms = due > now ? Int((due - now) / 1_000_000) + 1 : 1
         if handshakesMayRun {
             for peer in peersByHandle.values {
@@ -27,6 +28,7 @@ extension MediaEngine {
     static let reportNanos: UInt64 = 1_000_000_000
 
     func tick(now: UInt64) {
+        if !probing.isEmpty { probeTick(now: now) }
         if handshakesMayRun {
             var connecting = false
             for peer in peersByHandle.values {

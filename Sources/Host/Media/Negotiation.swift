@@ -143,14 +143,26 @@ extension MediaEngine {
             guard m.isRTP, m.kind == .audio || m.kind == .video else { continue }
             let stream = peer.stream(at: i, mid: m.mid ?? "\(i)", isVideo: m.kind == .video)
             var ssrc = m.ssrcs.first ?? (stream.localSSRC != 0 ? stream.localSSRC : UInt32.random(in: 1...UInt32.max))
+            var repairSSRC: UInt32?
             if !m.isRejected, m.direction.sends, m.ssrcs.isEmpty {
                 if m.msids.isEmpty { m.msids = [MSID(streamID: "atrium-\(handle.id)", trackID: "\(m.kind)\(stream.mid)")] }
                 m.ssrcAttributes = [SSRCAttribute(ssrc: ssrc, attribute: "cname", value: peer.cname)]
+                if m.kind == .video, MediaStream.repairPayloadType(m) != nil {
+                    let repair = stream.repair?.ssrc ?? UInt32.random(in: 1...UInt32.max)
+                    m.ssrcAttributes.append(SSRCAttribute(ssrc: repair, attribute: "cname", value: peer.cname))
+                    m.ssrcGroups = [SSRCGroup(semantics: "FID", ssrcs: [ssrc, repair])]
+                    repairSSRC = repair
+                }
+            } else if let fid = m.ssrcGroups.first(where: { $0.semantics == "FID" && $0.ssrcs.count == 2 && $0.ssrcs[0] == ssrc }) {
+                repairSSRC = fid.ssrcs[1]
             }
             if m.isRejected { ssrc = 0 }
-            stream.applyLocal(m, ssrc: ssrc, retransmissionPackets: config.retransmissionPackets, sharedPayloads: sharedPayloads)
+            stream.applyLocal(m, ssrc: ssrc, repairSSRC: repairSSRC, retransmissionPackets: config.retransmissionPackets, sharedPayloads: sharedPayloads)
             if type == "offer" { stream.applyRemote(m) }
             local.media[i] = m
+        }
+        if peer.bandwidth == nil, peer.streams.contains(where: { $0.sends && $0.outgoingIDs.transportWideCC != 0 }) {
+            peer.bandwidth = BandwidthEstimator()
         }
         return local
     }

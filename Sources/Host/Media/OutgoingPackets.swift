@@ -31,12 +31,12 @@ extension MediaEngine {
 
     /// Where a packet for the peer is built: over UDP straight in the next datagram of the send
     /// batch (protected in place, no copy), else in the send buffer. `protectAndSend` sends it.
-    private func outgoingBuffer(for peer: PeerConnection) -> UnsafeMutableRawBufferPointer {
+    func outgoingBuffer(for peer: PeerConnection) -> UnsafeMutableRawBufferPointer {
         peer.ice.selected?.transport == .udp ? socket.reserve() : sendBuffer
     }
 
     /// Protects `length` plain RTP (or RTCP) bytes that `outgoingBuffer` gave and sends them to the peer.
-    private func protectAndSend(_ peer: PeerConnection, _ buffer: UnsafeMutableRawBufferPointer, length: Int, rtcp: Bool) {
+    func protectAndSend(_ peer: PeerConnection, _ buffer: UnsafeMutableRawBufferPointer, length: Int, rtcp: Bool) {
         guard let outbound = peer.outbound, let to = peer.ice.selected else { return }
         let n: Int
         do {
@@ -72,10 +72,7 @@ extension MediaEngine {
         if p.audio_level >= 0 { values.audioLevel = (p.audio_voice == 1, UInt8(clamping: p.audio_level)) }
         if p.video_rotation >= 0 { values.videoOrientation = UInt8((p.video_rotation / 90) & 3) }
         if ids.absSendTime != 0 { values.absSendTime = OutgoingRTP.absSendTime(nanos: now) }
-        if ids.transportWideCC != 0 {
-            peer.transportSequence &+= 1
-            values.transportSequence = peer.transportSequence
-        }
+        values.transportSequence = nextTransportSequence(peer, stream)
         let out = outgoingBuffer(for: peer)
         let capacity = UnsafeMutableRawBufferPointer(rebasing: out[0..<(out.count - SRTPContext.maximumTrailer)])
         guard let length = OutgoingRTP.write(view, ssrc: stream.localSSRC, ids: ids, values: values, into: capacity) else {
@@ -85,6 +82,8 @@ extension MediaEngine {
         stream.octetsSent &+= UInt32(view.payloadLength)
         stream.lastRTPTimestamp = view.timestamp
         stream.lastSentAt = now
+        stream.lastSequenceSent = view.sequenceNumber
+        if let transport = values.transportSequence { peer.bandwidth?.sent(sequence: transport, size: length, now: now) }
         if let retransmissions = stream.retransmissions {
             let plain = UnsafeRawBufferPointer(rebasing: out[0..<length])
             // Outside a received packet's handling there is nothing to share with (key 0).
@@ -97,7 +96,12 @@ extension MediaEngine {
         return ATRIUM_OK
     }
 
+    /// Answers a NACK: on the repair stream when there is one, else the stored packet as it went.
     func retransmit(_ peer: PeerConnection, _ stream: MediaStream, sequenceNumber: UInt16, now: UInt64) {
+        if stream.repair != nil {
+            if sendRepair(peer, stream, sequenceNumber: sequenceNumber, now: now) > 0 { metrics.retransmitted.add(1, ordering: .relaxed) }
+            return
+        }
         let out = outgoingBuffer(for: peer)
         let room = UnsafeMutableRawBufferPointer(rebasing: out[0..<(out.count - SRTPContext.maximumTrailer)])
         guard let length = stream.retransmissions?.copy(sequenceNumber: sequenceNumber, now: now, into: room) else { return }

@@ -48,6 +48,10 @@ final class PeerConnection {
     var rembBitrate: UInt64 = 0
     let hostSSRC = UInt32.random(in: 1...UInt32.max)
     var transportSequence: UInt16 = 0
+    /// The send-side estimate, when the host writes transport-wide sequence numbers here.
+    var bandwidth: BandwidthEstimator?
+    /// Counts probe filler packets, to pick which recent packet the next one resends.
+    var fillerCount = 0
     var lastReportAt: UInt64 = 0
     var cname: String
     /// The handle's labels as JSON text while it has any: its incoming streams are offered to taps.
@@ -88,6 +92,14 @@ final class PeerConnection {
             "dtls": ["state": .string(dtlsState), "role": .string(dtlsRole.map { $0 == .client ? "active" : "passive" } ?? "unset")],
             "srtp": .bool(inbound != nil),
             "streams": .array(streamList),
+            "bandwidth": bandwidth.map { b in
+                [
+                    "estimate": .int(Int64(b.estimate)), "desired": .int(Int64(b.desired)),
+                    "acked": b.ackedBitsPerSecond.map { .int(Int64($0)) } ?? .null,
+                    "delay": .string("\(b.delayUsage)"), "loss": .double(b.lossFraction), "feedback": .int(Int64(b.feedbackCount)),
+                    "probes": .int(Int64(b.prober.clusters)),
+                ]
+            } ?? .null,
         ]
     }
 

@@ -1,0 +1,104 @@
+import PluginAPI
+import RTC
+
+/// Send-side congestion control on the media loop: transport-wide sequence numbers on what leaves,
+/// the peer's transport feedback read into the PeerConnection's `BandwidthEstimator`, the estimate
+/// handed to the plugin ("atrium.bandwidth/1"), NACKs answered on the repair stream, and probe
+/// clusters paced out as repair-stream filler.
+extension MediaEngine {
+    /// The transport-wide sequence number for the next packet on `stream`, if it carries them.
+    func nextTransportSequence(_ peer: PeerConnection, _ stream: MediaStream) -> UInt16? {
+        guard stream.outgoingIDs.transportWideCC != 0 else { return nil }
+        peer.transportSequence &+= 1
+        return peer.transportSequence
+    }
+
+    /// Resends a stored packet of `stream` on its repair stream (RFC 4588), with a new transport
+    /// sequence number. Returns the bytes sent, 0 when the packet is gone or there is no repair stream.
+    @discardableResult
+    func sendRepair(_ peer: PeerConnection, _ stream: MediaStream, sequenceNumber: UInt16, now: UInt64) -> Int {
+        guard let repair = stream.repair, let stored = stream.retransmissions?.copy(sequenceNumber: sequenceNumber, now: now, into: repairScratch),
+            let original = try? RTPPacketView(buffer: repairScratch, length: stored)
+        else { return 0 }
+        var values = OutgoingExtensionValues()
+        let ids = stream.outgoingIDs
+        if ids.mid != 0 { values.mid = stream.midBytes }
+        if ids.absSendTime != 0 { values.absSendTime = OutgoingRTP.absSendTime(nanos: now) }
+        let transport = nextTransportSequence(peer, stream)
+        values.transportSequence = transport
+        let sequence = stream.repairSequence
+        let out = outgoingBuffer(for: peer)
+        let capacity = UnsafeMutableRawBufferPointer(rebasing: out[0..<(out.count - SRTPContext.maximumTrailer)])
+        guard let length = OutgoingRTP.write(original, ssrc: repair.ssrc, ids: ids, values: values, into: capacity,
+                                             repair: (repair.payloadType, sequence)) else { return 0 }
+        stream.repairSequence &+= 1
+        if let transport { peer.bandwidth?.sent(sequence: transport, size: length, now: now) }
+        protectAndSend(peer, out, length: length, rtcp: false)
+        return length
+    }
+
+    /// The peer's transport feedback: into the estimator, and the plugin told when it moved.
+    func transportFeedback(_ feedback: TransportFeedback, peer: PeerConnection, now: UInt64) {
+        guard let bandwidth = peer.bandwidth, bandwidth.admitsFeedback(statuses: Int(feedback.packetStatusCount), now: now) else { return }
+        if let estimate = bandwidth.feedback(feedback.packetResults, now: now) {
+            peer.handle.bandwidthEstimate.store(estimate, ordering: .relaxed)
+            if let changed = peer.plugin.bandwidth?.estimate_changed {
+                calling(peer.plugin) { changed(peer.plugin.pluginPointer, peer.handle.raw, estimate) }
+            }
+        }
+        if peer.streams.contains(where: { $0.repair != nil }), bandwidth.startProbeIfDue(now: now) {
+            probing[peer.handle.address] = peer
+            sendFiller(peer, now: now)
+        }
+    }
+
+    /// When the next probe filler is due, for the poll's timeout; nil when nothing is probing.
+    func nextFillerAt() -> UInt64? {
+        probing.values.compactMap { $0.bandwidth?.prober.nextFillerAt(packetSize: Self.fillerSize) }.min()
+    }
+
+    /// Sends the filler each running probe cluster needs by now; forgets finished ones.
+    func probeTick(now: UInt64) {
+        for (address, peer) in probing {
+            sendFiller(peer, now: now)
+            if peer.bandwidth?.prober.active == nil { probing.removeValue(forKey: address) }
+        }
+    }
+
+    /// About a full-size packet: a filler resends a recent one of about this size.
+    static let fillerSize = 1_200
+
+    /// Filler for the peer's running cluster, up to what its rate asks by now: recent video packets
+    /// resent on the repair stream (a receiver discards them as duplicates), else padding-only
+    /// packets there. Without a repair stream there is nothing to probe with, and the cluster ends.
+    private func sendFiller(_ peer: PeerConnection, now: UInt64) {
+        guard let bandwidth = peer.bandwidth else { return }
+        guard peer.isConnected, let stream = peer.streams.first(where: { $0.sends && $0.repair != nil && $0.outgoingIDs.transportWideCC != 0 }),
+            let repair = stream.repair
+        else {
+            bandwidth.abandonProbe(now: now)
+            return
+        }
+        var budget = 64  // one loop turn never sends more than this
+        while bandwidth.prober.fillerDue(now: now) > 0, budget > 0 {
+            budget -= 1
+            peer.fillerCount &+= 1
+            if let last = stream.lastSequenceSent, sendRepair(peer, stream, sequenceNumber: last &- UInt16(truncatingIfNeeded: peer.fillerCount % 8), now: now) > 0 {
+                continue
+            }
+            guard let transport = nextTransportSequence(peer, stream) else { return }
+            var values = OutgoingExtensionValues()
+            if stream.outgoingIDs.mid != 0 { values.mid = stream.midBytes }
+            values.transportSequence = transport
+            let out = outgoingBuffer(for: peer)
+            let capacity = UnsafeMutableRawBufferPointer(rebasing: out[0..<(out.count - SRTPContext.maximumTrailer)])
+            guard let length = OutgoingRTP.writePadding(
+                ssrc: repair.ssrc, payloadType: repair.payloadType, sequenceNumber: stream.repairSequence, timestamp: stream.lastRTPTimestamp,
+                padding: 255, ids: stream.outgoingIDs, values: values, into: capacity)
+            else { return }
+            stream.repairSequence &+= 1
+            bandwidth.sent(sequence: transport, size: length, now: now)
+            protectAndSend(peer, out, length: length, rtcp: false)
+        }
+    }
+}

@@ -92,6 +92,44 @@ import Testing
     }
 }
 
+@Suite struct LayerBudgetTests {
+    let rates: [UInt64] = [100_000, 300_000, 800_000]
+
+    @Test func climbingNeedsAFifthToSpareAndStayingFourFifths() {
+        // On layer 1: layer 2 needs 960 kbit/s, not 800.
+        #expect(SimulcastSelector.layerCap(bitrates: rates, budget: 900_000, current: 1) == 1)
+        #expect(SimulcastSelector.layerCap(bitrates: rates, budget: 960_000, current: 1) == 2)
+        // On layer 2: kept down to 640 kbit/s, left under it.
+        #expect(SimulcastSelector.layerCap(bitrates: rates, budget: 650_000, current: 2) == 2)
+        #expect(SimulcastSelector.layerCap(bitrates: rates, budget: 600_000, current: 2) == 1)
+        // Below every layer: the lowest (pausing is the caller's choice).
+        #expect(SimulcastSelector.layerCap(bitrates: rates, budget: 10_000, current: 0) == 0)
+        // A layer not measured yet is not chosen.
+        #expect(SimulcastSelector.layerCap(bitrates: [100_000, 0, 800_000], budget: 500_000, current: 0) == 0)
+    }
+
+    @Test func aLowerCapAppliesAtOnceAHigherOneAfterItHolds() {
+        var hold = LayerCapHold()
+        let second: UInt64 = 1_000_000_000
+        #expect(hold.update(2, now: 1 * second) == 2)
+        #expect(hold.update(0, now: 2 * second) == 0)
+        #expect(hold.update(2, now: 3 * second) == 0)
+        // Back down before it held: the wait starts again.
+        #expect(hold.update(0, now: 4 * second) == 0)
+        #expect(hold.update(1, now: 5 * second) == 0)
+        #expect(hold.update(1, now: 7 * second) == 0)
+        #expect(hold.update(1, now: 8 * second) == 1)
+    }
+
+    @Test func wantedIsTheTargetLayerWithHeadroom() {
+        var s = SimulcastSelector(targetSubstream: 2)
+        #expect(s.wantedBitrate(bitrates: rates) == 960_000)
+        s.targetSubstream = 1
+        #expect(s.wantedBitrate(bitrates: rates) == 360_000)
+        #expect(s.wantedBitrate(bitrates: [0, 0, 0]) == 0)
+    }
+}
+
 @Suite struct AudioLevelTests {
     @Test func talkingFollowsTheAverageOverTheWindow() {
         var m = AudioLevelMeter()

@@ -53,6 +53,55 @@ public struct SimulcastSelector: Sendable {
 
     /// Forgets the current layer (the source changed): the next keyframe starts again.
     public mutating func reset() { substream = -1 }
+
+    /// The highest layer a `budget` (bits per second for this stream) carries, given each layer's
+    /// measured bitrate (0: not measured yet). A layer above the one forwarded must fit with a
+    /// fifth to spare, and the one forwarded is kept until the budget falls under four fifths of
+    /// it: every switch waits for a keyframe, so an estimate wavering around one layer's rate must
+    /// not switch at every wave.
+    public static func layerCap(bitrates: [UInt64], budget: UInt64, current: Int) -> Int {
+        var cap = 0
+        for (layer, rate) in bitrates.enumerated() where rate > 0 {
+            let need = layer > current ? rate / 5 * 6 : layer == current ? rate / 5 * 4 : rate
+            if need <= budget { cap = layer }
+        }
+        return cap
+    }
+
+    /// What forwarding the layer the subscriber asked for would take (the highest measured layer at
+    /// or under the target), with the fifth an up-switch needs; 0 when nothing is measured.
+    public func wantedBitrate(bitrates: [UInt64]) -> UInt64 {
+        var wanted: UInt64 = 0
+        for (layer, rate) in bitrates.enumerated() where rate > 0 && layer <= max(targetSubstream, 0) { wanted = rate }
+        if wanted == 0 { wanted = bitrates.first { $0 > 0 } ?? 0 }
+        return wanted / 5 * 6
+    }
+}
+
+/// The bandwidth cap on one subscriber stream's layer, as forwarding applies it: a lower cap at
+/// once (the path is full now), a higher one only once it has held for `holdNanos`. An estimate
+/// recovering from congestion overshoots and falls back within a second or two, and a layer
+/// switched up into that costs a keyframe wait going up and a freeze coming down.
+public struct LayerCapHold: Sendable {
+    public private(set) var cap = Int.max
+    private var higherSince: UInt64 = 0
+    public static let holdNanos: UInt64 = 2_500_000_000
+
+    public init() {}
+
+    /// The cap to apply now, given the one the budget proposes.
+    public mutating func update(_ proposed: Int, now: UInt64) -> Int {
+        if proposed <= cap {
+            cap = proposed
+            higherSince = 0
+        } else if higherSince == 0 {
+            higherSince = max(now, 1)
+        } else if now - min(now, higherSince) >= Self.holdNanos {
+            cap = proposed
+            higherSince = 0
+        }
+        return cap
+    }
 }
 
 /// RFC 6464 levels averaged over a number of packets, as VideoRoom's `audio_active_packets` and

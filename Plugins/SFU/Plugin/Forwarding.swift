@@ -143,12 +143,17 @@ final class FeedStreamMedia {
         return mask
     }
 
-    /// The highest layer whose measured bitrate fits `bitrate` (bits per second); 2 when unlimited.
-    func layerCap(bitrate: UInt64) -> Int {
+    /// The highest layer `bitrate` (bits per second) carries for a sink now on `current`; 2 when unlimited.
+    func layerCap(bitrate: UInt64, current: Int) -> Int {
         guard bitrate > 0, isSimulcast else { return 2 }
-        var cap = 0
-        for i in 0..<layerBitrates.count where layerBitrates[i].bitsPerSecond > 0 && layerBitrates[i].bitsPerSecond <= bitrate { cap = i }
-        return cap
+        return SimulcastSelector.layerCap(bitrates: layerBitrates.map(\.bitsPerSecond), budget: bitrate, current: current)
+    }
+
+    /// What this stream would take forwarded to `sink` at the layer it asked for.
+    func wantedBitrate(for sink: SinkMedia) -> UInt64 {
+        guard isVideo else { return SubscriberMedia.audioAllowance }
+        let rates = layerBitrates.map(\.bitsPerSecond)
+        return isSimulcast ? sink.simulcast.wantedBitrate(bitrates: rates) : rates[0] / 5 * 6
     }
 
     /// Asks the publisher for a keyframe, at most once a second (a request inside that second is
@@ -187,16 +192,39 @@ final class SubscriberMedia {
     /// REMB is not congestion.
     static let warmupNanos: UInt64 = 6_000_000_000
     var videoSinks = 1
+    var audioSinks = 0
     static let capNanos: UInt64 = 10_000_000_000
+    /// What one audio stream is reckoned to take (Opus at its usual WebRTC rates, with headers).
+    static let audioAllowance: UInt64 = 50_000
+    /// The host's send-side estimate (transport-cc), bits/s; 0 when it has none, and then REMB caps.
+    var estimate: UInt64 = 0
+    /// When the host was last told what this subscriber wants, to probe toward it.
+    var desiredAt: UInt64 = 0
+    static let desiredIntervalNanos: UInt64 = 1_000_000_000
 
-    /// The bitrate one simulcast stream may use now; 0: no cap.
+    /// The bitrate one simulcast stream may use now; 0: no cap. A send-side estimate is the
+    /// budget, shared by the video streams after audio's share; without one, a REMB cap is.
     func layerBudget(now: UInt64) -> UInt64 {
-        now < capUntil ? max(1, capBitrate / UInt64(max(1, videoSinks))) : 0
+        if estimate > 0 {
+            let audio = Self.audioAllowance * UInt64(audioSinks)
+            return max(1, (estimate - min(estimate, audio)) / UInt64(max(1, videoSinks)))
+        }
+        return now < capUntil ? max(1, capBitrate / UInt64(max(1, videoSinks))) : 0
     }
 
     init(handle: PluginHandle, room: SFUID) {
         self.handle = handle
         self.room = room
+    }
+
+    /// What every stream it receives would take at the layers asked for: what the host probes toward.
+    func wantedBitrate(table: ForwardingTable) -> UInt64 {
+        var total: UInt64 = 0
+        for sink in sinks.values where sink.send {
+            guard let (_, stream) = table.stream(sink.source) else { continue }
+            total &+= stream.wantedBitrate(for: sink)
+        }
+        return total
     }
 }
 
@@ -211,6 +239,7 @@ final class SinkMedia {
     var continuity: RTPContinuity
     var vp8 = VP8Continuity()
     var simulcast = SimulcastSelector()
+    var capHold = LayerCapHold()
 
     init(subscriber: SubscriberMedia, mindex: Int32, mid: String, payloadType: UInt8, clockRate: UInt32) {
         self.subscriber = subscriber
@@ -279,7 +308,7 @@ enum Forwarder {
             let subscriber = sink.subscriber
             guard sink.send, !subscriber.paused else { continue }
             if stream.isSimulcast {
-                let cap = stream.layerCap(bitrate: subscriber.layerBudget(now: now))
+                let cap = sink.capHold.update(stream.layerCap(bitrate: subscriber.layerBudget(now: now), current: sink.simulcast.substream), now: now)
                 switch sink.simulcast.decide(layer: layer, keyframe: keyframe, active: active, cap: cap) {
                 case .drop:
                     if sink.simulcast.wantsKeyframe(active: active, cap: cap) { wantsKeyframe = true }
@@ -305,8 +334,17 @@ enum Forwarder {
             withUnsafePointer(to: &out) { _ = host.relayRTP(subscriber.handle, $0) }
             subscriber.sent.add(bytes: length, now: now)
             if subscriber.firstSentAt == 0 { subscriber.firstSentAt = now }
+            if stream.isVideo, now - min(now, subscriber.desiredAt) >= SubscriberMedia.desiredIntervalNanos {
+                subscriber.desiredAt = now
+                host.setDesiredBitrate(subscriber.handle, subscriber.wantedBitrate(table: table))
+            }
         }
         if wantsKeyframe { stream.requestKeyframe(host: host, feed: feed.handle, now: now) }
+    }
+
+    /// [media] The host's send-side estimate for a subscriber moved.
+    static func estimateChanged(_ bitrate: UInt64, for handle: PluginHandle, in room: Guarded<ForwardingTable>) {
+        room.withLock { table in table.subscribers[handle.id]?.estimate = bitrate }
     }
 
     /// [media] RTCP from a subscriber: keyframe requests go to the publisher of that stream, REMB

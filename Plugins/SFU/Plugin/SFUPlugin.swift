@@ -269,6 +269,13 @@ final class SFUPlugin: AtriumPlugin {
         Forwarder.subscriberFeedback(packets, mindex: packet.pointee.mindex, from: handle, in: table, host: host)
     }
 
+    var followsBandwidth: Bool { true }
+
+    func bandwidthEstimateChanged(_ handle: PluginHandle, bitrate: UInt64) {
+        guard let table = state(handle)?.forwarding.withLock({ $0 }) else { return }
+        Forwarder.estimateChanged(bitrate, for: handle, in: table)
+    }
+
     func describe(_ handle: PluginHandle) -> JSONObject {
         guard let state = state(handle) else { return [:] }
         switch state.role {

@@ -10,6 +10,7 @@ enum SessionDescriptions {
     static let absSendTimeID = 2
     static let audioLevelID = 3
     static let videoOrientationID = 4
+    static let transportWideCCID = 5
 
     /// The answer to a publisher's offer and the streams it publishes.
     static func publisherAnswer(offer: SessionDescription, settings: RoomSettings, audioCodec: String?, videoCodec: String?,
@@ -64,17 +65,33 @@ enum SessionDescriptions {
         return rids.reversed()
     }
 
+    /// An RTX payload type for each video payload type, from the dynamic range and unlike any
+    /// `taken` one: sections of one BUNDLE must not give a payload type two meanings.
+    static func repairPayloadTypes(for video: [UInt8], taken: Set<UInt8>) -> [UInt8: UInt8] {
+        var map: [UInt8: UInt8] = [:]
+        var free = (96...127).map(UInt8.init).filter { !taken.contains($0) }.makeIterator()
+        for pt in video where map[pt] == nil {
+            guard let rtx = free.next() else { break }
+            map[pt] = rtx
+        }
+        return map
+    }
+
     /// A subscriber offer: the streams in m-line order; inactive ones stay (direction inactive) so
     /// m-line indexes never move.
     static func subscriberOffer(_ subscription: Subscription) -> SessionDescription? {
         subscription.sessionVersion += 1
+        let transportWideCC = subscription.room.settings.transportWideCCExtension
+        let repairTypes = repairPayloadTypes(for: subscription.streams.filter(\.isVideo).map(\.codec.payloadType),
+                                             taken: Set(subscription.streams.map(\.codec.payloadType)))
         var lines = [
             "v=0", "o=- \(subscription.sessionID) \(subscription.sessionVersion) IN IP4 0.0.0.0",
             "s=VideoRoom \(subscription.stream ?? subscription.room.id.description)", "t=0 0", "a=msid-semantic: WMS *",
         ]
         for s in subscription.streams {
             let c = s.codec
-            lines.append("m=\(s.type) 9 UDP/TLS/RTP/SAVPF \(c.payloadType)")
+            let rtx = s.isVideo ? repairTypes[c.payloadType] : nil
+            lines.append("m=\(s.type) 9 UDP/TLS/RTP/SAVPF \(c.payloadType)" + (rtx.map { " \($0)" } ?? ""))
             lines.append("c=IN IP4 0.0.0.0")
             lines.append("a=mid:\(s.mid)")
             lines.append(s.active ? "a=sendonly" : "a=inactive")
@@ -85,7 +102,13 @@ enum SessionDescriptions {
             if s.isVideo {
                 for fb in ["nack", "nack pli", "ccm fir", "goog-remb"] { lines.append("a=rtcp-fb:\(c.payloadType) \(fb)") }
             }
+            if transportWideCC { lines.append("a=rtcp-fb:\(c.payloadType) transport-cc") }
+            if let rtx {
+                lines.append("a=rtpmap:\(rtx) rtx/\(c.clockRate)")
+                lines.append("a=fmtp:\(rtx) apt=\(c.payloadType)")
+            }
             lines.append("a=extmap:\(midID) \(RTPHeaderExtensionURI.mid)")
+            if transportWideCC { lines.append("a=extmap:\(transportWideCCID) \(RTPHeaderExtensionURI.transportWideCC)") }
             if s.isVideo {
                 lines.append("a=extmap:\(absSendTimeID) \(RTPHeaderExtensionURI.absSendTime)")
                 lines.append("a=extmap:\(videoOrientationID) \(RTPHeaderExtensionURI.videoOrientation)")

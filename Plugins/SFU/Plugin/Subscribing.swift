@@ -345,6 +345,7 @@ extension SFUPlugin {
             }
             media.paused = paused
             media.videoSinks = max(1, links.filter { $0.isVideo && $0.source != nil }.count)
+            media.audioSinks = links.filter { !$0.isVideo && $0.source != nil }.count
             for link in links {
                 let sink: SinkMedia
                 if let existing = media.sinks[link.mindex] {

@@ -160,3 +160,37 @@ private struct Session {
         #expect(estimator.estimate > 0)
     }
 }
+
+@Suite struct FeedbackRecorderTests {
+    @Test func reportsArrivalsAndTheGapsBetween() throws {
+        var recorder = FeedbackRecorder()
+        let none = recorder.feedback(senderSSRC: 1, mediaSSRC: 2)
+        #expect(none == nil)
+        // Across the wrap: 65534, 65535, (0 lost), 1, and 65535 again (a duplicate).
+        recorder.record(sequence: 65_534, micros: 1_000_000)
+        recorder.record(sequence: 65_535, micros: 1_001_000)
+        recorder.record(sequence: 1, micros: 1_003_000)
+        recorder.record(sequence: 65_535, micros: 1_004_000)
+        let firstBuilt = recorder.feedback(senderSSRC: 1, mediaSSRC: 2)
+        let first = try #require(firstBuilt)
+        #expect(first.baseSequenceNumber == 65_534)
+        #expect(first.packetResults.map(\.arrivalTime) == [1_000_000, 1_001_000, nil, 1_003_000])
+        // A packet the last feedback passed is late: not told again; the next starts after it.
+        recorder.record(sequence: 0, micros: 1_005_000)
+        recorder.record(sequence: 3, micros: 1_006_000)
+        let secondBuilt = recorder.feedback(senderSSRC: 1, mediaSSRC: 2)
+        let second = try #require(secondBuilt)
+        #expect(second.baseSequenceNumber == 2)
+        #expect(second.packetResults.map(\.arrivalTime) == [nil, 1_006_000])
+        #expect(second.feedbackPacketCount == first.feedbackPacketCount &+ 1)
+    }
+
+    @Test func oneFeedbackIsBounded() throws {
+        var recorder = FeedbackRecorder()
+        for i in 0..<5_000 { recorder.record(sequence: UInt16(i * 3 % 65_536), micros: 1_000_000 + Int64(i)) }
+        let feedbackBuilt = recorder.feedback(senderSSRC: 1, mediaSSRC: 2)
+        let feedback = try #require(feedbackBuilt)
+        #expect(Int(feedback.packetStatusCount) <= FeedbackRecorder.maximumSpan)
+        #expect(feedback.packetResults.compactMap(\.arrivalTime).count <= FeedbackRecorder.capacity)
+    }
+}

@@ -23,6 +23,11 @@ enum SessionDescriptions {
         var uris: Set<String> = [RTPHeaderExtensionURI.mid, RTPHeaderExtensionURI.absSendTime]
         if settings.audioLevelExtension { uris.insert(RTPHeaderExtensionURI.audioLevel) }
         if settings.videoOrientationExtension { uris.insert(RTPHeaderExtensionURI.videoOrientation) }
+        if settings.transportWideCCExtension {
+            // The host returns transport feedback: the browser's own estimator then adapts what it publishes.
+            uris.insert(RTPHeaderExtensionURI.transportWideCC)
+            preferences.feedbackTypes.insert("transport-cc")
+        }
         preferences.extensionURIs = uris
         let answer = offer.answer(preferences: preferences)
         var streams: [PublishedStream] = []

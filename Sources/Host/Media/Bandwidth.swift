@@ -1,10 +1,11 @@
 import PluginAPI
 import RTC
 
-/// Send-side congestion control on the media loop: transport-wide sequence numbers on what leaves,
+/// Congestion control on the media loop. Sending: transport-wide sequence numbers on what leaves,
 /// the peer's transport feedback read into the PeerConnection's `BandwidthEstimator`, the estimate
 /// handed to the plugin ("atrium.bandwidth/1"), NACKs answered on the repair stream, and probe
-/// clusters paced out as repair-stream filler.
+/// clusters paced out as repair-stream filler. Receiving: transport feedback on what the peer
+/// sends, every 100 ms, for its own estimator.
 extension MediaEngine {
     /// The transport-wide sequence number for the next packet on `stream`, if it carries them.
     func nextTransportSequence(_ peer: PeerConnection, _ stream: MediaStream) -> UInt16? {
@@ -100,5 +101,28 @@ extension MediaEngine {
             bandwidth.sent(sequence: transport, size: length, now: now)
             protectAndSend(peer, out, length: length, rtcp: false)
         }
+    }
+
+    /// How often a peer sending transport-wide sequence numbers hears what arrived (libwebrtc's
+    /// receivers send feedback every 50–250 ms).
+    static let feedbackNanos: UInt64 = 100_000_000
+
+    /// A packet from the peer carried transport-wide `sequence`: kept for the next feedback.
+    func arrived(_ sequence: UInt16, peer: PeerConnection, now: UInt64) {
+        if peer.arrivals == nil { peer.arrivals = FeedbackRecorder() }
+        peer.arrivals?.record(sequence: sequence, micros: Int64(now / 1_000))
+        feedbackDue[peer.handle.address] = peer
+    }
+
+    /// Sends each peer with arrivals its transport feedback, once per `feedbackNanos`.
+    func sendTransportFeedback(now: UInt64) {
+        guard nanoseconds(from: lastFeedbackTick, to: now) >= Self.feedbackNanos else { return }
+        lastFeedbackTick = now
+        for peer in feedbackDue.values where peer.isConnected {
+            let media = peer.streams.lazy.compactMap { $0.statistics.keys.first }.first ?? 0
+            guard let feedback = peer.arrivals?.feedback(senderSSRC: peer.hostSSRC, mediaSSRC: media) else { continue }
+            sendRTCP(peer, packets: [.transportFeedback(feedback)])
+        }
+        feedbackDue.removeAll(keepingCapacity: true)
     }
 }

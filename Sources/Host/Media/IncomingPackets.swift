@@ -129,6 +129,9 @@ extension MediaEngine {
         stream.statistics[ssrc, default: RTPReceiveStatistics(ssrc: ssrc, clockRate: stream.clockRates[packet.payloadType] ?? (stream.isVideo ? 90_000 : 48_000))]
             .update(sequenceNumber: packet.sequenceNumber, timestamp: packet.timestamp, arrivalNanos: now)
         stream.lastPacketAt = now
+        if stream.incomingTransportWideID != 0, let sequence = packet.transportSequenceNumber(id: stream.incomingTransportWideID) {
+            arrived(sequence, peer: peer, now: now)
+        }
         if !stream.receiving {
             stream.receiving = true
             mediaStateChanged(peer, stream)

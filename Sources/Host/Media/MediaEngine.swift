@@ -51,6 +51,9 @@ final class MediaEngine: @unchecked Sendable {
     let repairScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 16)
     /// PeerConnections with a probe cluster running, by handle address: the poll wakes for them.
     var probing: [UInt: PeerConnection] = [:]
+    /// PeerConnections with arrivals their next transport feedback tells, by handle address.
+    var feedbackDue: [UInt: PeerConnection] = [:]
+    var lastFeedbackTick: UInt64 = 0
     /// Plugins offering the tap extension (set before start), and the tap streams by id.
     var tapPlugins: [LoadedPlugin] = []
     var tapStreamsByID: [UInt64: TapStream] = [:]
@@ -322,6 +325,7 @@ final class MediaEngine: @unchecked Sendable {
         peer.closed = true
         peersByHandle.removeValue(forKey: peer.handle.address)
         probing.removeValue(forKey: peer.handle.address)
+        feedbackDue.removeValue(forKey: peer.handle.address)
         peer.handle.bandwidthEstimate.store(0, ordering: .relaxed)
         peersByUfrag.removeValue(forKey: peer.ice.local.ufrag)
         for path in peer.paths where path.transport == .udp && peersByAddress[path.address] === peer {

@@ -23,6 +23,7 @@ final class MediaStream {
     var incomingRidID: UInt8 = 0
     var incomingAudioLevelID: UInt8 = 0
     var incomingOrientationID: UInt8 = 0
+    var incomingTransportWideID: UInt8 = 0
     var clockRates: [UInt8: UInt32] = [:]
     /// What each payload type the peer sends is, for taps.
     var codecs: [UInt8: (name: String, clockRate: UInt32, fmtp: String?)] = [:]
@@ -84,6 +85,7 @@ final class MediaStream {
         incomingRidID = id(RTPHeaderExtensionURI.rid)
         incomingAudioLevelID = id(RTPHeaderExtensionURI.audioLevel)
         incomingOrientationID = id(RTPHeaderExtensionURI.videoOrientation)
+        incomingTransportWideID = id(RTPHeaderExtensionURI.transportWideCC)
         let fmtp = Dictionary(m.formatParameters.map { ($0.payloadType, $0.parameters) }, uniquingKeysWith: { a, _ in a })
         for map in m.rtpMaps {
             clockRates[map.payloadType] = map.clockRate

@@ -14,6 +14,7 @@ extension MediaEngine {
     func pollTimeout(now: UInt64) -> Int32 {
         var due = min(lastSlowTick + Self.slowTickNanos, lastReportTick + Self.reportNanos)
         if !probing.isEmpty, let filler = nextFillerAt() { due = min(due, filler) }
+        if !feedbackDue.isEmpty { due = min(due, lastFeedbackTick + Self.feedbackNanos) }
         var ms = due > now ? Int((due - now) / 1_000_000) + 1 : 1
         if handshakesMayRun {
             for peer in peersByHandle.values {
@@ -29,6 +30,7 @@ extension MediaEngine {
 
     func tick(now: UInt64) {
         if !probing.isEmpty { probeTick(now: now) }
+        if !feedbackDue.isEmpty { sendTransportFeedback(now: now) }
         if handshakesMayRun {
             var connecting = false
             for peer in peersByHandle.values {

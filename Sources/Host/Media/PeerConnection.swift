@@ -52,6 +52,9 @@ final class PeerConnection {
     var bandwidth: BandwidthEstimator?
     /// Counts probe filler packets, to pick which recent packet the next one resends.
     var fillerCount = 0
+    /// What arrived under the peer's transport-wide sequence numbers since the last feedback
+    /// (made on the first such packet).
+    var arrivals: FeedbackRecorder?
     var lastReportAt: UInt64 = 0
     var cname: String
     /// The handle's labels as JSON text while it has any: its incoming streams are offered to taps.

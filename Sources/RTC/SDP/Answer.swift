@@ -3,8 +3,8 @@
 public struct AnswerPreferences: Sendable {
     public var audioCodecs: [String] = ["opus", "PCMU", "PCMA", "G722"]
     public var videoCodecs: [String] = ["VP8", "VP9", "H264", "AV1"]
-    /// `a=rtcp-fb` types kept on the chosen codec (transport-cc is left out: the host answers
-    /// bandwidth with REMB).
+    /// `a=rtcp-fb` types kept on the chosen codec (transport-cc only where the answerer also keeps
+    /// the transport-wide sequence extension: the host then returns transport feedback).
     public var feedbackTypes: Set<String> = ["nack", "ccm", "goog-remb"]
     public var extensionURIs: Set<String> = [
         RTPHeaderExtensionURI.mid, RTPHeaderExtensionURI.audioLevel, RTPHeaderExtensionURI.absSendTime,

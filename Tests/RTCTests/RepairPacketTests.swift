@@ -41,3 +41,47 @@ import Testing
                                          into: UnsafeMutableRawBufferPointer(rebasing: out[0..<100])) == nil)
     }
 }
+
+@Suite struct MissingPacketsTests {
+    let ms: UInt64 = 1_000_000
+
+    @Test func aGapIsAskedForAfterTheReorderWaitAndRetried() {
+        var m = MissingPackets()
+        m.received(10, now: 0)
+        m.received(13, now: 1 * ms)  // 11 and 12 missing
+        #expect(m.due(now: 5 * ms).isEmpty)  // maybe only reordered
+        m.received(11, now: 6 * ms)
+        #expect(m.due(now: 20 * ms) == [12])
+        #expect(m.due(now: 30 * ms).isEmpty)
+        #expect(m.due(now: 90 * ms) == [12])
+        m.received(12, now: 95 * ms)
+        #expect(m.isEmpty)
+        #expect(m.recovered == 1 && m.requested == 2)
+    }
+
+    @Test func givesUpAfterItsRequestsAndAcrossTheWrap() {
+        var m = MissingPackets()
+        m.received(65_534, now: 0)
+        m.received(1, now: 0)  // 65535 and 0 missing
+        var asked: [UInt16] = []
+        for t in stride(from: UInt64(20), through: 1_000, by: 20) { asked += m.due(now: t * ms) }
+        #expect(asked.filter { $0 == 65_535 }.count == MissingPackets.maximumRequests)
+        #expect(asked.filter { $0 == 0 }.count == MissingPackets.maximumRequests)
+        #expect(m.isEmpty)
+    }
+
+    @Test func aJumpIsARestartNotALoss() {
+        var m = MissingPackets()
+        m.received(100, now: 0)
+        m.received(100 + UInt16(MissingPackets.capacity) + 10, now: 0)
+        #expect(m.isEmpty)
+        // Many small gaps: never more than `capacity` tracked.
+        var n = MissingPackets()
+        var s: UInt16 = 0
+        for _ in 0..<1_000 {
+            s &+= 3
+            n.received(s, now: 0)
+        }
+        #expect(n.due(now: 20 * ms).count <= MissingPackets.capacity)
+    }
+}

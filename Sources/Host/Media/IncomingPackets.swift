@@ -129,6 +129,10 @@ extension MediaEngine {
         stream.statistics[ssrc, default: RTPReceiveStatistics(ssrc: ssrc, clockRate: stream.clockRates[packet.payloadType] ?? (stream.isVideo ? 90_000 : 48_000))]
             .update(sequenceNumber: packet.sequenceNumber, timestamp: packet.timestamp, arrivalNanos: now)
         stream.lastPacketAt = now
+        if stream.isVideo {
+            stream.missing[ssrc, default: MissingPackets()].received(packet.sequenceNumber, now: now)
+            if stream.missing[ssrc]?.isEmpty == false { lossesDue[peer.handle.address] = peer }
+        }
         if stream.incomingTransportWideID != 0, let sequence = packet.transportSequenceNumber(id: stream.incomingTransportWideID) {
             arrived(sequence, peer: peer, now: now)
         }

@@ -54,6 +54,9 @@ final class MediaEngine: @unchecked Sendable {
     /// PeerConnections with arrivals their next transport feedback tells, by handle address.
     var feedbackDue: [UInt: PeerConnection] = [:]
     var lastFeedbackTick: UInt64 = 0
+    /// PeerConnections with packets missing from what they send, by handle address.
+    var lossesDue: [UInt: PeerConnection] = [:]
+    var lastLossTick: UInt64 = 0
     /// Plugins offering the tap extension (set before start), and the tap streams by id.
     var tapPlugins: [LoadedPlugin] = []
     var tapStreamsByID: [UInt64: TapStream] = [:]
@@ -314,6 +317,7 @@ final class MediaEngine: @unchecked Sendable {
     func forget(_ gone: [(stream: MediaStream, ssrc: UInt32)]) {
         for (stream, ssrc) in gone {
             stream.statistics.removeValue(forKey: ssrc)
+            stream.missing.removeValue(forKey: ssrc)
             if let tap = stream.taps.removeValue(forKey: ssrc) { endTap(tap) }
         }
     }
@@ -326,6 +330,7 @@ final class MediaEngine: @unchecked Sendable {
         peersByHandle.removeValue(forKey: peer.handle.address)
         probing.removeValue(forKey: peer.handle.address)
         feedbackDue.removeValue(forKey: peer.handle.address)
+        lossesDue.removeValue(forKey: peer.handle.address)
         peer.handle.bandwidthEstimate.store(0, ordering: .relaxed)
         peersByUfrag.removeValue(forKey: peer.ice.local.ufrag)
         for path in peer.paths where path.transport == .udp && peersByAddress[path.address] === peer {

@@ -30,6 +30,9 @@ final class MediaStream {
     /// Tap streams by remote SSRC (labelled handles only).
     var taps: [UInt32: TapStream] = [:]
     var statistics: [UInt32: RTPReceiveStatistics] = [:]
+    /// Video only: what each remote SSRC failed to deliver, to ask for again (keyed as `statistics`,
+    /// and as bounded).
+    var missing: [UInt32: MissingPackets] = [:]
     var receiving = false
     var lastPacketAt: UInt64 = 0
     var lastKeyframeRequestAt: UInt64 = 0

@@ -15,6 +15,7 @@ extension MediaEngine {
         var due = min(lastSlowTick + Self.slowTickNanos, lastReportTick + Self.reportNanos)
         if !probing.isEmpty, let filler = nextFillerAt() { due = min(due, filler) }
         if !feedbackDue.isEmpty { due = min(due, lastFeedbackTick + Self.feedbackNanos) }
+        if !lossesDue.isEmpty { due = min(due, lastLossTick + Self.lossTickNanos) }
         var ms = due > now ? Int((due - now) / 1_000_000) + 1 : 1
         if handshakesMayRun {
             for peer in peersByHandle.values {
@@ -31,6 +32,7 @@ extension MediaEngine {
     func tick(now: UInt64) {
         if !probing.isEmpty { probeTick(now: now) }
         if !feedbackDue.isEmpty { sendTransportFeedback(now: now) }
+        if !lossesDue.isEmpty { requestMissing(now: now) }
         if handshakesMayRun {
             var connecting = false
             for peer in peersByHandle.values {
@@ -63,6 +65,30 @@ extension MediaEngine {
         if nanoseconds(from: lastReportTick, to: now) >= Self.reportNanos {
             lastReportTick = now
             for peer in peersByHandle.values where peer.isConnected { report(peer, now: now) }
+        }
+    }
+
+    /// How often missing packets are looked at: a fraction of the reorder wait and retry interval.
+    static let lossTickNanos: UInt64 = 10_000_000
+
+    /// NACKs to peers for the video packets they failed to deliver (upstream loss recovery).
+    private func requestMissing(now: UInt64) {
+        guard nanoseconds(from: lastLossTick, to: now) >= Self.lossTickNanos else { return }
+        lastLossTick = now
+        for (address, peer) in lossesDue {
+            var packets: [RTCPPacket] = []
+            var pending = false
+            for stream in peer.streams where stream.isVideo && !stream.missing.isEmpty {
+                for ssrc in Array(stream.missing.keys) {
+                    guard let lost = stream.missing[ssrc]?.due(now: now) else { continue }
+                    if !lost.isEmpty {
+                        packets.append(.genericNACK(GenericNACK(senderSSRC: peer.hostSSRC, mediaSSRC: ssrc, lostSequenceNumbers: lost)))
+                    }
+                    if stream.missing[ssrc]?.isEmpty == false { pending = true }
+                }
+            }
+            if !packets.isEmpty, peer.isConnected { sendRTCP(peer, packets: packets) }
+            if !pending { lossesDue.removeValue(forKey: address) }
         }
     }
 

@@ -86,6 +86,8 @@ final class PeerConnection {
                 "remote_ssrcs": .array(s.statistics.keys.sorted().map { .int(Int64($0)) }),
                 "packets_received": .int(Int64(s.statistics.values.reduce(0) { $0 + Int($1.received) })),
                 "packets_sent": .int(Int64(s.packetsSent)),
+                "nacked_upstream": .int(Int64(s.missing.values.reduce(0) { $0 + $1.requested })),
+                "recovered_upstream": .int(Int64(s.missing.values.reduce(0) { $0 + $1.recovered })),
             ]
         }
         return [

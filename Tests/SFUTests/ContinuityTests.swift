@@ -121,6 +121,28 @@ import Testing
         #expect(hold.update(1, now: 8 * second) == 1)
     }
 
+    @Test func aLayerThatCameBackIsChosenOnceSteady() {
+        var layers = LayerActivity()
+        let ms: UInt64 = 1_000_000
+        // All three start: none steady yet, so every active one may be chosen.
+        for t in stride(from: UInt64(1), through: 300, by: 20) { for l in 0...2 { layers.packet(layer: l, now: t * ms) } }
+        #expect(layers.choosable(now: 300 * ms, current: -1) == 0b111)
+        for t in stride(from: UInt64(320), through: 1_400, by: 20) { for l in 0...2 { layers.packet(layer: l, now: t * ms) } }
+        #expect(layers.choosable(now: 1_400 * ms, current: 2) == 0b111)
+        // The top layer pauses 400 ms and comes back: active again, but not steady for a second.
+        for t in stride(from: UInt64(1_420), through: 2_000, by: 20) {
+            for l in 0...1 { layers.packet(layer: l, now: t * ms) }
+            if t >= 1_800 { layers.packet(layer: 2, now: t * ms) }
+        }
+        #expect(layers.active(now: 2_000 * ms) == 0b111)
+        #expect(layers.choosable(now: 2_000 * ms, current: 1) == 0b011)
+        // A subscriber still on it keeps it while it is active.
+        #expect(layers.choosable(now: 2_000 * ms, current: 2) == 0b111)
+        for t in stride(from: UInt64(2_020), through: 2_900, by: 20) { for l in 0...2 { layers.packet(layer: l, now: t * ms) } }
+        #expect(layers.choosable(now: 2_900 * ms, current: 1) == 0b111)
+        layers.packet(layer: 7, now: 3_000 * ms)  // not a layer: ignored
+    }
+
     @Test func wantedIsTheTargetLayerWithHeadroom() {
         var s = SimulcastSelector(targetSubstream: 2)
         #expect(s.wantedBitrate(bitrates: rates) == 960_000)

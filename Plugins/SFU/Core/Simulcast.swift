@@ -78,6 +78,59 @@ public struct SimulcastSelector: Sendable {
     }
 }
 
+/// Which simulcast layers a publisher is sending, and which it has sent steadily. A layer is
+/// active with a packet in the last 250 ms, and steady once active for a second without a gap. A
+/// publisher whose own uplink is short turns layers off and on again within seconds; a subscriber
+/// moved onto a layer that has just come back is moved off it again at the next gap, each move a
+/// keyframe wait, so only steady layers are chosen (and the one a subscriber is on, while active).
+public struct LayerActivity: Sendable {
+    private var lastPacketAt: (UInt64, UInt64, UInt64) = (0, 0, 0)
+    private var activeSince: (UInt64, UInt64, UInt64) = (0, 0, 0)
+    public static let activeNanos: UInt64 = 250_000_000
+    public static let steadyNanos: UInt64 = 1_000_000_000
+
+    public init() {}
+
+    /// A packet of `layer` (0...2; others are ignored) arrived.
+    public mutating func packet(layer: Int, now: UInt64) {
+        guard (0...2).contains(layer) else { return }
+        let last = Self.get(lastPacketAt, layer)
+        if last == 0 || now - min(now, last) >= Self.activeNanos { Self.set(&activeSince, layer, max(now, 1)) }
+        Self.set(&lastPacketAt, layer, max(now, 1))
+    }
+
+    /// Bit mask of layers with a packet in the last 250 ms.
+    public func active(now: UInt64) -> UInt8 {
+        var mask: UInt8 = 0
+        for layer in 0...2 {
+            let last = Self.get(lastPacketAt, layer)
+            if last != 0, now - min(now, last) < Self.activeNanos { mask |= 1 << layer }
+        }
+        return mask
+    }
+
+    /// The layers a subscriber on `current` (-1: none yet) may aim for: the steady ones and its own
+    /// while active; the active ones while none is steady yet (the stream just started).
+    public func choosable(now: UInt64, current: Int) -> UInt8 {
+        let active = active(now: now)
+        var steady: UInt8 = 0
+        for layer in 0...2 where active & (1 << layer) != 0 && now - min(now, Self.get(activeSince, layer)) >= Self.steadyNanos {
+            steady |= 1 << layer
+        }
+        guard steady != 0 else { return active }
+        return (0...2).contains(current) ? steady | (active & (1 << current)) : steady
+    }
+
+    private static func get(_ t: (UInt64, UInt64, UInt64), _ i: Int) -> UInt64 { i == 0 ? t.0 : i == 1 ? t.1 : t.2 }
+    private static func set(_ t: inout (UInt64, UInt64, UInt64), _ i: Int, _ v: UInt64) {
+        switch i {
+        case 0: t.0 = v
+        case 1: t.1 = v
+        default: t.2 = v
+        }
+    }
+}
+
 /// The bandwidth cap on one subscriber stream's layer, as forwarding applies it: a lower cap at
 /// once (the path is full now), a higher one only once it has held for `holdNanos`. An estimate
 /// recovering from congestion overshoots and falls back within a second or two, and a layer

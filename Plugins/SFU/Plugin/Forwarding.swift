@@ -102,7 +102,7 @@ final class FeedStreamMedia {
     let simulcastSSRCs: [UInt32]
     var isSimulcast: Bool { rids.count > 1 || simulcastSSRCs.count > 1 }
     /// Per layer: when its last packet arrived, and its bitrate.
-    var layerLastPacketAt = [UInt64](repeating: 0, count: 3)
+    var layers = LayerActivity()
     var layerBitrates = [BitrateMeter](repeating: BitrateMeter(), count: 3)
     /// The SSRC each layer arrives with (learned from packets that carry a rid).
     var layerSSRCs = [UInt32](repeating: 0, count: 3)
@@ -136,12 +136,6 @@ final class FeedStreamMedia {
         return 0
     }
 
-    /// Bit mask of layers with a packet in the last `window` nanoseconds.
-    func activeLayers(now: UInt64, window: UInt64 = 250_000_000) -> UInt8 {
-        var mask: UInt8 = 0
-        for (i, at) in layerLastPacketAt.enumerated() where at != 0 && now - min(now, at) < window { mask |= 1 << i }
-        return mask
-    }
 
     /// The highest layer `bitrate` (bits per second) carries for a sink now on `current`; 2 when unlimited.
     func layerCap(bitrate: UInt64, current: Int) -> Int {
@@ -290,7 +284,7 @@ enum Forwarder {
         var vp8: VP8Descriptor?
         if stream.isVideo {
             layer = stream.isSimulcast ? min(stream.layer(rid: p.rid, ssrc: ssrc), 2) : 0
-            stream.layerLastPacketAt[layer] = now
+            stream.layers.packet(layer: layer, now: now)
             stream.layerBitrates[layer].add(bytes: length, now: now)
             if let codec = stream.codec {
                 if codec == .vp8 { vp8 = VP8Descriptor(payload) }
@@ -298,7 +292,6 @@ enum Forwarder {
             }
             if stream.keyframePending { stream.requestKeyframe(host: host, feed: feed.handle, now: now) }
         }
-        let active = stream.isSimulcast ? stream.activeLayers(now: now) : 1
         var wantsKeyframe = false
         var out = p
         out.buffer = UnsafePointer(feed.scratch.baseAddress!.assumingMemoryBound(to: UInt8.self))
@@ -308,6 +301,7 @@ enum Forwarder {
             let subscriber = sink.subscriber
             guard sink.send, !subscriber.paused else { continue }
             if stream.isSimulcast {
+                let active = stream.layers.choosable(now: now, current: sink.simulcast.substream)
                 let cap = sink.capHold.update(stream.layerCap(bitrate: subscriber.layerBudget(now: now), current: sink.simulcast.substream), now: now)
                 switch sink.simulcast.decide(layer: layer, keyframe: keyframe, active: active, cap: cap) {
                 case .drop:

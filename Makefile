@@ -15,7 +15,7 @@ DEBS_TEST  := $(DEBS_RUN) iproute2 python3-venv chromium chromium-driver janus j
 # Networked tests run in a private network namespace: nothing leaves the machine, ports never collide.
 NETNS := $(if $(filter 0,$(shell id -u)),unshare -n,unshare -rn)
 
-.PHONY: help run test build release deps deps-test venv c-plugins unit e2e check-config install bench bench-micro bench-compare bench-turn bench-sfu clean
+.PHONY: help run test build release deps deps-test venv c-plugins unit e2e check-config install bench bench-micro bench-compare bench-turn bench-sfu bench-network clean
 
 help:
 	@echo "make run    - install what is missing, build release, start atrium with $(CONFIG)"
@@ -25,6 +25,8 @@ help:
 	@echo "              config in SYSCONFDIR (/etc/atrium) unless one is there (docs/deploy.md)"
 	@echo "make bench  - Atrium and Janus under the same load, side by side with the floor (bench-compare,"
 	@echo "              writes bench-results.json), microbenchmarks of the media path, TURN against coturn"
+	@echo "make bench-network - meetings on impaired links (loss, caps), Atrium and Janus side by side"
+	@echo "              with Chromium on separate simulated hosts (writes network-results.json)"
 
 define install_missing
 	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
@@ -137,6 +139,13 @@ bench-turn: release
 	$(NETNS) -- bash -c '$(E2E_NET) && $(PYTHON) Benchmarks/turn/bench_turn.py'
 
 # Server CPU per forwarded packet at fan-out 1->N through the SFU plugin, aiortc clients (Benchmarks/sfu/bench_sfu.py).
+# Meetings on impaired networks, Atrium and Janus side by side (Tests/e2e/bench_network.py, about
+# 12 minutes): writes network-results.json; docs/benchmarks.md says how to read it.
+bench-network: release venv
+	$(call install_missing,janus)
+	$(NETNS) -- bash -c '$(E2E_NET) && cd Tests/e2e && ATRIUM_BUILD_DIR=$(CURDIR)/.build/release \
+	  $(CURDIR)/$(VENV)/bin/python bench_network.py --out $(CURDIR)/network-results.json'
+
 bench-sfu: release venv
 	$(NETNS) -- bash -c '$(E2E_NET) && $(VENV)/bin/python Benchmarks/sfu/bench_sfu.py'
 

@@ -158,7 +158,8 @@ def write_config(cfg_dir: Path, http_port: int, ws_port: int,
                  session_timeout: int = 60, ice_ip: str | None = None,
                  plugins: tuple[str, ...] | list[str] = (),
                  videoroom_rooms: list[dict] | None = None,
-                 videoroom_general: dict | None = None, ice_lite: bool = False) -> None:
+                 videoroom_general: dict | None = None, ice_lite: bool = False,
+                 api_ip: str = "127.0.0.1") -> None:
     interface = ice_ip or "127.0.0.1"
     enforce = ice_ip or "lo"
     # ATRIUM_E2E_JANUS_DEBUG_LEVEL=5 (verbose) or 7 (huge) when a test needs Janus's reasons.
@@ -212,7 +213,7 @@ general: {{
 	base_path = "/janus"
 	http = true
 	port = {http_port}
-	ip = "127.0.0.1"
+	ip = "{api_ip}"
 	https = false
 }}
 admin: {{
@@ -227,7 +228,7 @@ general: {{
 	json = "indented"
 	ws = true
 	ws_port = {ws_port}
-	ws_ip = "127.0.0.1"
+	ws_ip = "{api_ip}"
 	wss = false
 }}
 admin: {{

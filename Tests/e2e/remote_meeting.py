@@ -112,7 +112,7 @@ class RemoteAtrium:
 class RemoteChromium:
     """chromedriver in the browsers host, driven through a forwarded port; one Chromium per person."""
 
-    def __init__(self, browsers: Host, tmp: Path, trusted_keys: list[str]):
+    def __init__(self, browsers: Host, tmp: Path, trusted_keys: list[str], extra_args: list[str] | None = None):
         home = tmp / "browser-home"
         for sub in ("", ".config", ".cache", "run"):
             (home / sub).mkdir(parents=True, exist_ok=True)
@@ -121,6 +121,7 @@ class RemoteChromium:
                "XDG_RUNTIME_DIR": str(home / "run"), "PATH": "/usr/bin:/bin"}
         self.tmp = tmp
         self.trusted = ",".join(trusted_keys)
+        self.extra_args = extra_args or []
         self.log = open(tmp / "chromedriver.log", "wb")
         self.proc = browsers.popen([CHROMEDRIVER, f"--port={CHROMEDRIVER_PORT}"], stdout=self.log,
                                    stderr=subprocess.STDOUT, env=env)
@@ -141,7 +142,7 @@ class RemoteChromium:
                     "--use-fake-device-for-media-stream", f"--user-data-dir={self.tmp / f'profile-{name}'}",
                     "--no-first-run", "--no-default-browser-check", "--disable-gpu", "--disable-background-networking",
                     "--disable-extensions", "--disable-sync", "--window-size=1000,700",
-                    f"--ignore-certificate-errors-spki-list={self.trusted}"):
+                    f"--ignore-certificate-errors-spki-list={self.trusted}", *self.extra_args):
             options.add_argument(arg)
         driver = webdriver.Remote(command_executor=f"http://127.0.0.1:{self.forward.port}", options=options)
         driver.set_script_timeout(DRIVER_TIMEOUT)

@@ -256,6 +256,62 @@
     });
   };
 
+  // A time series of what the subscriber PC receives, for network tests (network.py): every
+  // `everyMs`, per feed, the video's decoded frames, size, freezes (Chromium's count and duration)
+  // and repairs, the audio's samples and concealed samples. At most `limit` samples are kept.
+  var samples = [];
+  var sampling = null;
+  window.startSampling = function (everyMs, limit) {
+    if (sampling) clearInterval(sampling);
+    samples = [];
+    var busy = false;
+    sampling = setInterval(function () {
+      var pc = pcOf(subscriber);
+      if (!pc || busy) return;
+      busy = true;
+      pc.getStats().then(function (report) {
+        var sample = { t: performance.now(), feeds: {}, transport: null };
+        report.forEach(function (s) {
+          if (s.type === "transport") sample.transport = { bytesReceived: s.bytesReceived || 0 };
+          if (s.type !== "inbound-rtp" || s.mid === undefined) return;
+          var sub = R.subStreams[s.mid];
+          if (!sub || sub.feed_id === undefined) return;
+          var feed = sample.feeds[sub.feed_id] = sample.feeds[sub.feed_id] || {};
+          if (s.kind === "video") {
+            feed.frames = s.framesDecoded || 0;
+            feed.width = s.frameWidth || 0;
+            feed.height = s.frameHeight || 0;
+            feed.freezes = s.freezeCount || 0;
+            feed.freezeSeconds = s.totalFreezesDuration || 0;
+            feed.bytes = s.bytesReceived || 0;
+            feed.repaired = s.retransmittedPacketsReceived || 0;
+            feed.rtxSsrc = s.rtxSsrc || null;
+            feed.nacks = s.nackCount || 0;
+            feed.lost = s.packetsLost || 0;
+          } else if (s.kind === "audio") {
+            feed.samples = s.totalSamplesReceived || 0;
+            feed.concealed = s.concealedSamples || 0;
+          }
+        });
+        samples.push(sample);
+        if (samples.length > (limit || 6000)) samples.shift();
+      }).finally(function () { busy = false; });
+    }, everyMs || 100);
+  };
+  window.takeSamples = function () {
+    var out = samples;
+    samples = [];
+    return out;
+  };
+
+  // What the publisher PC's outbound video does, per rid: frames encoded and size, for the frame
+  // rate a subscriber is measured against.
+  window.publisherSample = function () {
+    return window.publisherStats().then(function (encodings) {
+      return { t: performance.now(), encodings: encodings };
+    });
+  };
+
   window.subscriberPair = function () {
     return selectedPairOf(pcOf(subscriber));
   };

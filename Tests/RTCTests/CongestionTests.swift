@@ -86,7 +86,7 @@ private struct Session {
         #expect(history.report(sequence: 7, now: 200) == nil)
         history.record(sequence: 8, size: 100, now: 100)
         #expect(history.report(sequence: 8, now: 5_000) == nil)
-        // The slot of 7 + 4096 is 7's: the newer packet replaces it.
+        // The slot of 7 + slotCount is 7's: the newer packet replaces it.
         history.record(sequence: 7 &+ UInt16(SendHistory.slotCount), size: 10, now: 300)
         #expect(history.report(sequence: 7, now: 400) == nil)
     }
@@ -143,10 +143,12 @@ private struct Session {
         let estimator = BandwidthEstimator()
         #expect(!estimator.admitsFeedback(statuses: 65_535, now: 1))
         var admitted = 0
-        for _ in 0..<100 where estimator.admitsFeedback(statuses: 4_000, now: 2) { admitted += 1 }
-        #expect(admitted == BandwidthEstimator.statusesPerSecond / 4_000)
+        for _ in 0..<100 where estimator.admitsFeedback(statuses: 2_000, now: 2) { admitted += 1 }
+        #expect(admitted == BandwidthEstimator.statusesPerSecond / 2_000)
         // A second later the budget is whole again.
-        #expect(estimator.admitsFeedback(statuses: 4_000, now: 1_000_000_002))
+        #expect(estimator.admitsFeedback(statuses: 2_000, now: 1_000_000_002))
+        // More statuses than the history holds are never read.
+        #expect(!estimator.admitsFeedback(statuses: SendHistory.slotCount + 1, now: 1_000_000_003))
     }
 
     @Test func nothingFromFeedbackTraps() {

@@ -85,3 +85,19 @@ import Testing
         #expect(n.due(now: 20 * ms).count <= MissingPackets.capacity)
     }
 }
+
+@Suite struct NegotiatedExtensionTests {
+    @Test func anExtensionTheAnswerDroppedIsNotWritten() throws {
+        func media(_ extmaps: [String]) throws -> MediaDescription {
+            let lines = ["v=0", "o=- 1 1 IN IP4 0.0.0.0", "s=-", "t=0 0", "m=video 9 UDP/TLS/RTP/SAVPF 96", "c=IN IP4 0.0.0.0",
+                         "a=mid:0", "a=rtpmap:96 VP8/90000"] + extmaps.map { "a=extmap:\($0)" }
+            return try SessionDescription.parse(lines.joined(separator: "\r\n") + "\r\n").media[0]
+        }
+        let offered = OutgoingExtensionIDs(try media(["1 \(RTPHeaderExtensionURI.mid)", "5 \(RTPHeaderExtensionURI.transportWideCC)"]))
+        #expect(offered.mid == 1 && offered.transportWideCC == 5)
+        let kept = offered.kept(by: try media(["1 \(RTPHeaderExtensionURI.mid)"]))
+        #expect(kept.mid == 1 && kept.transportWideCC == 0)
+        // An answer naming it under another id did not keep ours either.
+        #expect(offered.kept(by: try media(["3 \(RTPHeaderExtensionURI.transportWideCC)"])).transportWideCC == 0)
+    }
+}

@@ -86,6 +86,10 @@ extension MediaEngine {
         peer.ice.setRemote(transport.ice)
         try startDTLS(peer, role: transport.setup == .passive ? .client : .server, fingerprint: transport.fingerprint)
         forget(peer.updateStreams(remote: sdp))
+        for (i, m) in sdp.media.enumerated() where i < peer.streams.count && peer.streams[i].sends {
+            peer.streams[i].outgoingIDs = peer.streams[i].outgoingIDs.kept(by: m)
+        }
+        peer.updateBandwidth()
         peer.remoteDescription = sdp
         peer.awaitingAnswer = false
         if peer.dtlsRole == .client, peer.ice.state == .connected, let dtls = peer.dtls, dtls.state == .new, let to = peer.ice.selected {
@@ -161,9 +165,8 @@ extension MediaEngine {
             if type == "offer" { stream.applyRemote(m) }
             local.media[i] = m
         }
-        if peer.bandwidth == nil, peer.streams.contains(where: { $0.sends && $0.outgoingIDs.transportWideCC != 0 }) {
-            peer.bandwidth = BandwidthEstimator()
-        }
+        // An answer is the negotiation's end; an offer's extensions wait for the peer's answer.
+        if type == "answer" { peer.updateBandwidth() }
         return local
     }
 

@@ -162,6 +162,13 @@ final class PeerConnection {
         return found
     }
 
+    /// A send-side estimate while some stream sends with transport-wide sequence numbers, none otherwise.
+    func updateBandwidth() {
+        let numbered = streams.contains { $0.sends && $0.outgoingIDs.transportWideCC != 0 }
+        if numbered, bandwidth == nil { bandwidth = BandwidthEstimator() }
+        if !numbered { bandwidth = nil }
+    }
+
     /// The stream a plugin's packet goes out on: `mindex`, or the first sending one of its kind.
     func outgoingStream(mindex: Int32, isVideo: Bool) -> MediaStream? {
         if mindex >= 0 {

@@ -47,7 +47,7 @@ public struct Prober: Sendable {
 
     public private(set) var active: Cluster?
     /// Clusters started so far.
-    public var clusters: Int { nextID - 1 }
+    public private(set) var clusters = 0
     private var awaiting: Outcome?
     private var nextID = 1
     private var nextProbeAt: UInt64 = 0
@@ -65,7 +65,8 @@ public struct Prober: Sendable {
         guard active == nil, awaiting == nil, desired > estimate * 1.05, now >= nextProbeAt else { return nil }
         let rate = min(max(estimate * 2, estimate + 200_000), desired * 1.25)
         let cluster = Cluster(id: nextID, rate: rate, startedAt: now)
-        nextID = nextID == Int(Int32.max) ? 1 : nextID + 1  // ids name clusters in the history's 32-bit field
+        nextID = nextID == Int(UInt16.max) ? 1 : nextID + 1  // ids name clusters in the history's 16-bit field
+        clusters += 1
         active = cluster
         awaiting = Outcome(cluster: cluster)
         return cluster

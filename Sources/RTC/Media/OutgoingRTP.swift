@@ -24,6 +24,22 @@ public struct OutgoingExtensionIDs: Sendable, Equatable {
     }
 }
 
+extension OutgoingExtensionIDs {
+    /// These ids less those the peer's answer did not keep (an offer names extensions the answer
+    /// may drop; writing them anyway costs bytes, and for transport-wide sequence numbers a send
+    /// history no feedback will ever read).
+    public func kept(by answer: MediaDescription) -> OutgoingExtensionIDs {
+        func keep(_ id: UInt8, _ uri: String) -> UInt8 { id != 0 && answer.extensionID(uri: uri) == UInt16(id) ? id : 0 }
+        var ids = self
+        ids.mid = keep(mid, RTPHeaderExtensionURI.mid)
+        ids.audioLevel = keep(audioLevel, RTPHeaderExtensionURI.audioLevel)
+        ids.absSendTime = keep(absSendTime, RTPHeaderExtensionURI.absSendTime)
+        ids.transportWideCC = keep(transportWideCC, RTPHeaderExtensionURI.transportWideCC)
+        ids.videoOrientation = keep(videoOrientation, RTPHeaderExtensionURI.videoOrientation)
+        return ids
+    }
+}
+
 /// Values for the extensions of one outgoing packet; nil leaves the element out.
 public struct OutgoingExtensionValues {
     public var mid: UnsafeRawBufferPointer?

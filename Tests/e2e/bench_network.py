@@ -113,8 +113,10 @@ def scenario_step(network: Network, meeting: Meeting) -> dict:
     network.down["impaired"].cap(None)
     run.finish()
     start, lift = run.marks["start"][0], run.marks["lift"][0]
-    return {"down_s": settle_time(run.samples[0], meeting.feed, start, lambda w: 0 < w < TOP_WIDTH, until=lift),
-            "back_s": settle_time(run.samples[0], meeting.feed, lift, lambda w: w == TOP_WIDTH),
+    down = settle_time(run.samples[0], meeting.feed, start, lambda w: 0 < w < TOP_WIDTH, until=lift)
+    # "Back" means something only after going down: a server that never left the top layer froze instead.
+    back = settle_time(run.samples[0], meeting.feed, lift, lambda w: w == TOP_WIDTH) if down is not None else None
+    return {"down_s": down, "back_s": back,
             "capped": run.window(0, "start", "lift").as_dict(), "recovered": run.window(0, "lift").as_dict()}
 
 
@@ -201,6 +203,8 @@ def table(results: dict) -> str:
         v = results[kind]
         for p in path:
             v = (v or {}).get(p) if isinstance(v, dict) else None
+        if isinstance(v, float):
+            return f"{v:.2f}"
         return "-" if v is None else str(v)
     measures = [
         ("(a) 3% loss", "fps ratio", ["loss", "fps_ratio"]), ("", "freezes", ["loss", "freezes"]),

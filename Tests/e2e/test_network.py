@@ -4,10 +4,11 @@ host of its own (network.py), Chromium running janus.js on each, the publisher s
 then freed; the other's never is.
 
 What a person would see, from the subscribers' own getStats: the capped one drops to a lower layer
-within 5 s and then plays on without freezing (a freeze: 500 ms without a new decoded frame), the
-free one keeps the top layer throughout, and the capped one is back on the top layer within 20 s
-of the cap lifting. Along the way: Chromium negotiated transport-cc with Atrium (the host has its
-feedback), and RTX shows in the capped subscriber's inbound-rtp (a repair SSRC, repaired packets).
+within 5 s and then plays on, freezing at most once (a freeze: 500 ms without a new decoded
+frame); the free one keeps the top layer throughout; the capped one is back on the top layer
+within 20 s of the cap lifting. Along the way: Chromium negotiated transport-cc with Atrium (the
+host has its feedback), and RTX shows in the capped subscriber's inbound-rtp (a repair SSRC,
+repaired packets).
 
 The whole set of scenarios, side by side with Janus, is `make bench-network` (bench_network.py).
 """
@@ -76,7 +77,8 @@ def test_a_capped_subscriber_drops_a_layer_and_climbs_back(meeting):
     assert down is not None and down <= 5, \
         f"the capped subscriber did not settle on a lower layer within 5 s: {down} ({_widths(capped_samples, feed)})"
     settled = window_of(capped_samples, feed, capped_start + down * 1000, lift_capped)
-    assert settled.freezes == 0, f"the capped subscriber froze after settling: {settled.as_dict()}"
+    # The bar is at most one freeze a minute after settling; this window is about 20 s of it.
+    assert settled.freezes <= 1, f"the capped subscriber froze after settling: {settled.as_dict()}"
     assert settled.fps >= 15, f"the capped subscriber's video crawls: {settled.as_dict()}"
 
     uncapped = window_of(free_samples, feed, free_start, lift_free)

@@ -7,14 +7,15 @@ One meeting per server: a publisher sending simulcast (janus.js, rids h/m/l of a
 and two subscribers, "impaired" and "free", each Chromium on a host of its own. The scenarios run
 one after another on that meeting, each after both subscribers are back on the top layer:
 
-  (a) loss     3 % random loss on the impaired subscriber's downlink, 30 s (no added delay: this
-               kernel has no netem; the path's round trip is the bridge's, under a millisecond)
+  (a) loss     3 % random loss on the impaired subscriber's downlink with an 80 ms round trip
+               (a relay host delays its frames 40 ms each way: this kernel has no netem), 30 s
   (b) cap      the impaired subscriber's downlink capped at 400 kbit/s, 60 s
   (c) step     its downlink at 2.5 Mbit/s, then 300 kbit/s for 30 s, then 2.5 Mbit/s for 30 s
   (d) bursts   10 % loss in bursts of 2 s (3 s apart) on its downlink, 30 s
   (e) uplink   the publisher's uplink capped at 500 kbit/s, 30 s
 
-Usage: python bench_network.py [--servers atrium,janus] [--only a,b] [--out network-results.json]
+Usage: python bench_network.py [--servers atrium,janus] [--only a,b] [--repeat N] [--out network-results.json]
+(--repeat runs each scenario N times and reports the median of each figure.)
 Runs as root in a network namespace of its own (the Makefile's target sets that up).
 """
 from __future__ import annotations
@@ -22,12 +23,13 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from network import SERVERS, Meeting, Network, PageSite, page_now, publisher_fps, settle_time, window_of
+from network import Meeting, Network, meeting_on, page_now, publisher_fps, settle_time, window_of
 
 TOP_WIDTH = 960
 
@@ -53,6 +55,7 @@ class Run:
             s.js("window.takeSamples()")
         self.marks: dict[str, tuple[float, float]] = {}
         self.mark("start")
+        self.published = meeting.publisher.js_async("window.publisherSample()")
 
     def mark(self, name: str):
         self.marks[name] = (page_now(self.impaired), page_now(self.free))
@@ -60,25 +63,31 @@ class Run:
     def finish(self):
         self.mark("end")
         self.samples = (self.impaired.js("return window.takeSamples()"), self.free.js("return window.takeSamples()"))
+        first, last = self.published, self.meeting.publisher.js_async("window.publisherSample()")
+        before = {e["rid"]: e["framesEncoded"] for e in first["encodings"]}
+        top = [e for e in last["encodings"] if e["rid"] == "h"]
+        elapsed = (last["t"] - first["t"]) / 1000
+        # The frame rate the publisher encoded its top layer at over the same stretch.
+        self.publisher_fps = round((top[0]["framesEncoded"] - before.get("h", 0)) / elapsed, 1) if top and elapsed > 0 else 0.0
 
     def window(self, who: int, start: str, end: str = "end"):
         return window_of(self.samples[who], self.meeting.feed, self.marks[start][who], self.marks[end][who])
 
 
-def publisher_rate(meeting: Meeting) -> float:
-    return publisher_fps(meeting.publisher, 2).get("h", {}).get("fps", 0.0)
-
-
-def scenario_loss(network: Network, meeting: Meeting, share: float = 0.03, seconds: int = 30) -> dict:
-    pub_fps = publisher_rate(meeting)
+def scenario_loss(network: Network, meeting: Meeting, share: float = 0.03, seconds: int = 30, rtt_ms: int = 80) -> dict:
+    network.relays["impaired"].delay(rtt_ms / 2)
+    # ICE's checks measure the round trip every few seconds: let the browser see the new one.
+    time.sleep(5)
+    rtt = meeting.subscribers[0].js_async("window.subscriberPair()").get("roundTripTime")
     run = Run(meeting)
     network.down["impaired"].lose(share)
     time.sleep(seconds)
     network.down["impaired"].lose(0)
     run.finish()
-    w = run.window(0, "start")
+    network.relays["impaired"].delay(0)
+    w, pub_fps = run.window(0, "start"), run.publisher_fps
     return {**w.as_dict(), "publisher_fps": pub_fps, "fps_ratio": round(w.fps / pub_fps, 3) if pub_fps else None,
-            "free": run.window(1, "start").as_dict()}
+            "rtt_ms": round(rtt * 1000) if rtt is not None else None, "free": run.window(1, "start").as_dict()}
 
 
 def scenario_cap(network: Network, meeting: Meeting, kbit: int = 400, seconds: int = 60) -> dict:
@@ -121,7 +130,6 @@ def scenario_step(network: Network, meeting: Meeting) -> dict:
 
 
 def scenario_bursts(network: Network, meeting: Meeting, seconds: int = 30) -> dict:
-    pub_fps = publisher_rate(meeting)
     run = Run(meeting)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -132,7 +140,7 @@ def scenario_bursts(network: Network, meeting: Meeting, seconds: int = 30) -> di
         # See above.
         time.sleep(3)
     run.finish()
-    w = run.window(0, "start")
+    w, pub_fps = run.window(0, "start"), run.publisher_fps
     return {**w.as_dict(), "publisher_fps": pub_fps, "fps_ratio": round(w.fps / pub_fps, 3) if pub_fps else None}
 
 
@@ -167,31 +175,39 @@ def verdicts(r: dict) -> dict:
     return out
 
 
-def run_server(kind: str, only: list[str], tmp: Path) -> dict:
-    network = Network(["pub", "impaired", "free"])
-    site = server = meeting = None
+def median_of(runs: list):
+    """Field by field over repeated runs: the median of numbers, a bool true only if true in all,
+    anything else as the first run had it."""
+    first = runs[0]
+    if isinstance(first, dict):
+        return {k: median_of([r[k] for r in runs if isinstance(r, dict) and k in r]) for k in first}
+    if isinstance(first, bool):
+        return all(runs)
+    numbers = [r for r in runs if isinstance(r, (int, float)) and not isinstance(r, bool)]
+    if numbers and len(numbers) == len(runs):
+        return statistics.median(numbers)
+    if first is None and any(r is not None for r in runs):
+        return None  # a time that did not come in some run did not come
+    return first
+
+
+def run_server(kind: str, only: list[str], tmp: Path, repeat: int = 1) -> dict:
     results: dict = {}
-    try:
-        site = PageSite(network.server, tmp)
-        server = SERVERS[kind](network.server, tmp)
-        meeting = Meeting(network, site, server, tmp, "pub", ["impaired", "free"])
+    with meeting_on(kind, tmp, "pub", ["impaired", "free"], delayed=("impaired",)) as (network, _, meeting):
         for key in only:
             name, scenario = SCENARIOS[key]
-            if not wait_top(meeting):
-                results[name] = {"error": "the subscribers were not both on the top layer before the scenario"}
-                continue
-            print(f"{kind}: ({key}) {name} ...", file=sys.stderr, flush=True)
-            results[name] = scenario(network, meeting)
-            # A pause between scenarios, so one's probes and switches do not open the next.
-            time.sleep(5)
-    finally:
-        if meeting:
-            meeting.close()
-        if server:
-            server.stop()
-        if site:
-            site.stop()
-        network.close()
+            runs = []
+            for i in range(repeat):
+                if not wait_top(meeting):
+                    runs.append({"error": "the subscribers were not both on the top layer before the scenario"})
+                    continue
+                print(f"{kind}: ({key}) {name} {i + 1}/{repeat} ...", file=sys.stderr, flush=True)
+                runs.append(scenario(network, meeting))
+                # A pause between scenarios, so one's probes and switches do not open the next.
+                time.sleep(5)
+            results[name] = median_of(runs) if len(runs) > 1 else runs[0]
+            if len(runs) > 1:
+                results[name]["runs"] = runs
     results["verdicts"] = verdicts(results)
     return results
 
@@ -207,7 +223,7 @@ def table(results: dict) -> str:
             return f"{v:.2f}"
         return "-" if v is None else str(v)
     measures = [
-        ("(a) 3% loss", "fps ratio", ["loss", "fps_ratio"]), ("", "freezes", ["loss", "freezes"]),
+        ("(a) 3% loss, 80 ms", "fps ratio", ["loss", "fps_ratio"]), ("", "rtt ms (browser)", ["loss", "rtt_ms"]), ("", "freezes", ["loss", "freezes"]),
         ("", "audio concealed", ["loss", "audio_concealed"]),
         ("(b) 400 kbit/s", "settled in s", ["cap", "settled_s"]), ("", "freezes/min after", ["cap", "freezes_per_minute"]),
         ("", "fps", ["cap", "during", "fps"]), ("", "free keeps top", ["cap", "free_kept_top"]),
@@ -229,6 +245,7 @@ def main():
     parser.add_argument("--servers", default="atrium,janus")
     parser.add_argument("--only", default="a,b,c,d,e")
     parser.add_argument("--out", default="network-results.json")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each scenario; the table shows medians")
     args = parser.parse_args()
     servers = args.servers.split(",")
     only = args.only.split(",")
@@ -236,7 +253,7 @@ def main():
                      "servers": servers, "scenarios": {k: SCENARIOS[k][0] for k in only}}
     with tempfile.TemporaryDirectory(prefix="bench-network-") as tmp:
         for kind in servers:
-            results[kind] = run_server(kind, only, Path(tmp) / kind)
+            results[kind] = run_server(kind, only, Path(tmp) / kind, args.repeat)
     Path(args.out).write_text(json.dumps(results, indent=2))
     print(table(results))
     print(f"verdicts: {json.dumps({k: results[k]['verdicts'] for k in servers})}")

@@ -11,12 +11,15 @@ Impairments (`Shaper`): this kernel has no netem (and Debian's nft is not instal
 is an htb class at the cap (10 Gbit/s: none) whose byte FIFO holds 100 ms at that rate, as a
 home router's buffer does; random loss is a second class whose FIFO holds nothing, chosen by a
 classic-BPF filter for IPv4 UDP datagrams whose random number mod 10000 is under the loss share.
-A delay would need netem or a relay of our own: not here yet.
+A delay (`DelayRelay`) takes a host of its own between the participant and the bridge: a small
+program there passes every Ethernet frame from one side to the other after the delay (raw packet
+sockets; segmentation offload is off on that path, so no frame exceeds the MTU).
 
 Used by test_network.py (short, in `make test`) and bench_network.py (`make bench-network`).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -103,12 +106,107 @@ class Shaper:
         return {"loss": counts.get("20", 0), "queue": counts.get("10", 0)}
 
 
-class Network:
-    """The server host with its bridge, and one host per participant name."""
+RELAY = r"""
+import array, heapq, select, socket, struct, sys, time
+a, b, delay = sys.argv[1], sys.argv[2], float(sys.argv[3]) / 1000
 
-    def __init__(self, names: list[str]):
+def checksum(data):
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(array.array("H", data))
+    total = (total >> 16) + (total & 0xFFFF)
+    total += total >> 16
+    return ~total & 0xFFFF
+
+def finished(frame):
+    # A veth leaves TCP and UDP checksums to "hardware" (offload): a frame taken off one by a raw
+    # socket may carry a partial one, which the next host would drop. Every IPv4 TCP/UDP checksum
+    # is written anew (native byte order on both sides of the sum, so it comes out right).
+    if len(frame) < 34 or frame[12:14] != b"\x08\x00":
+        return frame
+    ihl = (frame[14] & 0x0F) * 4
+    protocol = frame[23]
+    total = struct.unpack("!H", frame[16:18])[0]
+    at = {6: 16, 17: 6}.get(protocol)
+    start, end = 14 + ihl, 14 + total
+    if at is None or end > len(frame) or end - start < at + 2:
+        return frame
+    segment = bytearray(frame[start:end])
+    segment[at:at + 2] = b"\0\0"
+    pseudo = frame[26:34] + struct.pack("!BBH", 0, protocol, len(segment))
+    value = checksum(pseudo + bytes(segment))
+    if protocol == 17 and value == 0:
+        value = 0xFFFF
+    segment[at:at + 2] = struct.pack("=H", value)
+    return frame[:start] + bytes(segment) + frame[end:]
+
+sockets = []
+for name in (a, b):
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))  # ETH_P_ALL
+    s.bind((name, 0))
+    s.setblocking(False)
+    sockets.append(s)
+other = {sockets[0]: sockets[1], sockets[1]: sockets[0]}
+queue, n = [], 0
+print("relaying", flush=True)
+while True:
+    timeout = max(0.0, queue[0][0] - time.monotonic()) if queue else None
+    ready, _, _ = select.select([*sockets, sys.stdin], [], [], timeout)
+    now = time.monotonic()
+    for s in ready:
+        if s is sys.stdin:
+            line = sys.stdin.readline()
+            if not line:
+                sys.exit(0)
+            delay = float(line) / 1000
+            continue
+        while True:
+            try:
+                frame, address = s.recvfrom(65535)
+            except BlockingIOError:
+                break
+            if address[2] == socket.PACKET_OUTGOING:  # our own sends, seen again
+                continue
+            n += 1
+            heapq.heappush(queue, (now + delay, n, other[s], finished(frame)))
+    now = time.monotonic()
+    while queue and queue[0][0] <= now:
+        _, _, out, frame = heapq.heappop(queue)
+        try:
+            out.send(frame)
+        except OSError:
+            pass
+"""
+
+
+class DelayRelay:
+    """Frames between two interfaces of a host, each way after `one_way_ms` (settable while it runs)."""
+
+    def __init__(self, host: Host, a: str, b: str):
+        self.proc = host.popen([sys.executable, "-c", RELAY, a, b, "0"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout.readline().strip() == "relaying", "the delay relay did not start"
+        self.one_way_ms = 0.0
+
+    def delay(self, one_way_ms: float):
+        self.proc.stdin.write(f"{one_way_ms}\n")
+        self.proc.stdin.flush()
+        self.one_way_ms = one_way_ms
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            stop_process(self.proc)
+
+
+class Network:
+    """The server host with its bridge, and one host per participant name; the `delayed` ones
+    reach the bridge through a host of their own that can delay their frames (`relays`)."""
+
+    def __init__(self, names: list[str], delayed: tuple[str, ...] = ()):
         self.server = Host("server")
         self.hosts: dict[str, Host] = {}
+        self.wans: dict[str, Host] = {}
+        self.relays: dict[str, DelayRelay] = {}
         self.down: dict[str, Shaper] = {}
         self.up: dict[str, Shaper] = {}
         try:
@@ -119,7 +217,20 @@ class Network:
                 host = Host(name)
                 self.hosts[name] = host
                 port = f"p{i}"
-                self.server.run("ip", "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", str(host.holder.pid))
+                if name in delayed:
+                    wan = self.wans[name] = Host(f"wan-{name}")
+                    self.server.run("ip", "link", "add", port, "type", "veth", "peer", "name", "up0", "netns", str(wan.holder.pid))
+                    wan.run("ip", "link", "add", "down0", "type", "veth", "peer", "name", "eth0", "netns", str(host.holder.pid))
+                    for device in ("up0", "down0"):
+                        wan.run("ip", "link", "set", device, "addrgenmode", "none")
+                        wan.run("ip", "link", "set", device, "gso_max_size", "1500", "gso_max_segs", "1")
+                        wan.run("ip", "link", "set", device, "up")
+                    for h, device in ((self.server, port), (host, "eth0")):
+                        h.run("ip", "link", "set", device, "gso_max_size", "1500", "gso_max_segs", "1")
+                    self.server.run("ip", "link", "set", "br0", "gso_max_size", "1500", "gso_max_segs", "1")
+                    self.relays[name] = DelayRelay(wan, "up0", "down0")
+                else:
+                    self.server.run("ip", "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", str(host.holder.pid))
                 self.server.run("ip", "link", "set", port, "addrgenmode", "none")
                 host.run("ip", "link", "set", "eth0", "addrgenmode", "none")
                 self.server.run("ip", "link", "set", port, "master", "br0")
@@ -135,7 +246,9 @@ class Network:
             raise
 
     def close(self):
-        for host in self.hosts.values():
+        for relay in self.relays.values():
+            relay.stop()
+        for host in [*self.hosts.values(), *self.wans.values()]:
             host.close()
         self.server.close()
 
@@ -312,6 +425,27 @@ class Meeting:
     def close(self):
         for chromium in self.browsers.values():
             chromium.close()
+
+
+@contextlib.contextmanager
+def meeting_on(kind: str, tmp: Path, publisher: str, subscribers: list[str], delayed: tuple[str, ...] = ()):
+    """A Network of the participants, the pages and the server `kind` on it, and the Meeting;
+    yields (network, server, meeting) and takes it all down after."""
+    network = Network([publisher, *subscribers], delayed=delayed)
+    site = server = meeting = None
+    try:
+        site = PageSite(network.server, tmp)
+        server = SERVERS[kind](network.server, tmp)
+        meeting = Meeting(network, site, server, tmp, publisher, subscribers)
+        yield network, server, meeting
+    finally:
+        if meeting:
+            meeting.close()
+        if server:
+            server.stop()
+        if site:
+            site.stop()
+        network.close()
 
 
 @dataclass

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from network import AtriumServer, Meeting, Network, PageSite, page_now, settle_time, window_of
+from network import meeting_on, page_now, settle_time, window_of
 
 pytestmark = pytest.mark.alone  # it measures freezes in real time with three Chromiums: nothing beside it
 
@@ -27,21 +27,8 @@ TOP_WIDTH = 960
 
 @pytest.fixture
 def meeting(tmp_path):
-    network = Network(["pub", "capped", "free"])
-    site = server = meeting = None
-    try:
-        site = PageSite(network.server, tmp_path)
-        server = AtriumServer(network.server, tmp_path)
-        meeting = Meeting(network, site, server, tmp_path, "pub", ["capped", "free"])
-        yield network, server, meeting
-    finally:
-        if meeting:
-            meeting.close()
-        if server:
-            server.stop()
-        if site:
-            site.stop()
-        network.close()
+    with meeting_on("atrium", tmp_path, "pub", ["capped", "free"]) as running:
+        yield running
 
 
 def test_a_capped_subscriber_drops_a_layer_and_climbs_back(meeting):

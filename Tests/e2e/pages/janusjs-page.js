@@ -82,7 +82,7 @@ function selectedPairOf(pc) {
     if (!pair) return null;
     var local = byId[pair.localCandidateId] || {};
     var remote = byId[pair.remoteCandidateId] || {};
-    return { state: pair.state,
+    return { state: pair.state, roundTripTime: pair.currentRoundTripTime === undefined ? null : pair.currentRoundTripTime,
              local: { address: local.address, port: local.port, protocol: local.protocol, type: local.candidateType,
                       tcpType: local.tcpType || null },
              remote: { address: remote.address, port: remote.port, protocol: remote.protocol, type: remote.candidateType } };

@@ -460,6 +460,8 @@ class Window:
     audio_concealed: float = 0.0
     repaired: int = 0
     rtx: bool = False
+    frames_received: int = 0
+    frames_dropped: int = 0
 
     @property
     def last_width(self) -> int:
@@ -469,7 +471,8 @@ class Window:
         return {"seconds": round(self.seconds, 1), "fps": round(self.fps, 1), "freezes": self.freezes,
                 "longest_freeze_s": round(self.longest_freeze, 2), "chromium_freezes": self.chromium_freezes,
                 "width_last": self.last_width, "width_min": min(self.widths or [0]), "width_max": max(self.widths or [0]),
-                "audio_concealed": round(self.audio_concealed, 4), "repaired_packets": self.repaired, "rtx": self.rtx}
+                "audio_concealed": round(self.audio_concealed, 4), "repaired_packets": self.repaired, "rtx": self.rtx,
+                "frames_received": self.frames_received, "frames_dropped": self.frames_dropped}
 
 
 FREEZE_SECONDS = 0.5
@@ -506,7 +509,9 @@ def window_of(samples: list[dict], feed: int, start: float | None = None, end: f
         seconds=seconds, fps=(last["frames"] - first["frames"]) / seconds if seconds > 0 else 0,
         freezes=freezes, longest_freeze=longest, chromium_freezes=last.get("freezes", 0) - first.get("freezes", 0),
         widths=[f.get("width", 0) for _, f in rows], audio_concealed=concealed / samples_received if samples_received > 0 else 0,
-        repaired=last.get("repaired", 0) - first.get("repaired", 0), rtx=bool(last.get("rtxSsrc")))
+        repaired=last.get("repaired", 0) - first.get("repaired", 0), rtx=bool(last.get("rtxSsrc")),
+        frames_received=last.get("framesReceived", 0) - first.get("framesReceived", 0),
+        frames_dropped=last.get("framesDropped", 0) - first.get("framesDropped", 0))
 
 
 def settle_time(samples: list[dict], feed: int, since: float, accept, until: float | None = None) -> float | None:

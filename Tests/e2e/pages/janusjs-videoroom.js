@@ -279,6 +279,8 @@
           var feed = sample.feeds[sub.feed_id] = sample.feeds[sub.feed_id] || {};
           if (s.kind === "video") {
             feed.frames = s.framesDecoded || 0;
+            feed.framesReceived = s.framesReceived || 0;
+            feed.framesDropped = s.framesDropped || 0;
             feed.width = s.frameWidth || 0;
             feed.height = s.frameHeight || 0;
             feed.freezes = s.freezeCount || 0;

@@ -253,6 +253,21 @@ class Network:
         self.server.close()
 
 
+FETCH = r"""
+import sys, urllib.request
+body = sys.argv[2].encode() if len(sys.argv) > 2 else None
+with urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=body), timeout=5) as answer:
+    sys.stdout.write(answer.read().decode())
+"""
+
+
+def fetch(host: Host, url: str, body: str | None = None) -> str | None:
+    """GET (or POST `body` to) `url` from inside `host`; the answer's text, None when it fails."""
+    done = subprocess.run(host.command(sys.executable, "-c", FETCH, url, *([body] if body is not None else [])),
+                          capture_output=True, text=True)
+    return done.stdout if done.returncode == 0 else None
+
+
 class PageSite:
     """The janus.js pages (with Debian's janus.js and adapter.js) over plain HTTP from the server
     host. Browsers are told to treat that origin as secure (getUserMedia needs it)."""
@@ -268,8 +283,7 @@ class PageSite:
         self.proc = server.popen([sys.executable, "-m", "http.server", "--bind", SERVER_IP, "--directory", str(site), str(PAGES_PORT)],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.base = f"http://{SERVER_IP}:{PAGES_PORT}"
-        wait_until(lambda: subprocess.run(server.command("curl", "-sf", "-o", "/dev/null", f"{self.base}/janusjs-videoroom.html"),
-                                          capture_output=True).returncode == 0, 10, "the page server")
+        wait_until(lambda: fetch(server, f"{self.base}/janusjs-videoroom.html") is not None, 10, "the page server")
 
     def url(self, api: str, display: str, **extra) -> str:
         query = {"server": api, "room": ROOM, "display": display, "debug": "warn,error", **extra}
@@ -311,7 +325,9 @@ class AtriumServer:
     def admin(self, path: str, request: str) -> dict:
         """One admin API request, made from inside the server host (the API listens on SERVER_IP)."""
         body = json.dumps({"janus": request, "admin_secret": "network-admin", "transaction": "t"})
-        return json.loads(self.host.run("curl", "-sf", "-X", "POST", "-d", body, f"http://{SERVER_IP}:{API_PORT}/admin{path}"))
+        answer = fetch(self.host, f"http://{SERVER_IP}:{API_PORT}/admin{path}", body)
+        assert answer is not None, f"admin {request} {path}: no answer"
+        return json.loads(answer)
 
     def bandwidth(self) -> list[dict]:
         """The send-side estimate of every PeerConnection that has one (admin API handle_info)."""
@@ -340,9 +356,7 @@ class JanusServer:
             self.proc = server.popen([JANUS_BIN, "-F", str(cfg), "-C", str(cfg / "janus.jcfg"), "-o"], stdin=subprocess.DEVNULL,
                                      stdout=log, stderr=subprocess.STDOUT, cwd=str(tmp))
         self.api = f"http://{SERVER_IP}:{API_PORT}/janus"
-        wait_until(lambda: self.proc.poll() is not None or subprocess.run(
-            server.command("curl", "-sf", "-o", "/dev/null", f"{self.api}/info"), capture_output=True).returncode == 0,
-            20, "janus listening")
+        wait_until(lambda: self.proc.poll() is not None or fetch(server, f"{self.api}/info") is not None, 20, "janus listening")
         assert self.proc.poll() is None, f"janus exited:\n{self.log_path.read_text(errors='replace')[-3000:]}"
 
     def bandwidth(self) -> list[dict]:

@@ -138,6 +138,12 @@ import Testing
         #expect(layers.choosable(now: 2_000 * ms, current: 1) == 0b011)
         // A subscriber still on it keeps it while it is active.
         #expect(layers.choosable(now: 2_000 * ms, current: 2) == 0b111)
+        // A layer under the current one that just came back may be taken at once.
+        var lower = LayerActivity()
+        for t in stride(from: UInt64(1), through: 1_500, by: 20) { for l in 1...2 { lower.packet(layer: l, now: t * ms) } }
+        lower.packet(layer: 0, now: 1_500 * ms)
+        #expect(lower.choosable(now: 1_500 * ms, current: 2) == 0b111)
+        #expect(lower.choosable(now: 1_500 * ms, current: 1) == 0b111)
         for t in stride(from: UInt64(2_020), through: 2_900, by: 20) { for l in 0...2 { layers.packet(layer: l, now: t * ms) } }
         #expect(layers.choosable(now: 2_900 * ms, current: 1) == 0b111)
         layers.packet(layer: 7, now: 3_000 * ms)  // not a layer: ignored

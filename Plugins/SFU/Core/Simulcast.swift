@@ -82,7 +82,7 @@ public struct SimulcastSelector: Sendable {
 /// active with a packet in the last 250 ms, and steady once active for a second without a gap. A
 /// publisher whose own uplink is short turns layers off and on again within seconds; a subscriber
 /// moved onto a layer that has just come back is moved off it again at the next gap, each move a
-/// keyframe wait, so only steady layers are chosen (and the one a subscriber is on, while active).
+/// keyframe wait, so a layer above a subscriber's is chosen only once steady.
 public struct LayerActivity: Sendable {
     private var lastPacketAt: (UInt64, UInt64, UInt64) = (0, 0, 0)
     private var activeSince: (UInt64, UInt64, UInt64) = (0, 0, 0)
@@ -109,8 +109,9 @@ public struct LayerActivity: Sendable {
         return mask
     }
 
-    /// The layers a subscriber on `current` (-1: none yet) may aim for: the steady ones and its own
-    /// while active; the active ones while none is steady yet (the stream just started).
+    /// The layers a subscriber on `current` (-1: none yet) may aim for: the steady ones, and its own
+    /// and those under it while active (going down onto a layer is never the risk; going up onto
+    /// one that comes and goes is); the active ones while none is steady yet (the stream just started).
     public func choosable(now: UInt64, current: Int) -> UInt8 {
         let active = active(now: now)
         var steady: UInt8 = 0
@@ -118,7 +119,8 @@ public struct LayerActivity: Sendable {
             steady |= 1 << layer
         }
         guard steady != 0 else { return active }
-        return (0...2).contains(current) ? steady | (active & (1 << current)) : steady
+        guard (0...2).contains(current) else { return steady }
+        return steady | (active & UInt8((1 << (current + 1)) - 1))
     }
 
     private static func get(_ t: (UInt64, UInt64, UInt64), _ i: Int) -> UInt64 { i == 0 ? t.0 : i == 1 ? t.1 : t.2 }

@@ -5,7 +5,7 @@ then freed; the other's never is.
 
 What a person would see, from the subscribers' own getStats: the capped one drops to a lower layer
 within 5 s and then plays on, freezing at most once (a freeze: 500 ms without a new decoded
-frame); the free one keeps the top layer throughout; the capped one is back on the top layer
+frame); the free one keeps the top layer throughout (freezing at most once: the machine's); the capped one is back on the top layer
 within 20 s of the cap lifting. Along the way: Chromium negotiated transport-cc with Atrium (the
 host has its feedback), and RTX shows in the capped subscriber's inbound-rtp (a repair SSRC,
 repaired packets).
@@ -69,7 +69,9 @@ def test_a_capped_subscriber_drops_a_layer_and_climbs_back(meeting):
     assert settled.fps >= 15, f"the capped subscriber's video crawls: {settled.as_dict()}"
 
     uncapped = window_of(free_samples, feed, free_start, lift_free)
-    assert min(uncapped.widths) == TOP_WIDTH and uncapped.freezes == 0, \
+    # One freeze is allowed here as on the capped path: on two busy cores a browser sometimes
+    # stalls a decode for half a second with nothing wrong on its link.
+    assert min(uncapped.widths) == TOP_WIDTH and uncapped.freezes <= 1, \
         f"the free subscriber did not keep the top layer: {uncapped.as_dict()}"
 
     back = settle_time(capped_samples, feed, lift_capped, lambda w: w == TOP_WIDTH)

@@ -59,7 +59,8 @@ public struct SimulcastSelector: Sendable {
     /// fifth to spare, and the one forwarded is kept until the budget falls under four fifths of
     /// it: every switch waits for a keyframe, so an estimate wavering around one layer's rate must
     /// not switch at every wave.
-    public static func layerCap(bitrates: [UInt64], budget: UInt64, current: Int) -> Int {
+    /// Takes any collection, so the caller's per-packet call can pass a lazy view (no array made).
+    public static func layerCap(bitrates: some Collection<UInt64>, budget: UInt64, current: Int) -> Int {
         var cap = 0
         for (layer, rate) in bitrates.enumerated() where rate > 0 {
             let need = layer > current ? rate / 5 * 6 : layer == current ? rate / 5 * 4 : rate

@@ -140,7 +140,7 @@ final class FeedStreamMedia {
     /// The highest layer `bitrate` (bits per second) carries for a sink now on `current`; 2 when unlimited.
     func layerCap(bitrate: UInt64, current: Int) -> Int {
         guard bitrate > 0, isSimulcast else { return 2 }
-        return SimulcastSelector.layerCap(bitrates: layerBitrates.map(\.bitsPerSecond), budget: bitrate, current: current)
+        return SimulcastSelector.layerCap(bitrates: layerBitrates.lazy.map(\.bitsPerSecond), budget: bitrate, current: current)
     }
 
     /// What this stream would take forwarded to `sink` at the layer it asked for.

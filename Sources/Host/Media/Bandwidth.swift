@@ -55,7 +55,12 @@ extension MediaEngine {
 
     /// When the next probe filler is due, for the poll's timeout; nil when nothing is probing.
     func nextFillerAt() -> UInt64? {
-        probing.values.compactMap { $0.bandwidth?.prober.nextFillerAt(packetSize: Self.fillerSize) }.min()
+        var next: UInt64?
+        for peer in probing.values {
+            guard let at = peer.bandwidth?.prober.nextFillerAt(packetSize: Self.fillerSize) else { continue }
+            next = min(next ?? at, at)
+        }
+        return next
     }
 
     /// Sends the filler each running probe cluster needs by now; forgets finished ones.

@@ -130,8 +130,9 @@ extension MediaEngine {
             .update(sequenceNumber: packet.sequenceNumber, timestamp: packet.timestamp, arrivalNanos: now)
         stream.lastPacketAt = now
         if stream.isVideo {
-            stream.missing[ssrc, default: MissingPackets()].received(packet.sequenceNumber, now: now)
-            if stream.missing[ssrc]?.isEmpty == false { lossesDue[peer.handle.address] = peer }
+            if stream.missing[ssrc, default: MissingPackets()].received(packet.sequenceNumber, now: now) {
+                lossesDue[peer.handle.address] = peer
+            }
         }
         if stream.incomingTransportWideID != 0, let sequence = packet.transportSequenceNumber(id: stream.incomingTransportWideID) {
             arrived(sequence, peer: peer, now: now)

@@ -31,11 +31,12 @@ public struct MissingPackets: Sendable {
 
     public var isEmpty: Bool { missing.isEmpty }
 
-    /// A packet with `sequence` arrived.
-    public mutating func received(_ sequence: UInt16, now: UInt64) {
+    /// A packet with `sequence` arrived. Returns whether packets are missing now.
+    @discardableResult
+    public mutating func received(_ sequence: UInt16, now: UInt64) -> Bool {
         guard let top = highest else {
             highest = Int64(sequence)
-            return
+            return false
         }
         let unwrapped = top + Int64(Int16(bitPattern: sequence &- UInt16(truncatingIfNeeded: top)))
         if unwrapped <= top {
@@ -43,7 +44,7 @@ public struct MissingPackets: Sendable {
                 if missing[i].requests > 0 { recovered += 1 }
                 missing.remove(at: i)
             }
-            return
+            return !missing.isEmpty
         }
         let gap = unwrapped - top - 1
         if gap > Int64(Self.capacity) {
@@ -54,6 +55,7 @@ public struct MissingPackets: Sendable {
             for s in (top + 1)..<unwrapped { missing.append(Missing(sequence: s, since: now)) }
         }
         highest = unwrapped
+        return !missing.isEmpty
     }
 
     /// The sequence numbers to ask for now, oldest first; forgets those asked for too often or too old.
